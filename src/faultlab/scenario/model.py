@@ -1,0 +1,181 @@
+"""The Scenario object: what the TOML parser and the builder API both produce.
+
+Everything here is plain, immutable data, so a scenario can be hashed (to tag recorded schedules)
+and handed to the model, the explorer and the real-kernel probe alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+PAGE_SIZE = 4096
+
+FS_KINDS = ("dax", "tmpfs", "ext4")
+"""``dax``: a DAX filesystem on pmem; ``tmpfs``: shmem page cache (no write notification, no disk);
+``ext4``: page cache over a disk, with ``page_mkwrite``."""
+
+OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise")
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    """Where something was written: file path and 1-based line (0 when built in Python)."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an operation returned, as data.
+
+    kind is one of ``ok``, ``data`` (bytes loaded or read), ``signal`` (value ``SIGBUS`` or
+    ``SIGSEGV``) or ``errno`` (value such as ``EINVAL``)."""
+
+    kind: str
+    data: bytes = b""
+    name: str = ""
+
+    @staticmethod
+    def ok() -> Outcome:
+        return Outcome("ok")
+
+    @staticmethod
+    def of_data(data: bytes) -> Outcome:
+        return Outcome("data", data=data)
+
+    @staticmethod
+    def signal(name: str) -> Outcome:
+        return Outcome("signal", name=name)
+
+    @staticmethod
+    def errno(name: str) -> Outcome:
+        return Outcome("errno", name=name)
+
+    def __str__(self) -> str:
+        if self.kind == "data":
+            return format_bytes(self.data)
+        if self.kind == "ok":
+            return "ok"
+        return self.name
+
+
+def format_bytes(data: bytes) -> str:
+    """Render bytes in the scenario grammar: runs of one byte as ``X*N``, the rest quoted."""
+    if not data:
+        return '""'
+    parts: list[str] = []
+    i = 0
+    while i < len(data):
+        j = i
+        while j < len(data) and data[j] == data[i]:
+            j += 1
+        run = j - i
+        if run >= 4:
+            parts.append(f"{_byte_token(data[i])}*{run}")
+            i = j
+            continue
+        k = i
+        # gather a literal stretch until the next long run
+        while k < len(data):
+            m = k
+            while m < len(data) and data[m] == data[k]:
+                m += 1
+            if m - k >= 4:
+                break
+            k = m
+        parts.append('"' + "".join(_escape(b) for b in data[i:k]) + '"')
+        i = k
+    return " ".join(parts)
+
+
+def _byte_token(b: int) -> str:
+    if 0x21 <= b < 0x7F and chr(b) not in '"\\*':
+        return chr(b)
+    return f"\\x{b:02x}"
+
+
+def _escape(b: int) -> str:
+    if 0x20 <= b < 0x7F and chr(b) not in '"\\':
+        return chr(b)
+    return f"\\x{b:02x}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    name: str
+    size: int
+    fill: bytes | None  # repeated pattern; None = zeros
+    hole: bool = False  # True: no blocks allocated (DAX), not in the page cache (page cache)
+    loc: Loc = Loc("<builder>", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operation of a thread.
+
+    Fields used by kind:
+      mmap:     var, file, offset, length, shared, writable
+      munmap:   map
+      load:     map, offset, length
+      store:    map, offset, data
+      read:     file, offset, length
+      write:    file, offset, data
+      truncate: file, size
+      msync:    map
+      fsync:    file
+      madvise:  map, advice ("dontneed")
+    """
+
+    kind: str
+    text: str
+    loc: Loc
+    var: str = ""
+    map: str = ""
+    file: str = ""
+    offset: int = 0
+    length: int = 0
+    size: int = 0
+    data: bytes = b""
+    shared: bool = False
+    writable: bool = False
+    advice: str = ""
+    expect: Outcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSpec:
+    name: str
+    ops: tuple[Op, ...]
+    loc: Loc = Loc("<builder>", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    title: str
+    fs: str
+    files: tuple[FileSpec, ...]
+    threads: tuple[ThreadSpec, ...]
+    path: str = "<builder>"
+    memory_limit_pages: int | None = None  # memcg-like limit on allocated pages
+    pmem_size: int = 1 << 30
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def digest(self) -> str:
+        """A short stable hash of everything that affects execution (not the title or path)."""
+        h = hashlib.sha256()
+        h.update(self.fs.encode())
+        h.update(repr(self.memory_limit_pages).encode())
+        h.update(str(self.pmem_size).encode())
+        for f in self.files:
+            h.update(repr((f.name, f.size, f.fill, f.hole)).encode())
+        for t in self.threads:
+            h.update(t.name.encode())
+            for op in t.ops:
+                h.update(op.text.encode())
+                h.update(b"\0")
+        return h.hexdigest()[:16]

@@ -1,0 +1,254 @@
+"""Controlled threads: every model thread is a greenlet, and every scheduling point asks a chooser
+which thread moves next.
+
+A scheduling point is announced *before* the access it guards: the thread states what it is about
+to touch (``obj``), whether it reads or writes it, and optionally a readiness predicate (a lock that
+is held is not ready).  The chooser then picks one ready thread; only that thread performs its
+pending access and runs on to its next point.  So the executed steps form a sequence in which each
+step is (thread, object, access), which is all an explorer needs for partial-order reduction.
+
+With the default chooser (``SequentialChooser``) a point costs one call and a predicate check: no
+greenlet switch happens unless the running thread cannot go on.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from greenlet import greenlet
+
+
+class Access(enum.IntEnum):
+    READ = 0
+    WRITE = 1
+
+
+@dataclass(slots=True)
+class Step:
+    """One executed step: the access a thread announced and then performed."""
+
+    tid: int
+    obj: Hashable
+    access: Access
+    label: str
+    func: str = ""
+
+
+class Chooser(Protocol):
+    """Picks the thread that moves next among the ready ones (never empty, ordered by tid)."""
+
+    def choose(self, sched: Scheduler, ready: list[ModelThread]) -> ModelThread: ...
+
+
+class SchedulerError(Exception):
+    """The chooser asked for something impossible (for example a schedule naming a blocked thread)."""
+
+
+@dataclass(eq=False)
+class ModelThread:
+    tid: int
+    name: str
+    body: Callable[[], object]
+    glet: greenlet | None = None
+    finished: bool = False
+    # The announced, not yet performed, access.
+    pending_obj: Hashable = None
+    pending_access: Access = Access.READ
+    pending_label: str = "start"
+    ready_fn: Callable[[], bool] | None = None
+    # Set while sleeping on a wait queue; cleared by a wake-up.
+    sleeping_on: WaitQueue | None = None
+    error: BaseException | None = None
+    result: object = None
+    locals: dict[str, object] = field(default_factory=dict)
+
+    def ready(self) -> bool:
+        if self.finished or self.sleeping_on is not None:
+            return False
+        return self.ready_fn is None or self.ready_fn()
+
+
+class WaitQueue:
+    """A kernel wait queue: sleepers are woken one (exclusive) or all at a time, in FIFO order."""
+
+    __slots__ = ("name", "sleepers")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sleepers: list[tuple[ModelThread, bool]] = []
+
+    def __repr__(self) -> str:
+        return f"WaitQueue({self.name})"
+
+
+class Deadlock(Exception):
+    """No thread can move but some have not finished."""
+
+    def __init__(self, blocked: list[ModelThread]) -> None:
+        self.blocked = blocked
+        names = ", ".join(f"{t.name} ({t.pending_label})" for t in blocked)
+        super().__init__(f"all unfinished threads are blocked: {names}")
+
+
+class SequentialChooser:
+    """Run the current thread for as long as it can go on, then the lowest-numbered ready one.
+
+    ``order`` (thread ids) makes it run whole threads in that order instead."""
+
+    def __init__(self, order: list[int] | None = None) -> None:
+        self.order = order
+
+    def choose(self, sched: Scheduler, ready: list[ModelThread]) -> ModelThread:
+        cur = sched.current
+        if cur is not None and cur in ready:
+            return cur
+        if self.order is not None:
+            for tid in self.order:
+                for t in ready:
+                    if t.tid == tid:
+                        return t
+        return ready[0]
+
+
+class Scheduler:
+    """Runs a set of model threads to completion under a chooser, recording every step."""
+
+    def __init__(self, chooser: Chooser | None = None, record: bool = True) -> None:
+        self.chooser: Chooser = chooser or SequentialChooser()
+        self.threads: list[ModelThread] = []
+        self.current: ModelThread | None = None
+        self.steps: list[Step] = []
+        self.record = record
+        self.main: greenlet | None = None
+        self.func_of: Callable[[], str] | None = None
+        self.deadlock: Deadlock | None = None
+        self.step_limit = 200_000
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def spawn(self, name: str, body: Callable[[], object]) -> ModelThread:
+        t = ModelThread(tid=len(self.threads), name=name, body=body)
+        self.threads.append(t)
+        return t
+
+    # -- called from model code inside a thread ----------------------------------------------------
+    def point(
+        self,
+        obj: Hashable,
+        access: Access,
+        label: str = "",
+        ready: Callable[[], bool] | None = None,
+    ) -> None:
+        """Announce the next access of the running thread and let the chooser decide who moves."""
+        t = self.current
+        if t is None:  # outside any thread (scenario set-up): nothing to schedule
+            return
+        t.pending_obj = obj
+        t.pending_access = access
+        t.pending_label = label
+        t.ready_fn = ready
+        self._yield_to_chooser(t)
+
+    def sleep(self, wq: WaitQueue, exclusive: bool, label: str) -> None:
+        """prepare_to_wait(_exclusive) + schedule(): sleep until a wake-up on ``wq``."""
+        t = self.current
+        assert t is not None, "sleep outside a model thread"
+        if exclusive:
+            wq.sleepers.append((t, True))
+        else:  # non-exclusive waiters go to the head, as add_wait_queue() does
+            wq.sleepers.insert(0, (t, False))
+        t.sleeping_on = wq
+        t.pending_obj = wq
+        t.pending_access = Access.WRITE
+        t.pending_label = label
+        t.ready_fn = None
+        self._yield_to_chooser(t)
+
+    def wake_up(self, wq: WaitQueue, nr_exclusive: int) -> int:
+        """__wake_up(): wake every non-exclusive sleeper and ``nr_exclusive`` exclusive ones
+        (0 = all), in queue order; returns how many were woken."""
+        kept: list[tuple[ModelThread, bool]] = []
+        woken = 0
+        exclusive_left = nr_exclusive
+        for t, exclusive in wq.sleepers:
+            if exclusive and nr_exclusive and exclusive_left == 0:
+                kept.append((t, exclusive))
+                continue
+            t.sleeping_on = None
+            woken += 1
+            if exclusive:
+                exclusive_left -= 1
+        wq.sleepers = kept
+        return woken
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _ready(self) -> list[ModelThread]:
+        return [t for t in self.threads if t.ready()]
+
+    def _pick(self) -> ModelThread | None:
+        ready = self._ready()
+        if not ready:
+            return None
+        chosen = self.chooser.choose(self, ready)
+        if chosen not in ready:
+            raise SchedulerError(f"chooser picked thread {chosen.name}, which cannot move")
+        return chosen
+
+    def _yield_to_chooser(self, t: ModelThread) -> None:
+        chosen = self._pick()
+        if chosen is t:
+            self._commit(t)
+            return
+        assert self.main is not None
+        self.main.switch(chosen)
+        # Resumed by the main loop: it has committed our step.
+
+    def _commit(self, t: ModelThread) -> None:
+        if self.record:
+            func = self.func_of() if self.func_of is not None else ""
+            self.steps.append(Step(t.tid, t.pending_obj, t.pending_access, t.pending_label, func))
+        if len(self.steps) > self.step_limit:
+            raise SchedulerError(f"more than {self.step_limit} steps: the scenario does not terminate")
+        t.ready_fn = None
+
+    def _start(self, t: ModelThread) -> None:
+        def run() -> None:
+            try:
+                t.result = t.body()
+            except BaseException as e:  # noqa: BLE001 - reported to the caller of run()
+                t.error = e
+            t.finished = True
+
+        t.glet = greenlet(run, parent=self.main)
+        t.pending_obj = ("thread", t.tid)
+        t.pending_access = Access.WRITE
+        t.pending_label = "start"
+
+    def run(self) -> None:
+        """Run all threads until each has finished or all that remain are blocked."""
+        self.main = greenlet.getcurrent()
+        for t in self.threads:
+            self._start(t)
+        chosen = self._pick()
+        while chosen is not None:
+            self._commit(chosen)
+            self.current = chosen
+            assert chosen.glet is not None
+            nxt = chosen.glet.switch()
+            self.current = None
+            if chosen.error is not None:
+                err = chosen.error
+                self._kill_all()
+                raise err
+            chosen = nxt if isinstance(nxt, ModelThread) else self._pick()
+        blocked = [t for t in self.threads if not t.finished]
+        if blocked:
+            self.deadlock = Deadlock(blocked)
+            self._kill_all()
+
+    def _kill_all(self) -> None:
+        for t in self.threads:
+            if t.glet is not None and not t.glet.dead:
+                t.glet.throw(greenlet.GreenletExit)
