@@ -35,6 +35,10 @@ class Step:
     access: Access
     label: str
     func: str = ""
+    # A step may touch a second object (a user load/store reads the PTE and the page it maps in
+    # one atomic hardware access); dependence must consider both.
+    obj2: Hashable = None
+    access2: Access = Access.READ
 
 
 class Chooser(Protocol):
@@ -58,9 +62,12 @@ class ModelThread:
     pending_obj: Hashable = None
     pending_access: Access = Access.READ
     pending_label: str = "start"
+    pending_obj2: Hashable = None
+    pending_access2: Access = Access.READ
     ready_fn: Callable[[], bool] | None = None
     # Set while sleeping on a wait queue; cleared by a wake-up.
     sleeping_on: WaitQueue | None = None
+    queued_on: WaitQueue | None = None
     error: BaseException | None = None
     result: object = None
     locals: dict[str, object] = field(default_factory=dict)
@@ -140,6 +147,8 @@ class Scheduler:
         access: Access,
         label: str = "",
         ready: Callable[[], bool] | None = None,
+        obj2: Hashable = None,
+        access2: Access = Access.READ,
     ) -> None:
         """Announce the next access of the running thread and let the chooser decide who moves."""
         t = self.current
@@ -148,23 +157,44 @@ class Scheduler:
         t.pending_obj = obj
         t.pending_access = access
         t.pending_label = label
+        t.pending_obj2 = obj2
+        t.pending_access2 = access2
         t.ready_fn = ready
         self._yield_to_chooser(t)
 
-    def sleep(self, wq: WaitQueue, exclusive: bool, label: str) -> None:
-        """prepare_to_wait(_exclusive) + schedule(): sleep until a wake-up on ``wq``."""
+    def prepare_to_wait(self, wq: WaitQueue, exclusive: bool) -> None:
+        """prepare_to_wait(_exclusive)(): queue the running thread on ``wq``; a wake-up from now on
+        is not lost, even if it comes before schedule()."""
         t = self.current
-        assert t is not None, "sleep outside a model thread"
+        assert t is not None, "prepare_to_wait outside a model thread"
+        if any(w is t for w, _ in wq.sleepers):
+            return
         if exclusive:
             wq.sleepers.append((t, True))
         else:  # non-exclusive waiters go to the head, as add_wait_queue() does
             wq.sleepers.insert(0, (t, False))
-        t.sleeping_on = wq
-        t.pending_obj = wq
+        t.queued_on = wq
+
+    def schedule(self, label: str) -> None:
+        """schedule() after prepare_to_wait(): sleep until woken (at once if already woken)."""
+        t = self.current
+        assert t is not None, "schedule outside a model thread"
+        wq = t.queued_on
+        if wq is not None:
+            t.sleeping_on = wq
+        t.pending_obj = wq if wq is not None else ("thread", t.tid)
         t.pending_access = Access.WRITE
+        t.pending_obj2 = None
         t.pending_label = label
         t.ready_fn = None
         self._yield_to_chooser(t)
+
+    def finish_wait(self, wq: WaitQueue) -> None:
+        t = self.current
+        assert t is not None
+        wq.sleepers = [(w, e) for w, e in wq.sleepers if w is not t]
+        t.queued_on = None
+        t.sleeping_on = None
 
     def wake_up(self, wq: WaitQueue, nr_exclusive: int) -> int:
         """__wake_up(): wake every non-exclusive sleeper and ``nr_exclusive`` exclusive ones
@@ -177,6 +207,7 @@ class Scheduler:
                 kept.append((t, exclusive))
                 continue
             t.sleeping_on = None
+            t.queued_on = None
             woken += 1
             if exclusive:
                 exclusive_left -= 1
@@ -208,7 +239,8 @@ class Scheduler:
     def _commit(self, t: ModelThread) -> None:
         if self.record:
             func = self.func_of() if self.func_of is not None else ""
-            self.steps.append(Step(t.tid, t.pending_obj, t.pending_access, t.pending_label, func))
+            self.steps.append(Step(t.tid, t.pending_obj, t.pending_access, t.pending_label, func,
+                                   t.pending_obj2, t.pending_access2))
         if len(self.steps) > self.step_limit:
             raise SchedulerError(f"more than {self.step_limit} steps: the scenario does not terminate")
         t.ready_fn = None

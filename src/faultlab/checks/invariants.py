@@ -1,0 +1,284 @@
+"""The invariants, checked from the model's event stream (and, at the end, from its final state).
+
+Each violation has a stable id; ``INVARIANT_IDS`` lists them in the order a report headlines them
+when one schedule breaks several."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from faultlab.kernel.events import Event
+from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, size_in_pages
+from faultlab.kernel.fs import Inode
+from faultlab.kernel.locking import SpinLock
+from faultlab.kernel.mm import Pte, Vma
+from faultlab.kernel.page import Page
+
+if TYPE_CHECKING:
+    from faultlab.kernel.kernel import Kernel
+
+INVARIANT_IDS = (
+    "stale-pte-after-truncate",
+    "use-after-free",
+    "cow-leak",
+    "lost-write",
+    "stale-read",
+    "cow-accounting",
+    "lock-pairing",
+    "lock-order",
+    "sleep-in-atomic",
+    "refcount",
+    "deadlock",
+    "expected-outcome",
+    "model-error",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    id: str
+    message: str
+    step: int | None
+
+
+class InvariantChecker:
+    """Subscribes to one Kernel's events; collects violations (each id reported once per run)."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.violations: list[Violation] = []
+        self.truncating: dict[Inode, int] = {}
+        self.shadow: dict[Inode, dict[int, int]] = {}
+        self._seen: set[str] = set()
+        k.events.listeners.append(self.on_event)
+
+    # -- reporting ---------------------------------------------------------------------------------
+    def report(self, vid: str, message: str, step: int | None = None) -> None:
+        if vid in self._seen:
+            return
+        self._seen.add(vid)
+        if step is None:
+            step = max(len(self.k.sched.steps) - 1, 0)
+        self.violations.append(Violation(vid, message, step))
+
+    def on_event(self, ev: Event) -> None:
+        handler = getattr(self, f"on_{ev.kind}", None)
+        if handler is not None:
+            handler(ev.data)
+
+    # -- truncate and PTEs -------------------------------------------------------------------------
+    def on_truncate_begin(self, d: dict[str, Any]) -> None:
+        self.truncating[d["inode"]] = self.truncating.get(d["inode"], 0) + 1
+
+    def on_truncate_end(self, d: dict[str, Any]) -> None:
+        inode: Inode = d["inode"]
+        self.truncating[inode] -= 1
+        self.check_no_pte_past_eof(inode, "when truncate returned")
+
+    def check_no_pte_past_eof(self, inode: Inode, when: str) -> None:
+        eof_pages = size_in_pages(inode.i_size)
+        for vma in inode.mapping.i_mmap:
+            for addr, pte in sorted(vma.mm.ptes.items()):
+                if vma.start <= addr < vma.end and vma.linear_page_index(addr) >= eof_pages:
+                    self.report("stale-pte-after-truncate",
+                                f"{when}, {addr:#x} (page {vma.linear_page_index(addr)} of {inode.name}, "
+                                f"EOF at {inode.i_size}) still maps {pte.describe()}")
+                    return
+
+    def on_pte_set(self, d: dict[str, Any]) -> None:
+        vma: Vma = d["vma"]
+        pte: Pte = d["pte"]
+        addr: int = d["addr"]
+        inode = vma.file
+        pgoff = vma.linear_page_index(addr)
+        if not self.truncating.get(inode) and pgoff >= size_in_pages(inode.i_size):
+            self.report("stale-pte-after-truncate",
+                        f"{addr:#x} (page {pgoff} of {inode.name}) mapped to {pte.describe()} "
+                        f"after truncate to {inode.i_size} had finished")
+        if pte.page is not None and pte.page.freed:
+            self.report("use-after-free", f"PTE {addr:#x} set to freed {pte.page!r}")
+        if pte.block is not None and self.k.pmem.is_free(pte.block):
+            self.report("use-after-free", f"PTE {addr:#x} set to pmem block {pte.block}, which is free")
+        self.check_cow_accounting(vma, pte, addr)
+        self.check_stale_hole_mapping(vma, pte, pgoff)
+
+    def check_cow_accounting(self, vma: Vma, pte: Pte, addr: int) -> None:
+        page = pte.page
+        if page is None or page.zero:
+            return
+        if (page.cow or (not vma.shared and pte.write)) and not page.anon:
+            self.report("cow-accounting",
+                        f"private PTE {addr:#x} maps the COW copy {page!r} as a file page "
+                        "(no anon rmap, counted in MM_FILEPAGES)")
+        if vma.shared and page.anon:
+            self.report("cow-accounting", f"shared PTE {addr:#x} maps anonymous {page!r}")
+
+    def check_stale_hole_mapping(self, vma: Vma, pte: Pte, pgoff: int) -> None:
+        """A DAX hole page mapped where the file already has a block: a read sees zeros where
+        write(2) put data (the 4.12 fix 13e451fdc1af)."""
+        inode = vma.file
+        page = pte.page
+        if inode.fs != "dax" or page is None or page.anon or page.mapping is None:
+            return
+        from faultlab.kernel.dax_common import lookup_extent
+
+        if lookup_extent(inode, pgoff) is not None and self.written_since_hole(inode, pgoff):
+            self.report("stale-read",
+                        f"hole page {page!r} mapped at page {pgoff} of {inode.name}, which write(2) has filled")
+
+    def written_since_hole(self, inode: Inode, pgoff: int) -> bool:
+        shadow = self.shadow.get(inode, {})
+        lo = pgoff << PAGE_SHIFT
+        return any(lo <= off < lo + PAGE_SIZE for off in shadow)
+
+    def on_page_free(self, d: dict[str, Any]) -> None:
+        page: Page = d["page"]
+        for addr, pte in sorted(self.k.mm.ptes.items()):
+            if pte.page is page:
+                self.report("use-after-free", f"{page!r} freed while PTE {addr:#x} maps it")
+                return
+
+    def on_block_free(self, d: dict[str, Any]) -> None:
+        start, count = d["block"], d["count"]
+        for addr, pte in sorted(self.k.mm.ptes.items()):
+            if pte.block is not None and start <= pte.block < start + count:
+                self.report("use-after-free", f"pmem block {pte.block} freed while PTE {addr:#x} maps it")
+                return
+
+    def on_page_access(self, d: dict[str, Any]) -> None:
+        if d["page"].freed:
+            self.report("use-after-free", f"access to freed {d['page']!r}")
+
+    def on_block_access(self, d: dict[str, Any]) -> None:
+        if self.k.pmem.is_free(d["block"]):
+            self.report("use-after-free", f"access to free pmem block {d['block']}")
+
+    def on_refcount(self, d: dict[str, Any]) -> None:
+        self.report("refcount", f"{d['page']!r} refcount went to {d['count']}")
+
+    # -- stores and what they must (not) reach -----------------------------------------------------
+    def on_store_done(self, d: dict[str, Any]) -> None:
+        inode: Inode = d["inode"]
+        offset: int = d["offset"]
+        data: bytes = d["data"]
+        if d["kind"] == "private-map":
+            pte: Pte = d["pte"]
+            if pte.page is None or not pte.page.anon:
+                target = "pmem" if pte.page is None else repr(pte.page)
+                self.report("cow-leak", f"a store through private mapping {d['vma'].start:#x} reached {target} "
+                            f"of {inode.name} at offset {offset}")
+            return
+        shadow = self.shadow.setdefault(inode, {})
+        for i, b in enumerate(data):
+            if offset + i < inode.i_size:
+                shadow[offset + i] = b
+        if d["kind"] == "write":
+            self.check_mappings_current(inode, offset, len(data))
+
+    def check_mappings_current(self, inode: Inode, offset: int, length: int) -> None:
+        """After write(2), every non-COWed mapping of the range shows what the file holds."""
+        first, last = offset >> PAGE_SHIFT, (offset + length - 1) >> PAGE_SHIFT
+        for vma in inode.mapping.i_mmap:
+            for pgoff in range(first, last + 1):
+                addr = vma.address_of(pgoff)
+                if not vma.start <= addr < vma.end:
+                    continue
+                pte = vma.mm.ptes.get(addr)
+                if pte is None or (pte.page is not None and pte.page.anon):
+                    continue
+                if not self.is_current_backing(inode, pgoff, pte):
+                    self.report("stale-read", f"after write(2) to {inode.name} page {pgoff}, {addr:#x} still "
+                                f"maps {pte.describe()}")
+                    return
+
+    def is_current_backing(self, inode: Inode, pgoff: int, pte: Pte) -> bool:
+        if inode.fs == "dax":
+            from faultlab.kernel.dax_common import lookup_extent
+
+            ext = lookup_extent(inode, pgoff)
+            return pte.block is not None and ext is not None and ext.block == pte.block
+        entry = inode.mapping.page_tree.get(pgoff)
+        return isinstance(entry, Page) and pte.page is entry
+
+    def on_isize(self, d: dict[str, Any]) -> None:
+        inode: Inode = d["inode"]
+        new = d["new"]
+        shadow = self.shadow.get(inode)
+        if shadow and new < d["old"]:
+            for off in [o for o in shadow if o >= new]:
+                del shadow[off]
+
+    # -- locks ---------------------------------------------------------------------------------------
+    def on_lock_bad_release(self, d: dict[str, Any]) -> None:
+        self.report("lock-pairing", f"{d['why']}: {d['cls']} ({d['lock'].name}), mode {d['mode']}")
+
+    def on_lock_acquire(self, d: dict[str, Any]) -> None:
+        if d["lock"].sleeping and not d["trylock"]:
+            for held, _mode in d["held"]:
+                if isinstance(held, SpinLock):
+                    self.report("sleep-in-atomic",
+                                f"sleeping lock {d['cls']} taken while holding spinlock {held.cls} ({held.name})")
+                    return
+
+    # -- the end of a run ------------------------------------------------------------------------------
+    def finish(self) -> None:
+        k = self.k
+        for tid, held in sorted(k.held.items()):
+            if held:
+                names = ", ".join(f"{lk.cls} ({lk.name})" for lk, _ in held)
+                self.report("lock-pairing", f"thread {k.sched.threads[tid].name} finished holding {names}")
+        if k.sched.deadlock is None:
+            self.check_rss()
+            self.check_refcounts()
+        self.check_lost_writes()
+
+    def check_rss(self) -> None:
+        mm = self.k.mm
+        anon = sum(1 for p in mm.ptes.values() if p.page is not None and p.page.anon)
+        file = sum(1 for p in mm.ptes.values() if p.page is not None and not p.page.anon)
+        if (anon, file) != (mm.rss_anon, mm.rss_file):
+            self.report("cow-accounting", f"rss counters anon={mm.rss_anon} file={mm.rss_file}, but the page "
+                        f"table maps {anon} anonymous and {file} file pages")
+
+    def check_refcounts(self) -> None:
+        k = self.k
+        refs: dict[int, int] = {}
+        for pte in k.mm.ptes.values():
+            if pte.page is not None and not pte.page.zero:
+                refs[pte.page.pfn] = refs.get(pte.page.pfn, 0) + 1
+        for inode in k.inodes.values():
+            for entry in inode.mapping.page_tree.values():
+                if isinstance(entry, Page):
+                    refs[entry.pfn] = refs.get(entry.pfn, 0) + 1
+        for name in ("xip_sparse_page",):
+            page = k.design_state.get(name)
+            if isinstance(page, Page):
+                refs[page.pfn] = refs.get(page.pfn, 0) + 1
+        for pfn, page in sorted(k.alloc.live.items()):
+            want = refs.get(pfn, 0)
+            if page.count != want:
+                self.report("refcount", f"{page!r} has refcount {page.count} at the end, but {want} references "
+                            "exist (page table entries and page cache)")
+                return
+            if page.lock.owner is not None:
+                self.report("lock-pairing", f"{page!r} is still locked at the end")
+                return
+
+    def check_lost_writes(self) -> None:
+        from faultlab.kernel.syscalls import backing_bytes
+
+        k = self.k
+        for inode, shadow in sorted(self.shadow.items(), key=lambda kv: kv[0].name):
+            cache: dict[int, bytes] = {}
+            for off in sorted(shadow):
+                if off >= inode.i_size:
+                    continue
+                index = off >> PAGE_SHIFT
+                if index not in cache:
+                    cache[index] = backing_bytes(k, inode, index)
+                if cache[index][off & (PAGE_SIZE - 1)] != shadow[off]:
+                    self.report("lost-write", f"{inode.name} offset {off} holds "
+                                f"{cache[index][off & (PAGE_SIZE - 1)]:#04x}, but a completed store wrote "
+                                f"{shadow[off]:#04x} there")
+                    return

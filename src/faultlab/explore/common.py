@@ -1,0 +1,34 @@
+"""Small pieces shared by the strategies: the default choice, aborting a run, running a program."""
+
+from __future__ import annotations
+
+from faultlab.explore.program import Program, RunResult
+from faultlab.sched.core import Chooser, ModelThread
+
+
+class AbortRun(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a chooser to abandon the current run (e.g. a DPOR run that is sleep-set blocked).
+
+    A BaseException so that model code catching ``Exception`` does not swallow it."""
+
+
+def default_choice(prev: int, ready: list[ModelThread]) -> ModelThread:
+    """The deterministic default: the thread that made the previous step if it is still ready,
+    otherwise the ready thread with the lowest id.  Never a preemption."""
+    for t in ready:
+        if t.tid == prev:
+            return t
+    return ready[0]
+
+
+def run_once(program: Program, chooser: Chooser) -> RunResult | None:
+    """Run a fresh execution of ``program`` under ``chooser``; None if the chooser aborted it."""
+    try:
+        return program().run(chooser)
+    except AbortRun:
+        return None
+
+
+def lowest_bit(mask: int) -> int:
+    """Index of the lowest set bit of a non-zero mask."""
+    return (mask & -mask).bit_length() - 1

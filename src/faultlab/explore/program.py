@@ -1,0 +1,68 @@
+"""The contract between the explorer and whatever it explores.
+
+A *program* is a factory: every call returns a fresh, independent :class:`Execution`.  An execution
+builds its own :class:`~faultlab.sched.core.Scheduler` around the chooser it is given, spawns its
+threads, runs once and reports a :class:`RunResult`.  The explorer never looks inside a run except
+through the chooser (which sees every scheduling decision) and the result.
+
+What the explorer relies on (and what the model must guarantee):
+
+* **Determinism.**  The same sequence of choices gives the same run: same ready sets, same announced
+  accesses, same result.  The explorers check this on every replayed prefix and raise
+  :class:`NondeterminismError` when it does not hold.
+* **Honest accesses.**  Between two scheduling points a thread touches shared state only through the
+  object it announced at the first of them (reading it if it announced READ).  Partial-order
+  reduction treats steps on different objects, or two READs of one object, as commuting.
+* **Honest blocking.**  Whether a thread's pending step is ready may change only through a WRITE step
+  on the object that step announced: a lock release is a WRITE on the lock, a wake-up is a WRITE on
+  the wait queue the sleeper announced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Protocol
+
+from faultlab.sched.core import Chooser, Scheduler, Step
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A broken invariant (``id`` is stable, e.g. ``stale-pte-after-truncate`` or ``deadlock``)."""
+
+    id: str
+    message: str
+    step: int | None  # index into RunResult.steps where it was detected, if known
+
+
+@dataclass
+class RunResult:
+    """What one run of an execution produced."""
+
+    steps: list[Step]
+    violations: list[Violation]
+    final_state: Hashable  # canonical fingerprint of the end state (for cross-checks)
+    thread_names: list[str]
+
+
+class Execution(Protocol):
+    def run(self, chooser: Chooser) -> RunResult:
+        """Build a fresh Scheduler with this chooser and run it once."""
+        ...
+
+
+Program = Callable[[], Execution]
+"""A factory: every call gives a fresh, independent execution."""
+
+
+class NondeterminismError(RuntimeError):
+    """Replaying the same choices did not reproduce the same run: the program is not deterministic
+    (global RNG, wall clock, iteration over a set of objects hashed by id, state kept across runs)."""
+
+
+def deadlock_violation(sched: Scheduler) -> Violation | None:
+    """The ``deadlock`` violation for a finished ``sched.run()``, or None if every thread finished."""
+    if sched.deadlock is None:
+        return None
+    return Violation("deadlock", str(sched.deadlock), None)

@@ -1,0 +1,88 @@
+"""Result objects of an exploration.  Nothing here holds wall-clock time: the same inputs give the
+same, byte-identical summary."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from faultlab.explore.program import RunResult, Violation
+
+# Why a search stopped.
+EXHAUSTED = "exhausted"  # every schedule the strategy asked for has run (whole tree, or all samples)
+FIRST_VIOLATION = "violation"  # stopped at the first violation (stop_on_first)
+MAX_SCHEDULES = "max-schedules"
+MAX_STEPS = "max-steps"
+TIME_BUDGET = "time-budget"
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Progress so far (handed to the ``progress`` callback after every schedule)."""
+
+    strategy: str
+    schedules: int  # runs started, including sleep-set-blocked ones
+    sleep_blocked: int  # DPOR runs abandoned because every ready thread was in the sleep set
+    steps: int  # scheduling steps executed over all runs
+    violations: int  # violating runs seen
+    final_states: int  # distinct final states of complete runs
+
+
+@dataclass
+class FoundViolation:
+    """A violation and the (minimised) schedule that reproduces it."""
+
+    violation: Violation  # as reported by the replay of ``schedule``
+    schedule: list[int]  # thread ids to replay (then default continuation); minimised if asked
+    run: RunResult  # the replay of ``schedule``
+    preemptions: int  # preemptions up to the violation's detection in that replay
+    found_schedule: list[int]  # the schedule as the search first hit it
+    found_at: int  # 1-based index of the search's schedule that hit it
+    occurrences: int = 1  # violating runs with this id (when not stopping at the first)
+
+
+@dataclass
+class ExploreResult:
+    strategy: str
+    schedules: int
+    sleep_blocked: int
+    steps: int
+    complete: bool  # the whole (reduced) tree was explored and no bound pruned anything
+    stop_reason: str
+    bound: int | None
+    pruned_by_bound: bool
+    seed: int | None
+    violations: list[FoundViolation]
+    final_states: frozenset[Hashable]
+    longest_run: int  # steps in the longest run
+    prefix: list[int] = field(default_factory=list)
+    schedules_list: list[tuple[int, ...]] | None = None  # every schedule run, if asked for
+
+    @property
+    def final_state_count(self) -> int:
+        return len(self.final_states)
+
+    @property
+    def violation_ids(self) -> list[str]:
+        return [f.violation.id for f in self.violations]
+
+    def summary(self) -> str:
+        """A deterministic, human-readable summary (no timings)."""
+        lines = [
+            f"strategy {self.strategy}: {self.schedules} schedules ({self.sleep_blocked} sleep-set blocked), "
+            f"{self.steps} steps, {self.final_state_count} distinct final states",
+            f"stopped: {self.stop_reason}; complete: {'yes' if self.complete else 'no'}"
+            + (f"; preemption bound {self.bound}" if self.bound is not None else "")
+            + ("; the bound pruned schedules" if self.pruned_by_bound else "")
+            + (f"; seed {self.seed}" if self.seed is not None else ""),
+        ]
+        if self.prefix:
+            lines.append(f"prefix: {self.prefix}")
+        if not self.violations:
+            lines.append("no violations")
+        for f in self.violations:
+            lines.append(
+                f"violation {f.violation.id} (schedule #{f.found_at}, {f.occurrences} run(s)): "
+                f"{f.violation.message}; {f.preemptions} preemption(s), replay {f.schedule}"
+            )
+        return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""The one event stream the model emits; checks and reports consume it, the model never reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class Event:
+    kind: str  # see EVENT_KINDS
+    tid: int  # the model thread that caused it (-1: set-up)
+    step: int  # index of the scheduling step during which it happened
+    data: dict[str, Any]
+
+
+EVENT_KINDS = (
+    "lock_acquire",  # lock, cls, mode ("R"/"W"), held (classes held before, in order)
+    "lock_release",  # lock, cls, mode
+    "lock_bad_release",  # lock, cls, mode, why
+    "pte_set",  # mm, addr, target ("page"/"pfn"), page, block, file, pgoff, anon, write
+    "pte_clear",  # mm, addr, entry
+    "pte_wrprotect",  # mm, addr
+    "page_free",  # page
+    "page_access",  # page, write
+    "block_alloc",  # dev, block, inode, index
+    "block_free",  # dev, block
+    "block_zero",  # dev, block
+    "block_access",  # dev, block, write
+    "isize",  # inode, old, new
+    "syscall_enter",  # op, thread
+    "syscall_exit",  # op, outcome
+    "truncate_begin",  # inode, size
+    "truncate_end",  # inode, size
+    "store_done",  # kind ("shared-map"/"private-map"/"write"), inode, offset, data
+    "func",  # name: kernel function entered (for swim lanes)
+)
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    """Fans events out to listeners; with none attached, emitting costs one truthiness test."""
+
+    __slots__ = ("listeners", "step_of", "tid_of")
+
+    def __init__(self, step_of: Callable[[], int], tid_of: Callable[[], int]) -> None:
+        self.listeners: list[Listener] = []
+        self.step_of = step_of
+        self.tid_of = tid_of
+
+    def emit(self, kind: str, /, **data: Any) -> None:
+        if not self.listeners:
+            return
+        ev = Event(kind, self.tid_of(), self.step_of(), data)
+        for fn in self.listeners:
+            fn(ev)

@@ -1,0 +1,67 @@
+"""Turn a run's result into plain data (the JSON document and the source of the text report)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from faultlab.execution import ModelRunResult
+from faultlab.scenario.model import Outcome, Scenario, format_bytes
+
+FAULT_KINDS = ("read", "cow", "shared", "wp-copy", "wp-reuse", "retries")
+
+
+def outcome_json(o: Outcome) -> dict[str, str]:
+    if o.kind == "data":
+        return {"kind": "data", "value": format_bytes(o.data)}
+    return {"kind": o.kind, "value": str(o)}
+
+
+def counters_json(counters: Counter[str], lock_counts: Counter[str]) -> dict[str, Any]:
+    faults: dict[str, int] = {"total": counters["faults"], "major": counters["faults.major"]}
+    for kind in FAULT_KINDS:
+        faults[kind] = counters[f"fault.{kind}"]
+    return {
+        "faults": faults,
+        "fault_around_pages": counters["fault_around_pages"],
+        "bytes_copied": counters["bytes_copied"],
+        "pages_zeroed": counters["pages_zeroed"],
+        "blocks_allocated": counters["blocks_allocated"],
+        "blocks_freed": counters["blocks_freed"],
+        "locks": {cls: lock_counts[cls] for cls in sorted(lock_counts)},
+    }
+
+
+def run_json(scenario: Scenario, design: str, result: ModelRunResult) -> dict[str, Any]:
+    expected = {(t.name, i): op.expect for t in scenario.threads for i, op in enumerate(t.ops)}
+    seen: dict[str, int] = {}
+    ops = []
+    for r in result.record.ops:
+        i = seen.get(r.thread, 0)
+        seen[r.thread] = i + 1
+        entry: dict[str, Any] = {
+            "thread": r.thread,
+            "op": r.op,
+            "line": r.line,
+            "outcome": outcome_json(r.outcome),
+            "minflt": r.minflt,
+            "majflt": r.majflt,
+        }
+        exp = expected.get((r.thread, i))
+        if exp is not None:
+            entry["expected"] = outcome_json(exp)
+            entry["matches"] = exp == r.outcome
+        ops.append(entry)
+    return {
+        "scenario": scenario.path,
+        "title": scenario.title,
+        "design": design,
+        "ops": ops,
+        "counters": counters_json(result.counters, result.lock_counts),
+        "files": {
+            name: {"size": f.size, "contents": format_bytes(f.contents)}
+            for name, f in sorted(result.record.files.items())
+        },
+        "violations": [{"id": v.id, "message": v.message, "step": v.step} for v in result.violations],
+        "steps": len(result.steps),
+    }

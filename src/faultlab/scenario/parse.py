@@ -1,0 +1,718 @@
+"""Scenario files: TOML in, :class:`~faultlab.scenario.model.Scenario` out.
+
+The grammar is documented in ``docs/scenarios.md``. The pieces, bottom up:
+
+* :func:`parse_size` and :func:`parse_bytes`: the value syntax (``2p``, ``1p+100``, ``"ab"*2 \\0*4``);
+* :func:`parse_op`: one op line such as ``m = mmap data 0 2p private rw`` or ``load m 0 -> SIGBUS``;
+  the builder API goes through it too;
+* :func:`compile_document`: checks a TOML-shaped document (a dict) and builds the Scenario;
+* :func:`parse_scenario` / :func:`load_scenario`: TOML text or file in, with every error located at
+  the ``path:line`` of the offending key, table or op (tomllib gives no line numbers for values, so
+  :class:`_Locator` finds them in the source text).
+
+Every bad input raises :class:`~faultlab.errors.ScenarioError`; nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import tomllib
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from faultlab.errors import ScenarioError
+from faultlab.scenario.model import (
+    FS_KINDS,
+    OP_KINDS,
+    PAGE_SIZE,
+    FileSpec,
+    Loc,
+    Op,
+    Outcome,
+    Scenario,
+    ThreadSpec,
+)
+
+KeyPath = tuple[str | int, ...]
+"""Where a value sits in the document: ``("threads", "faulter", "ops", 1)``."""
+
+TOP_KEYS = ("title", "fs", "memory_limit", "pmem_size", "files", "threads")
+FILE_KEYS = ("size", "fill")
+THREAD_KEYS = ("ops",)
+DEFAULT_PMEM_SIZE = 1 << 30
+
+# --------------------------------------------------------------------------------------------------
+# error location
+
+
+@contextmanager
+def _at(where: str) -> Iterator[None]:
+    """Give a location to ScenarioErrors raised inside that do not have one yet."""
+    try:
+        yield
+    except ScenarioError as e:
+        if e.where:
+            raise
+        raise ScenarioError(e.message, where=where) from None
+
+
+def _fail(message: str) -> ScenarioError:
+    return ScenarioError(message)
+
+
+# --------------------------------------------------------------------------------------------------
+# sizes
+
+_SIZE_UNITS = {"": 1, "p": PAGE_SIZE, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_SIZE_TERM = re.compile(r"(\d+)([pkmg]?)", re.IGNORECASE)
+SIZE_HELP = "expected bytes or a number with suffix p, k, m or g"
+
+
+def parse_size(value: object) -> int:
+    """A size or offset: a non-negative integer, or a string such as ``4096``, ``2p``, ``64k``,
+    ``1p+100`` (terms with optional suffix p=4096, k, m, g, joined by ``+``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise _fail(f"bad size {value}: {SIZE_HELP}")
+        return value
+    if not isinstance(value, str):
+        raise _fail(f"bad size {value!r}: {SIZE_HELP}")
+    total = 0
+    for term in value.split("+"):
+        m = _SIZE_TERM.fullmatch(term)
+        if m is None:
+            raise _fail(f"bad size '{value}': {SIZE_HELP}")
+        total += int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    return total
+
+
+# --------------------------------------------------------------------------------------------------
+# op-line tokens and byte strings
+
+_SIMPLE_ESCAPES = {"n": 0x0A, "t": 0x09, "0": 0x00, "\\": 0x5C, '"': 0x22}
+ESCAPE_HELP = 'expected \\n, \\t, \\0, \\\\, \\" or \\xHH'
+
+
+def tokenize(text: str) -> list[str]:
+    """Split an op line on whitespace; a double-quoted stretch (with escapes) stays in one token,
+    quotes included."""
+    tokens: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        start = i
+        while i < n and not text[i].isspace():
+            i = _skip_quoted(text, i) if text[i] == '"' else i + (2 if text[i] == "\\" else 1)
+        tokens.append(text[start : min(i, n)])
+    return tokens
+
+
+def _skip_quoted(text: str, i: int) -> int:
+    """Index just past the double-quoted string starting at ``text[i]``."""
+    j = i + 1
+    while j < len(text):
+        if text[j] == "\\":
+            j += 2
+        elif text[j] == '"':
+            return j + 1
+        else:
+            j += 1
+    raise _fail(f"unterminated string '{text[i:]}': expected a closing double quote")
+
+
+def parse_bytes(tokens: Sequence[str] | str) -> bytes:
+    """BYTES: tokens concatenated. Each is ``XYZ`` or ``"quoted text"`` (escapes ``\\n \\t \\0 \\\\ \\"
+    \\xHH`` in both), optionally followed by ``*N`` (N a size) to repeat it."""
+    if isinstance(tokens, str):
+        tokens = tokenize(tokens)
+    return b"".join(_bytes_token(tok) for tok in tokens)
+
+
+def _bytes_token(tok: str) -> bytes:
+    atom, rest = _bytes_atom(tok)
+    if not rest:
+        return atom
+    if not atom and not tok.startswith('"'):
+        raise _fail(f"bad bytes '{tok}': nothing to repeat before '*' (write \\x2a for a literal star)")
+    count = rest[1:]
+    try:
+        return atom * parse_size(count)
+    except ScenarioError:
+        raise _fail(f"bad repeat count '{count}' in '{tok}': expected a count such as 4, 1p or 2k") from None
+
+
+def _bytes_atom(tok: str) -> tuple[bytes, str]:
+    """The bytes of the quoted or bare start of ``tok``, and what follows it (``""`` or ``*N``)."""
+    out = bytearray()
+    quoted = tok.startswith('"')
+    i = 1 if quoted else 0
+    while i < len(tok):
+        c = tok[i]
+        if quoted and c == '"':
+            rest = tok[i + 1 :]
+            if rest and not rest.startswith("*"):
+                raise _fail(f"bad bytes '{tok}': expected '*N' or a space after the closing quote")
+            return bytes(out), rest
+        if not quoted and c == "*":
+            return bytes(out), tok[i:]
+        if not quoted and c == '"':
+            raise _fail(f"bad bytes '{tok}': a quote may only start a token (write \\\" for a literal quote)")
+        if c == "\\":
+            byte, i = _escape_at(tok, i)
+            out.append(byte)
+            continue
+        if ord(c) > 0x7F:
+            raise _fail(f"non-ASCII character '{c}' in bytes '{tok}': write it as \\xHH")
+        out.append(ord(c))
+        i += 1
+    if quoted:
+        raise _fail(f"unterminated string '{tok}': expected a closing double quote")
+    return bytes(out), ""
+
+
+def _escape_at(tok: str, i: int) -> tuple[int, int]:
+    """Decode the escape at ``tok[i]`` (a backslash): the byte and the index after the escape."""
+    c = tok[i + 1 : i + 2]
+    if c in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[c], i + 2
+    if c == "x":
+        hh = tok[i + 2 : i + 4]
+        if re.fullmatch(r"[0-9a-fA-F]{2}", hh):
+            return int(hh, 16), i + 4
+        raise _fail(f"bad escape '\\x{hh}' in '{tok}': \\x needs two hex digits")
+    raise _fail(f"bad escape '\\{c}' in '{tok}': {ESCAPE_HELP}")
+
+
+# --------------------------------------------------------------------------------------------------
+# op lines
+
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "mmap": ("FILE", "OFFSET", "LENGTH", "private|shared", "r|rw"),
+    "munmap": ("MAP",),
+    "load": ("MAP", "OFFSET", "[LEN]"),
+    "store": ("MAP", "OFFSET", "BYTES"),
+    "read": ("FILE", "OFFSET", "LEN"),
+    "write": ("FILE", "OFFSET", "BYTES"),
+    "truncate": ("FILE", "SIZE"),
+    "msync": ("MAP",),
+    "fsync": ("FILE",),
+    "madvise": ("MAP", "dontneed"),
+}
+"""The arguments of each op, in order. ``[X]`` is optional; BYTES takes the rest of the line."""
+assert tuple(SIGNATURES) == OP_KINDS
+
+SIGNALS = ("SIGBUS", "SIGSEGV")
+DATA_OPS = ("load", "read")  # return bytes
+MEMORY_OPS = ("load", "store")  # touch the mapping: may take a signal, never return an errno
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+NAME_HELP = "expected letters, digits, _ and -, starting with a letter or _"
+_ASSIGN = re.compile(r"\s*([^\s=\"]+)\s*=\s*")
+_ERRNO = re.compile(r"E[A-Z0-9]+")
+_SIGNAL = re.compile(r"SIG[A-Z0-9]+")
+EXPECT_HELP = "expected SIGBUS, SIGSEGV, ok, an errno name such as EINVAL, or bytes"
+
+
+def check_name(kind: str, name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise _fail(f"bad {kind} name '{name}': {NAME_HELP}")
+    return name
+
+
+def parse_op(text: str, *, thread: str, files: Sequence[str], maps: Collection[str], loc: Loc) -> Op:
+    """Parse one op line of ``thread``. ``files`` are the declared files; ``maps`` the variables
+    assigned by earlier mmaps of the thread. Raises ScenarioError without a location."""
+    var = ""
+    assign = _ASSIGN.match(text)
+    if assign:
+        var = check_name("variable", assign.group(1))
+        text = text[assign.end() :]
+    tokens = tokenize(text)
+    arrow = [i for i, tok in enumerate(tokens) if tok == "->"]
+    if len(arrow) > 1:
+        raise _fail("more than one '->': expected at most one expectation per op")
+    head = tokens[: arrow[0]] if arrow else tokens
+    kind = _op_kind(head, var)
+    fields = _op_fields(kind, head[1:], thread, files, maps)
+    expect = _parse_expect(kind, tokens[arrow[0] + 1 :], fields.get("length", 0)) if arrow else None
+    op_text = (f"{var} = " if var else "") + " ".join(head)
+    return Op(kind=kind, text=op_text, loc=loc, var=var, expect=expect, **fields)
+
+
+def _op_kind(head: Sequence[str], var: str) -> str:
+    if not head:
+        raise _fail(f"empty op: expected one of {', '.join(OP_KINDS)}")
+    kind = head[0]
+    if kind not in OP_KINDS:
+        raise _fail(f"unknown op '{kind}': expected one of {', '.join(OP_KINDS)}")
+    if kind == "mmap" and not var:
+        raise _fail(f"mmap needs a variable: write 'VAR = mmap {' '.join(SIGNATURES['mmap'])}'")
+    if kind != "mmap" and var:
+        raise _fail(f"only mmap assigns a variable, got '{var} = {kind} ...'")
+    return kind
+
+
+def _arity_error(kind: str, got: int) -> ScenarioError:
+    sig = SIGNATURES[kind]
+    required = sum(1 for p in sig if not p.startswith("["))
+    count = f"{required} or {len(sig)}" if required != len(sig) else str(required)
+    plural = "" if count == "1" else "s"
+    return _fail(f"{kind} takes {' '.join(sig)} ({count} argument{plural}), got {got}")
+
+
+def _op_fields(
+    kind: str, args: Sequence[str], thread: str, files: Sequence[str], maps: Collection[str]
+) -> dict[str, Any]:
+    """Check ``args`` against the signature of ``kind``; return the Op fields they set."""
+    sig = SIGNATURES[kind]
+    required = sum(1 for p in sig if not p.startswith("["))
+    takes_rest = sig[-1] == "BYTES"
+    if len(args) < required or (len(args) > len(sig) and not takes_rest):
+        raise _arity_error(kind, len(args))
+    fields: dict[str, Any] = {"length": 1} if kind == "load" else {}
+    for i, param in enumerate(sig):
+        if i >= len(args):
+            break
+        value: str | Sequence[str] = args[i:] if param == "BYTES" else args[i]
+        name, parsed = _op_arg(param, value, thread, files, maps)
+        fields[name] = parsed
+    return fields
+
+
+def _op_arg(
+    param: str, value: str | Sequence[str], thread: str, files: Sequence[str], maps: Collection[str]
+) -> tuple[str, object]:
+    """(Op field name, parsed value) for one argument."""
+    if param == "BYTES":
+        return "data", parse_bytes(value)
+    assert isinstance(value, str)
+    if param == "FILE":
+        return "file", _known_file(value, files)
+    if param == "MAP":
+        if value not in maps:
+            raise _fail(f"unknown map '{value}': no earlier '{value} = mmap ...' in thread '{thread}'")
+        return "map", value
+    if param in ("OFFSET", "SIZE"):
+        return param.lower(), parse_size(value)
+    if param in ("LENGTH", "LEN", "[LEN]"):
+        return "length", parse_size(value)
+    choices = param.split("|")
+    if value not in choices:
+        what = {"private|shared": "sharing", "r|rw": "protection", "dontneed": "advice"}[param]
+        raise _fail(f"bad {what} '{value}': expected {' or '.join(choices)}")
+    if param == "private|shared":
+        return "shared", value == "shared"
+    if param == "r|rw":
+        return "writable", value == "rw"
+    return "advice", value
+
+
+def _known_file(name: str, files: Sequence[str]) -> str:
+    if name in files:
+        return name
+    declared = f"files are {', '.join(files)}" if files else "no files are declared"
+    raise _fail(f"unknown file '{name}': {declared}")
+
+
+def _parse_expect(kind: str, tokens: Sequence[str], length: int) -> Outcome:
+    """The outcome after ``->``, checked against what ``kind`` can produce."""
+    if not tokens:
+        raise _fail(f"nothing after '->': {EXPECT_HELP}")
+    word = tokens[0] if len(tokens) == 1 else ""
+    if word in SIGNALS:
+        if kind not in MEMORY_OPS:
+            raise _fail(f"{kind} cannot raise {word}: only load and store touch the mapping")
+        return Outcome.signal(word)
+    if _SIGNAL.fullmatch(word):
+        raise _fail(f"unknown signal '{word}': expected SIGBUS or SIGSEGV (quote it to mean bytes)")
+    if word == "ok":
+        if kind in DATA_OPS:
+            raise _fail(f"{kind} returns data: expected the bytes after '->', not ok")
+        return Outcome.ok()
+    if _ERRNO.fullmatch(word):
+        if kind in MEMORY_OPS:
+            hint = " (quote it to mean bytes)" if kind == "load" else ""
+            raise _fail(
+                f"{kind} cannot return an errno ({word}): it succeeds or raises SIGBUS or SIGSEGV" + hint
+            )
+        return Outcome.errno(word)
+    return Outcome.of_data(_expected_data(kind, tokens, length))
+
+
+def _expected_data(kind: str, tokens: Sequence[str], length: int) -> bytes:
+    if kind not in DATA_OPS:
+        raise _fail(
+            f"bad expectation '{' '.join(tokens)}' for {kind}: expected SIGBUS, SIGSEGV, ok or an errno "
+            "name (bytes only after load or read)"
+        )
+    data = parse_bytes(tokens)
+    if kind == "load" and len(data) != length:
+        raise _fail(f"load of {length} bytes expects {length} bytes after '->', got {len(data)}")
+    if kind == "read" and len(data) > length:
+        raise _fail(f"read of {length} bytes returns at most {length} bytes, got {len(data)} after '->'")
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# documents (the TOML table, or the builder's equivalent) to Scenario
+
+
+class Where(Protocol):
+    """Locates a key path of the document for error messages and Loc fields."""
+
+    def where(self, path: KeyPath) -> str: ...
+
+    def loc(self, path: KeyPath) -> Loc: ...
+
+
+_TYPE_NAMES = {str: "string", int: "integer", float: "float", bool: "boolean", list: "array", dict: "table"}
+
+
+def _type_name(value: object) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _check_keys(table: Mapping[str, object], allowed: Sequence[str], path: KeyPath, src: Where) -> None:
+    for key in table:
+        if key not in allowed:
+            inside = f" in [{'.'.join(map(str, path))}]" if path else ""
+            expected = f"one of {', '.join(allowed)}" if len(allowed) > 2 else " or ".join(allowed)
+            raise ScenarioError(f"unknown key '{key}'{inside}: expected {expected}", src.where(path + (key,)))
+
+
+def _table(value: object, what: str, path: KeyPath, src: Where) -> Mapping[str, object]:
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{what} must be a table, got {_type_name(value)}", src.where(path))
+    return value
+
+
+def compile_document(doc: Mapping[str, object], src: Where, path: str) -> Scenario:
+    """Check a TOML-shaped document and build the Scenario (``path`` becomes Scenario.path)."""
+    _check_keys(doc, TOP_KEYS, (), src)
+    title = doc.get("title")
+    if title is None:
+        raise ScenarioError("missing key 'title': expected a title string at the top", src.where(()))
+    if not isinstance(title, str):
+        raise ScenarioError(f"title must be a string, got {_type_name(title)}", src.where(("title",)))
+    fs = _fs(doc, src)
+    files = _files(doc.get("files", {}), src)
+    threads = _threads(doc.get("threads"), [f.name for f in files], src)
+    limit = doc.get("memory_limit")
+    with _at(src.where(("memory_limit",))):
+        memory_limit_pages = None if limit is None else parse_size(limit) // PAGE_SIZE
+    with _at(src.where(("pmem_size",))):
+        pmem_size = parse_size(doc.get("pmem_size", DEFAULT_PMEM_SIZE))
+    return Scenario(
+        title=title,
+        fs=fs,
+        files=files,
+        threads=threads,
+        path=path,
+        memory_limit_pages=memory_limit_pages,
+        pmem_size=pmem_size,
+    )
+
+
+def _fs(doc: Mapping[str, object], src: Where) -> str:
+    fs = doc.get("fs")
+    kinds = ", ".join(FS_KINDS)
+    if fs is None:
+        raise ScenarioError(f"missing key 'fs': expected one of {kinds}", src.where(()))
+    if not isinstance(fs, str) or fs not in FS_KINDS:
+        shown = f"'{fs}'" if isinstance(fs, str) else repr(fs)
+        raise ScenarioError(f"unknown fs {shown}: expected one of {kinds}", src.where(("fs",)))
+    return fs
+
+
+def _files(value: object, src: Where) -> tuple[FileSpec, ...]:
+    files = _table(value, "files", ("files",), src)
+    return tuple(_file(name, spec, src) for name, spec in files.items())
+
+
+def _file(name: str, value: object, src: Where) -> FileSpec:
+    path: KeyPath = ("files", name)
+    with _at(src.where(path)):
+        check_name("file", name)
+    spec = _table(value, f"[files.{name}]", path, src)
+    _check_keys(spec, FILE_KEYS, path, src)
+    if "size" not in spec:
+        raise ScenarioError(
+            f"missing key 'size' in [files.{name}]: expected a size such as 2p", src.where(path)
+        )
+    with _at(src.where(path + ("size",))):
+        size = parse_size(spec["size"])
+    with _at(src.where(path + ("fill",))):
+        fill, hole = parse_fill(spec.get("fill"))
+    return FileSpec(name=name, size=size, fill=fill, hole=hole, loc=src.loc(path))
+
+
+def parse_fill(value: object) -> tuple[bytes | None, bool]:
+    """``(fill, hole)`` for a file's ``fill`` value: None (zeros), ``"hole"``, a string whose
+    characters are taken as latin-1 bytes, or (from Python) bytes."""
+    if value is None:
+        return None, False
+    if value == "hole":
+        return None, True
+    if isinstance(value, str):
+        if any(ord(c) > 0xFF for c in value):
+            raise _fail("bad fill: characters beyond \\u00ff do not fit in a byte")
+        value = value.encode("latin-1")
+    if not isinstance(value, bytes | bytearray):
+        raise _fail(f"fill must be a string, got {_type_name(value)}")
+    if not value:
+        raise _fail('empty fill: omit fill for zeros, or use "hole" for an unallocated file')
+    return bytes(value), False
+
+
+def _threads(value: object, files: Sequence[str], src: Where) -> tuple[ThreadSpec, ...]:
+    if value is None:
+        raise ScenarioError("no threads: expected at least one [threads.NAME] table", src.where(()))
+    threads = _table(value, "threads", ("threads",), src)
+    if not threads:
+        raise ScenarioError("no threads: expected at least one [threads.NAME] table", src.where(("threads",)))
+    return tuple(_thread(name, spec, files, src) for name, spec in threads.items())
+
+
+def _thread(name: str, value: object, files: Sequence[str], src: Where) -> ThreadSpec:
+    path: KeyPath = ("threads", name)
+    with _at(src.where(path)):
+        check_name("thread", name)
+    spec = _table(value, f"[threads.{name}]", path, src)
+    _check_keys(spec, THREAD_KEYS, path, src)
+    lines = spec.get("ops")
+    if lines is None:
+        message = f"missing key 'ops' in [threads.{name}]: expected an array of op strings"
+        raise ScenarioError(message, src.where(path))
+    if not isinstance(lines, list):
+        message = f"ops must be an array of strings, got {_type_name(lines)}"
+        raise ScenarioError(message, src.where(path + ("ops",)))
+    ops: list[Op] = []
+    maps: set[str] = set()
+    for i, line in enumerate(lines):
+        op_path = path + ("ops", i)
+        if not isinstance(line, str):
+            raise ScenarioError(f"an op must be a string, got {_type_name(line)}", src.where(op_path))
+        with _at(src.where(op_path)):
+            op = parse_op(line, thread=name, files=files, maps=maps, loc=src.loc(op_path))
+        if op.var:
+            maps.add(op.var)
+        ops.append(op)
+    return ThreadSpec(name=name, ops=tuple(ops), loc=src.loc(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# TOML
+
+
+def parse_scenario(text: str, path: str) -> Scenario:
+    """Parse scenario TOML ``text``; ``path`` is used in error locations and as Scenario.path."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise _toml_error(str(e), text, path) from None
+    return compile_document(doc, _TomlWhere(path, _Locator(text).run()), path)
+
+
+def load_scenario(path: str) -> Scenario:
+    """Read and parse the scenario file at ``path``."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ScenarioError(f"cannot read the scenario file: {e.strerror}", where=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ScenarioError("not UTF-8 text: expected a UTF-8 TOML file", where=f"{path}:{line}") from None
+    return parse_scenario(text, path)
+
+
+_TOML_COORD = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
+
+
+def _toml_error(message: str, text: str, path: str) -> ScenarioError:
+    m = _TOML_COORD.search(message)
+    line = max(1, len(text.splitlines()))
+    if m is None:
+        return ScenarioError(f"TOML syntax error: {message}", where=f"{path}:{line}")
+    what = message[: m.start()]
+    what = what[:1].lower() + what[1:]
+    if m.group(1) is None:
+        return ScenarioError(f"TOML syntax error: {what} at the end of the file", where=f"{path}:{line}")
+    return ScenarioError(f"TOML syntax error: {what} (column {m.group(2)})", where=f"{path}:{m.group(1)}")
+
+
+class _TomlWhere:
+    def __init__(self, path: str, lines: Mapping[KeyPath, int]) -> None:
+        self.path = path
+        self.lines = lines
+
+    def line(self, key: KeyPath) -> int:
+        """The line of ``key``, or of its nearest located ancestor; 1 for the document itself."""
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key[:-1]
+        return 1
+
+    def where(self, path: KeyPath) -> str:
+        return f"{self.path}:{self.line(path)}"
+
+    def loc(self, path: KeyPath) -> Loc:
+        return Loc(self.path, self.line(path))
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class _Locator:
+    """Finds the line where each key, table and array element of a TOML document first appears.
+
+    Only run on text tomllib accepted, so it skips over values rather than checking them. Keys of
+    ``[[array]]`` tables get the element index, as in the parsed document."""
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.pos = 0
+        self.newlines = [i for i, c in enumerate(src) if c == "\n"]
+        self.lines: dict[KeyPath, int] = {}
+        self.array_tables: dict[KeyPath, int] = {}
+
+    def run(self) -> dict[KeyPath, int]:
+        try:
+            self._document()
+        except (IndexError, ValueError, tomllib.TOMLDecodeError):  # pragma: no cover - tomllib accepted it
+            pass
+        return self.lines
+
+    def _line(self) -> int:
+        return bisect.bisect_left(self.newlines, self.pos) + 1
+
+    def _mark(self, path: KeyPath, line: int) -> None:
+        for i in range(1, len(path) + 1):
+            self.lines.setdefault(path[:i], line)
+
+    def _document(self) -> None:
+        table: KeyPath = ()
+        while True:
+            self._skip(newlines=True)
+            if self.pos >= len(self.src):
+                return
+            line = self._line()
+            if self.src.startswith("[[", self.pos):
+                self.pos += 2
+                key = self._key()
+                index = self.array_tables.get(key, 0)
+                self.array_tables[key] = index + 1
+                table = key + (index,)
+                self.pos += 2
+            elif self.src[self.pos] == "[":
+                self.pos += 1
+                table = self._key()
+                self.pos += 1
+            else:
+                self._keyval(table)
+                continue
+            self._mark(table, line)
+
+    def _skip(self, newlines: bool) -> None:
+        blank = " \t\r\n" if newlines else " \t"
+        while self.pos < len(self.src):
+            c = self.src[self.pos]
+            if c == "#":
+                end = self.src.find("\n", self.pos)
+                self.pos = len(self.src) if end < 0 else end
+            elif c in blank:
+                self.pos += 1
+            else:
+                return
+
+    def _key(self) -> KeyPath:
+        parts: list[str] = []
+        while True:
+            self._skip(newlines=False)
+            c = self.src[self.pos]
+            if c in "\"'":
+                start = self.pos
+                self._string()
+                parts.append(tomllib.loads("k = " + self.src[start : self.pos])["k"])
+            else:
+                m = _BARE_KEY.match(self.src, self.pos)
+                if m is None:
+                    raise ValueError("not a key")
+                parts.append(m.group())
+                self.pos = m.end()
+            self._skip(newlines=False)
+            if self.src[self.pos] != ".":
+                return tuple(parts)
+            self.pos += 1
+
+    def _keyval(self, table: KeyPath) -> None:
+        line = self._line()
+        path = table + self._key()
+        self.pos += 1  # "="
+        self._skip(newlines=False)
+        self._mark(path, line)
+        self._value(path)
+
+    def _value(self, path: KeyPath) -> None:
+        self._mark(path, self._line())
+        c = self.src[self.pos]
+        if c in "\"'":
+            self._string()
+        elif c == "[":
+            self._array(path)
+        elif c == "{":
+            self._inline_table(path)
+        else:
+            while self.pos < len(self.src) and self.src[self.pos] not in ",]}#\r\n":
+                self.pos += 1
+
+    def _array(self, path: KeyPath) -> None:
+        self.pos += 1
+        index = 0
+        while True:
+            self._skip(newlines=True)
+            if self.src[self.pos] == "]":
+                self.pos += 1
+                return
+            self._value(path + (index,))
+            index += 1
+            self._skip(newlines=True)
+            if self.src[self.pos] == ",":
+                self.pos += 1
+
+    def _inline_table(self, path: KeyPath) -> None:
+        self.pos += 1
+        while True:
+            self._skip(newlines=True)
+            if self.src[self.pos] == "}":
+                self.pos += 1
+                return
+            self._keyval(path)
+            self._skip(newlines=True)
+            if self.src[self.pos] == ",":
+                self.pos += 1
+
+    def _string(self) -> None:
+        quote = self.src[self.pos]
+        if self.src.startswith(quote * 3, self.pos):
+            self._multiline_string(quote)
+            return
+        self.pos += 1
+        while self.src[self.pos] != quote:
+            self.pos += 2 if quote == '"' and self.src[self.pos] == "\\" else 1
+        self.pos += 1
+
+    def _multiline_string(self, quote: str) -> None:
+        self.pos += 3
+        while not self.src.startswith(quote * 3, self.pos):
+            self.pos += 2 if quote == '"' and self.src[self.pos] == "\\" else 1
+        self.pos += 3
+        for _ in range(2):  # up to two quotes right before the delimiter belong to the content
+            if self.src[self.pos : self.pos + 1] == quote:
+                self.pos += 1
