@@ -225,7 +225,7 @@ class InvariantChecker:
     def finish(self) -> None:
         k = self.k
         for tid, held in sorted(k.held.items()):
-            if held:
+            if held and tid >= 0 and k.sched.threads[tid].finished:
                 names = ", ".join(f"{lk.cls} ({lk.name})" for lk, _ in held)
                 self.report("lock-pairing", f"thread {k.sched.threads[tid].name} finished holding {names}")
         if k.sched.deadlock is None:

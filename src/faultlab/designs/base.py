@@ -68,10 +68,13 @@ class Design:
         Returns True when the slot should be looked at again."""
         return False
 
-    def page_cache_tree_insert_dax(self, k: Kernel, mapping: AddressSpace, index: int, entry: DaxEntry) -> bool:
+    def can_replace_dax_entry(self, entry: DaxEntry) -> bool:
         """page_cache_tree_insert() found a DAX entry where a page goes: only designs with entry
-        locks can replace one (their empty locked entry with a hole page)."""
+        locks can replace one (their empty locked entry, with a hole page)."""
         return False
+
+    def dax_entry_replaced(self, k: Kernel, mapping: AddressSpace, index: int, entry: DaxEntry) -> None:
+        """The hole page is in the slot now: hand the entry's lock over and wake its waiters."""
 
     def dax_read(self, k: Kernel, inode: Inode, pos: int, count: int) -> bytes:
         return dax.dax_file_read(k, inode, pos, count)

@@ -144,17 +144,13 @@ def dax_delete_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> No
     dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=True)
 
 
-def replace_empty_entry_with_page(k: Kernel, mapping: AddressSpace, index: int, entry: DaxEntry,
-                                  wake_all: bool) -> bool:
+def empty_entry_replaced_by_page(k: Kernel, mapping: AddressSpace, index: int, entry: DaxEntry,
+                                 wake_all: bool) -> None:
     """page_cache_tree_insert() (4.7 mm/filemap.c): "DAX can replace empty locked entry with a
     hole"; the lock bit is handed over to the new page's lock, and the entry's waiters are woken --
     one of them before 965d004af540, all of them after."""
-    if not (entry.empty and entry.locked):
-        return False
     unlock_slot(k, mapping, index, entry)
-    del mapping.page_tree[index]
     dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=wake_all)
-    return True
 
 
 def dax_insert_mapping_entry(k: Kernel, mapping: AddressSpace, index: int, entry: Entry, block: int,

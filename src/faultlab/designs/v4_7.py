@@ -115,8 +115,11 @@ class V47(V40):
         vmf.page = page
         return VmFault.LOCKED
 
-    def page_cache_tree_insert_dax(self, k: Kernel, mapping: AddressSpace, index: int, entry: DaxEntry) -> bool:
-        return el.replace_empty_entry_with_page(k, mapping, index, entry, wake_all=self.hole_wake_all)
+    def can_replace_dax_entry(self, entry: DaxEntry) -> bool:
+        return entry.empty and entry.locked
+
+    def dax_entry_replaced(self, k: Kernel, mapping: AddressSpace, index: int, entry: DaxEntry) -> None:
+        el.empty_entry_replaced_by_page(k, mapping, index, entry, wake_all=self.hole_wake_all)
 
     # -- mkwrite ----------------------------------------------------------------------------------
     def dax_mkwrite(self, k: Kernel, vmf: VmFaultData) -> VmFault:

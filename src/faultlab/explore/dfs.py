@@ -50,7 +50,7 @@ from collections.abc import Hashable, Sequence
 from faultlab.errors import UserError
 from faultlab.explore.collector import Collector
 from faultlab.explore.common import AbortRun, lowest_bit
-from faultlab.explore.program import NondeterminismError, Program, RunResult
+from faultlab.explore.program import NondeterminismError, Program, RunResult, ScheduleError
 from faultlab.explore.results import EXHAUSTED
 from faultlab.sched.core import Access, ModelThread, Scheduler
 
@@ -253,7 +253,7 @@ class _TreeChooser:
         if k < s.fixed:
             tid = s.prefix[k]
             if tid < 0 or not (enabled >> tid) & 1:
-                raise UserError(
+                raise ScheduleError(
                     f"prefix step {k} names thread {tid}, which cannot move there (ready: {_tids(enabled)})"
                 )
             return _Node(enabled, tid, 0, 0, self.preempts, prev)
@@ -425,7 +425,7 @@ def tree_search(
 
     Returns ``(complete, stop_reason, pruned_by_bound)``; complete means the whole (reduced) tree
     under the prefix was explored and the bound pruned nothing."""
-    ts = TreeSearch(program, reduce=reduce, bound=bound, prefix=prefix)
+    ts = TreeSearch(program, reduce=reduce, bound=bound, prefix=prefix, sleep_sets=reduce)
     while True:
         trace, result, _ = ts.run_one()
         collector.add(trace, result)

@@ -72,11 +72,13 @@ def _evaluate(program: Program, tids: Sequence[int], vid: str, lenient: bool) ->
     return _Candidate((rp.preemptions_until(until), steps, len(schedule)), schedule, rp, v)
 
 
-def _bounded_search(program: Program, vid: str, best: _Candidate, budget: _Budget) -> _Candidate:
+def _bounded_search(program: Program, vid: str, best: _Candidate, budget: _Budget, extra: int) -> _Candidate:
     for bound in range(best.key[0]):
         ts = TreeSearch(program, reduce=True, bound=bound)
         found = False
-        while budget.take():
+        after = 0  # runs since the first hit at this bound (looking for fewer steps)
+        while after <= extra and budget.take():
+            after += 1 if found else 0
             trace, result, _ = ts.run_one()
             if result is not None and any(v.id == vid for v in result.violations):
                 if budget.take():
@@ -108,17 +110,26 @@ def _neighbours(best: _Candidate) -> list[list[int]]:
 
 
 def minimise(
-    program: Program, tids: Sequence[int], violation_id: str, *, max_schedules: int = 2000, bound_search: bool = True
+    program: Program,
+    tids: Sequence[int],
+    violation_id: str,
+    *,
+    max_schedules: int = 2000,
+    bound_search: bool = True,
+    extra_after_hit: int = 200,
 ) -> Minimised:
     """A schedule showing ``violation_id`` with the fewest preemptions, then fewest steps, found
-    from the violating schedule ``tids`` (which must reproduce it: UserError otherwise)."""
+    from the violating schedule ``tids`` (which must reproduce it: UserError otherwise).
+
+    ``max_schedules`` caps the runs spent; ``extra_after_hit`` caps the runs spent at the smallest
+    bound that shows the violation, looking for a run that shows it in fewer steps."""
     budget = _Budget(max_schedules)
     budget.take()
     best = _evaluate(program, tids, violation_id, lenient=False)
     if best is None:
         raise UserError(f"the schedule does not reproduce violation {violation_id!r}: nothing to minimise")
     if bound_search and best.key[0] > 0:
-        best = _bounded_search(program, violation_id, best, budget)
+        best = _bounded_search(program, violation_id, best, budget, extra_after_hit)
     improved = True
     while improved:
         improved = False

@@ -11,11 +11,15 @@ What the explorer relies on (and what the model must guarantee):
   accesses, same result.  The explorers check this on every replayed prefix and raise
   :class:`NondeterminismError` when it does not hold.
 * **Honest accesses.**  Between two scheduling points a thread touches shared state only through the
-  object it announced at the first of them (reading it if it announced READ).  Partial-order
-  reduction treats steps on different objects, or two READs of one object, as commuting.
+  object(s) it announced at the first of them (``obj``, and ``obj2`` if given), reading only if it
+  announced READ.  Partial-order reduction treats steps on different objects, or two READs of one
+  object, as commuting.  Queueing on a wait queue (``prepare_to_wait``) is a WRITE on the queue.
 * **Honest blocking.**  Whether a thread's pending step is ready may change only through a WRITE step
   on the object that step announced: a lock release is a WRITE on the lock, a wake-up is a WRITE on
   the wait queue the sleeper announced.
+* **Choosers' errors pass through.**  A chooser raises SchedulerError subclasses (a schedule naming a
+  blocked thread, nondeterminism) and :class:`faultlab.explore.common.AbortRun` (a BaseException);
+  ``run`` must let both propagate rather than turn them into violations.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
-from faultlab.sched.core import Chooser, Scheduler, Step
+from faultlab.errors import UserError
+from faultlab.sched.core import Chooser, Scheduler, SchedulerError, Step
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,14 @@ Program = Callable[[], Execution]
 """A factory: every call gives a fresh, independent execution."""
 
 
-class NondeterminismError(RuntimeError):
+class ScheduleError(UserError, SchedulerError):
+    """A schedule (or prefix) that cannot be followed, e.g. it names a thread that is blocked.
+
+    A SchedulerError so that an execution passes it through ``sched.run()`` instead of reporting it
+    as a model error; a UserError so that the CLI shows it as one line."""
+
+
+class NondeterminismError(SchedulerError):
     """Replaying the same choices did not reproduce the same run: the program is not deterministic
     (global RNG, wall clock, iteration over a set of objects hashed by id, state kept across runs)."""
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from faultlab.errors import UserError
 from faultlab.explore.common import default_choice
-from faultlab.explore.program import Program, RunResult
+from faultlab.explore.program import Program, RunResult, ScheduleError
 from faultlab.explore.schedule import check_matches, decode
 from faultlab.sched.core import ModelThread, Scheduler
 
@@ -22,8 +21,8 @@ from faultlab.sched.core import ModelThread, Scheduler
 class ReplayChooser:
     """Picks exactly the threads named by ``tids``, then continues with the default choice.
 
-    A named thread that cannot move is an error (UserError "schedule step N names thread T, which is
-    blocked") unless ``lenient``, in which case the default choice is taken instead: the minimiser
+    A named thread that cannot move is an error (ScheduleError, a UserError: "schedule step N names
+    thread T, which is blocked") unless ``lenient``, in which case the default choice is taken instead: the minimiser
     uses that to try edited schedules.  Records what actually ran."""
 
     def __init__(self, tids: Sequence[int], lenient: bool = False) -> None:
@@ -46,7 +45,7 @@ class ReplayChooser:
                     break
             else:
                 if not self.lenient:
-                    raise UserError(_not_ready_message(k, want, sched))
+                    raise ScheduleError(_not_ready_message(k, want, sched))
         if chosen is not default:
             self.nondefault.append(k)
             if default.tid == prev:

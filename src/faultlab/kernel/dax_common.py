@@ -189,7 +189,7 @@ def dax_file_write(k: Kernel, inode: Inode, pos: int, data: bytes, unwritten: bo
             return written if written else err
         if new or ext.unwritten:
             clear_pmem(k, ext.block)
-        if new and inode.mapping.page_tree:
+        if new:  # IOMAP_F_NEW: a hole page may be mapped over the range (nrpages || nrexceptional)
             invalidate_inode_pages2_range(k, inode.mapping, index, index)
         dax_write_block(k, inode, ext.block, index, off, data[written : written + n])
         if ext.unwritten:

@@ -65,11 +65,12 @@ def find_lock_page(k: Kernel, mapping: AddressSpace, index: int) -> Page | None:
 
 
 def add_to_page_cache_lru(k: Kernel, page: Page, mapping: AddressSpace, index: int) -> int:
-    """Insert a new page, locked, with the page cache's reference; -EEXIST if the slot is taken."""
+    """Insert a new page, locked, with the page cache's reference; -EEXIST if the slot is taken.
+    A DAX design may let a hole page replace its locked empty entry (page_cache_tree_insert)."""
     k.sched.point(mapping.slot(index), Access.WRITE, f"add_to_page_cache({mapping.host.name}, {index})")
     existing = mapping.page_tree.get(index)
     if isinstance(existing, DaxEntry):
-        if not k.design.page_cache_tree_insert_dax(k, mapping, index, existing):
+        if not k.design.can_replace_dax_entry(existing):
             return -17
     elif _occupied(mapping, index):
         return -17
@@ -79,6 +80,8 @@ def add_to_page_cache_lru(k: Kernel, page: Page, mapping: AddressSpace, index: i
     page.index = index
     k.alloc.get_page(page)
     mapping.page_tree[index] = page
+    if isinstance(existing, DaxEntry):
+        k.design.dax_entry_replaced(k, mapping, index, existing)
     return 0
 
 
