@@ -224,8 +224,9 @@ class InvariantChecker:
     # -- the end of a run ------------------------------------------------------------------------------
     def finish(self) -> None:
         k = self.k
+        blocked = set() if k.sched.deadlock is None else {t.tid for t in k.sched.deadlock.blocked}
         for tid, held in sorted(k.held.items()):
-            if held and tid >= 0 and k.sched.threads[tid].finished:
+            if held and tid >= 0 and tid not in blocked:
                 names = ", ".join(f"{lk.cls} ({lk.name})" for lk, _ in held)
                 self.report("lock-pairing", f"thread {k.sched.threads[tid].name} finished holding {names}")
         if k.sched.deadlock is None:
