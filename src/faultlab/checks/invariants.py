@@ -12,7 +12,7 @@ from faultlab.kernel.events import Event
 from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, size_in_pages
 from faultlab.kernel.fs import Inode
 from faultlab.kernel.locking import SpinLock
-from faultlab.kernel.mm import Pte, Vma
+from faultlab.kernel.mm import MmStruct, Pte, Vma
 from faultlab.kernel.page import Page
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ class InvariantChecker:
         self.truncating: dict[Inode, int] = {}
         self.shadow: dict[Inode, dict[int, int]] = {}
         self._seen: set[str] = set()
+        self._handlers = {
+            name[3:]: getattr(self, name) for name in dir(self) if name.startswith("on_") and name != "on_event"
+        }
         k.events.listeners.append(self.on_event)
 
     # -- reporting ---------------------------------------------------------------------------------
@@ -63,7 +66,7 @@ class InvariantChecker:
         self.violations.append(Violation(vid, message, step))
 
     def on_event(self, ev: Event) -> None:
-        handler = getattr(self, f"on_{ev.kind}", None)
+        handler = self._handlers.get(ev.kind)
         if handler is not None:
             handler(ev.data)
 
@@ -132,16 +135,19 @@ class InvariantChecker:
         lo = pgoff << PAGE_SHIFT
         return any(lo <= off < lo + PAGE_SIZE for off in shadow)
 
+    def all_ptes(self) -> list[tuple[int, Pte]]:
+        return [item for mm in self.k.all_mms() for item in sorted(mm.ptes.items())]
+
     def on_page_free(self, d: dict[str, Any]) -> None:
         page: Page = d["page"]
-        for addr, pte in sorted(self.k.mm.ptes.items()):
+        for addr, pte in self.all_ptes():
             if pte.page is page:
                 self.report("use-after-free", f"{page!r} freed while PTE {addr:#x} maps it")
                 return
 
     def on_block_free(self, d: dict[str, Any]) -> None:
         start, count = d["block"], d["count"]
-        for addr, pte in sorted(self.k.mm.ptes.items()):
+        for addr, pte in self.all_ptes():
             if pte.block is not None and start <= pte.block < start + count:
                 self.report("use-after-free", f"pmem block {pte.block} freed while PTE {addr:#x} maps it")
                 return
@@ -235,17 +241,20 @@ class InvariantChecker:
         self.check_lost_writes()
 
     def check_rss(self) -> None:
-        mm = self.k.mm
+        for mm in self.k.all_mms():
+            self.check_rss_of(mm)
+
+    def check_rss_of(self, mm: MmStruct) -> None:
         anon = sum(1 for p in mm.ptes.values() if p.page is not None and p.page.anon)
         file = sum(1 for p in mm.ptes.values() if p.page is not None and not p.page.anon)
         if (anon, file) != (mm.rss_anon, mm.rss_file):
-            self.report("cow-accounting", f"rss counters anon={mm.rss_anon} file={mm.rss_file}, but the page "
+            self.report("cow-accounting", f"{mm.name}: rss counters anon={mm.rss_anon} file={mm.rss_file}, but the page "
                         f"table maps {anon} anonymous and {file} file pages")
 
     def check_refcounts(self) -> None:
         k = self.k
         refs: dict[int, int] = {}
-        for pte in k.mm.ptes.values():
+        for _addr, pte in self.all_ptes():
             if pte.page is not None and not pte.page.zero:
                 refs[pte.page.pfn] = refs.get(pte.page.pfn, 0) + 1
         for inode in k.inodes.values():

@@ -119,6 +119,10 @@ def __xip_unmap(k: Kernel, inode: Inode, pgoff: int) -> None:
     i_mmap_unlock_write(k, mapping)
 
 
+# Called from inside class Xip, where Python would mangle a name that starts with two underscores.
+xip_unmap = __xip_unmap
+
+
 class Xip(Design):
     name = "xip"
     summary = "3.14 XIP: COW by read-only map, retry, copy; i_size read once, no lock against truncate"
@@ -148,7 +152,7 @@ class Xip(Design):
                 mutex.unlock(k)
                 if err or ext is None:
                     return VmFault.SIGBUS
-                __xip_unmap(k, inode, vmf.pgoff)
+                xip_unmap(k, inode, vmf.pgoff)
                 return self._found(k, vmf, ext.block)
             mutex = xip_sparse_mutex(k)
             mutex.lock(k)
@@ -199,7 +203,7 @@ class Xip(Design):
                 mutex.unlock(k)
                 if err or ext is None:
                     return written if written else err
-                __xip_unmap(k, inode, index)
+                xip_unmap(k, inode, index)
             dax.dax_write_block(k, inode, ext.block, index, off, data[written : written + n])
             k.events.emit("store_done", kind="write", inode=inode, offset=pos, data=data[written : written + n])
             written += n

@@ -75,7 +75,11 @@ class Collector:
 
     def stats(self) -> Stats:
         return Stats(
-            self.strategy, self.schedules, self.sleep_blocked, self.steps, self.violating_runs,
+            self.strategy,
+            self.schedules,
+            self.sleep_blocked,
+            self.steps,
+            self.violating_runs,
             len(self.final_states),
         )
 

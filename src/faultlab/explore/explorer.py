@@ -95,7 +95,13 @@ def explore(
             m = minimise_schedule(program, hit.trace, vid, max_schedules=minimise_budget)
             found.append(
                 FoundViolation(
-                    m.violation, m.schedule, m.replayed.result, m.preemptions, hit.trace, hit.found_at, hit.count
+                    m.violation,
+                    m.schedule,
+                    m.replayed.result,
+                    m.preemptions,
+                    hit.trace,
+                    hit.found_at,
+                    hit.count,
                 )
             )
             continue

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from faultlab.errors import UserError
 from faultlab.explore.dfs import TreeSearch
-from faultlab.explore.program import Program, Violation
+from faultlab.explore.program import Program, ScheduleError, Violation
 from faultlab.explore.replay import Replayed, replay_traced
 
 
@@ -61,7 +61,7 @@ class _Budget:
 def _evaluate(program: Program, tids: Sequence[int], vid: str, lenient: bool) -> _Candidate | None:
     try:
         rp = replay_traced(program, tids, lenient=lenient)
-    except UserError:
+    except ScheduleError:
         return None
     v = next((v for v in rp.result.violations if v.id == vid), None)
     if v is None:
@@ -149,7 +149,9 @@ def minimise(
         final = _evaluate(program, full, violation_id, lenient=False)
         budget.spent += 1
         if final is None:  # pragma: no cover - only for a nondeterministic program
-            raise UserError(f"violation {violation_id!r} did not reproduce on replay: the program is not deterministic")
+            raise UserError(
+                f"violation {violation_id!r} did not reproduce on replay: the program is not deterministic"
+            )
         final.schedule = list(full)
     return Minimised(
         final.schedule, final.replayed, final.violation, final.key[0], final.key[1], budget.spent

@@ -19,7 +19,7 @@ from faultlab.errors import UserError
 from faultlab.explore.collector import Collector
 from faultlab.explore.program import Program
 from faultlab.explore.replay import ReplayChooser
-from faultlab.explore.results import EXHAUSTED
+from faultlab.explore.results import MAX_SCHEDULES
 from faultlab.sched.core import ModelThread, Scheduler
 
 
@@ -77,4 +77,4 @@ def pct_search(
         reason = collector.stop_reason()
         if reason is not None:
             return False, reason
-    return False, EXHAUSTED
+    return False, MAX_SCHEDULES

@@ -10,7 +10,7 @@ import random
 
 from faultlab.explore.collector import Collector
 from faultlab.explore.program import Program
-from faultlab.explore.results import EXHAUSTED
+from faultlab.explore.results import MAX_SCHEDULES
 from faultlab.sched.core import ModelThread, Scheduler
 
 
@@ -27,7 +27,9 @@ class RandomChooser:
         return t
 
 
-def random_search(program: Program, collector: Collector, *, seed: int, max_schedules: int) -> tuple[bool, str]:
+def random_search(
+    program: Program, collector: Collector, *, seed: int, max_schedules: int
+) -> tuple[bool, str]:
     """Run up to ``max_schedules`` random walks (or until the collector says stop).
 
     Returns ``(complete, stop_reason)``; a sample is never complete."""
@@ -39,4 +41,4 @@ def random_search(program: Program, collector: Collector, *, seed: int, max_sche
         reason = collector.stop_reason()
         if reason is not None:
             return False, reason
-    return False, EXHAUSTED
+    return False, MAX_SCHEDULES

@@ -22,8 +22,8 @@ class ReplayChooser:
     """Picks exactly the threads named by ``tids``, then continues with the default choice.
 
     A named thread that cannot move is an error (ScheduleError, a UserError: "schedule step N names
-    thread T, which is blocked") unless ``lenient``, in which case the default choice is taken instead: the minimiser
-    uses that to try edited schedules.  Records what actually ran."""
+    thread T, which is blocked") unless ``lenient``, in which case the default choice is taken
+    instead: the minimiser uses that to try edited schedules.  Records what actually ran."""
 
     def __init__(self, tids: Sequence[int], lenient: bool = False) -> None:
         self.tids = list(tids)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from faultlab.explore.program import RunResult, Violation
 
 # Why a search stopped.
-EXHAUSTED = "exhausted"  # every schedule the strategy asked for has run (whole tree, or all samples)
+EXHAUSTED = "exhausted"  # the whole (reduced, maybe bounded) tree has been searched
 FIRST_VIOLATION = "violation"  # stopped at the first violation (stop_on_first)
-MAX_SCHEDULES = "max-schedules"
+MAX_SCHEDULES = "max-schedules"  # the schedule cap (or, for pct and random, the sample size) was reached
 MAX_STEPS = "max-steps"
 TIME_BUDGET = "time-budget"
 

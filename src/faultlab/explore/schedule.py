@@ -19,6 +19,7 @@ from faultlab.errors import UserError
 VERSION = "fl1"
 MAX_STEPS = 10_000_000  # refuse to expand a (corrupt or hostile) string beyond this many steps
 
+_SHAPE = f"{VERSION}:<digest>:<design>:<choices>"
 _TOKEN = re.compile(r"(\d+)(?:x(\d+))?\Z")
 _FIELD = re.compile(r"[^\s:]+\Z")
 
@@ -76,14 +77,14 @@ def decode(s: str) -> tuple[str, str, list[int]]:
     parts = text.split(":")
     shown = text if len(text) <= 60 else text[:57] + "..."
     if len(parts) != 4 or not parts[0]:
-        raise UserError(f"not a faultlab schedule: expected '{VERSION}:<digest>:<design>:<choices>', got {shown!r}")
+        raise UserError(f"not a faultlab schedule: expected '{_SHAPE}', got {shown!r}")
     version, digest, design, choices = parts
     if version != VERSION:
         if re.fullmatch(r"fl\d+", version):
             raise UserError(
                 f"schedule format {version!r} is not supported by this faultlab (it reads {VERSION!r})"
             )
-        raise UserError(f"not a faultlab schedule: expected '{VERSION}:<digest>:<design>:<choices>', got {shown!r}")
+        raise UserError(f"not a faultlab schedule: expected '{_SHAPE}', got {shown!r}")
     if not digest or not design:
         raise UserError(f"schedule {shown!r} has an empty scenario digest or design name")
     return digest, design, decode_choices(choices)

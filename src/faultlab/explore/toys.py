@@ -139,6 +139,10 @@ class ToyExecution:
         return RunResult(sched.steps, violations, final, [t.name for t in sched.threads])
 
 
+def _free(st: _State, name: str) -> Callable[[], bool]:
+    return lambda: name not in st.holders
+
+
 def _body(sched: Scheduler, st: _State, tid: int, ops: tuple[Op, ...]) -> Callable[[], None]:
     def queue(event: str) -> WaitQueue:
         wq = st.queues.get(event)
@@ -166,9 +170,8 @@ def _body(sched: Scheduler, st: _State, tid: int, ops: tuple[Op, ...]) -> Callab
                         Violation(op.vid, f"t{tid} saw {op.var} == {got}", len(sched.steps) - 1)
                     )
             elif isinstance(op, Lock):
-                name = op.name
-                sched.point(("lock", name), Access.WRITE, f"lock {name}", ready=lambda n=name: n not in st.holders)
-                st.holders[name] = tid
+                sched.point(("lock", op.name), Access.WRITE, f"lock {op.name}", ready=_free(st, op.name))
+                st.holders[op.name] = tid
             elif isinstance(op, Unlock):
                 sched.point(("lock", op.name), Access.WRITE, f"unlock {op.name}")
                 if st.holders.get(op.name) != tid:
@@ -183,13 +186,17 @@ def _body(sched: Scheduler, st: _State, tid: int, ops: tuple[Op, ...]) -> Callab
                 wq = queue(op.event)
                 sched.point(wq, Access.WRITE, f"wait {op.event}")
                 if not st.flags.get(op.event, False):
-                    sched.sleep(wq, False, f"woken {op.event}")
+                    sched.prepare_to_wait(wq, exclusive=False)
+                    sched.schedule(f"woken {op.event}")
+                    sched.finish_wait(wq)
             elif isinstance(op, WaitRacy):
                 wq = queue(op.event)
                 sched.point(wq, Access.READ, f"test {op.event}")
                 if not st.flags.get(op.event, False):
-                    sched.point(wq, Access.WRITE, f"sleep on {op.event}")
-                    sched.sleep(wq, False, f"woken {op.event}")
+                    sched.point(wq, Access.WRITE, f"prepare_to_wait {op.event}")
+                    sched.prepare_to_wait(wq, exclusive=False)
+                    sched.schedule(f"woken {op.event}")
+                    sched.finish_wait(wq)
         st.pcs[tid] = len(ops)
 
     return body

@@ -84,6 +84,7 @@ class Inode:
         self.fs = fs
         self.i_size = size
         self.fill = fill
+        self.initial_size = size
         self.mapping = AddressSpace(self, i_mmap_cls)
         self.i_rwsem = Mutex("&inode->i_rwsem", f"{name}.i_rwsem")
         self.i_mmap_sem = RWSem("&ei->i_mmap_sem", f"{name}.i_mmap_sem")
@@ -101,9 +102,16 @@ class Inode:
         return f"inode({self.name})"
 
     def initial_contents(self, index: int) -> bytes | None:
+        """Page ``index`` as the file was created: the fill pattern up to the initial size, zeros
+        after it (a file written with write(2) has nothing past EOF)."""
         if index >= self.initial_pages:
             return None
-        return pattern_bytes(self.fill, index << PAGE_SHIFT, PAGE_SIZE)
+        start = index << PAGE_SHIFT
+        n = min(PAGE_SIZE, self.initial_size - start)
+        data = pattern_bytes(self.fill, start, n)
+        if data is None or n == PAGE_SIZE:
+            return data
+        return data + bytes(PAGE_SIZE - n)
 
     def i_size_read(self, k: Kernel) -> int:
         k.sched.point(("i_size", self), Access.READ, f"i_size_read({self.name})")

@@ -39,7 +39,9 @@ class Kernel:
         self.events = EventBus(lambda: len(sched.steps) - 1, self.tid)
         self.alloc = PageAllocator(scenario.memory_limit_pages)
         self.pmem = PmemDevice(scenario.pmem_size)
-        self.mm = MmStruct("mm")
+        # One mm for all threads (threads of a process), or one per thread (processes).
+        self.mms: dict[int, MmStruct] = {}
+        self.shared_mm = MmStruct("mm") if scenario.mm == "shared" else None
         self.counters: Counter[str] = Counter()
         self.lock_counts: Counter[str] = Counter()
         self.held: dict[int, list[tuple[Lock, str]]] = {}
@@ -73,6 +75,24 @@ class Kernel:
                     return f.f_code.co_name
             f = f.f_back
         return ""
+
+    @property
+    def mm(self) -> MmStruct:
+        """current->mm: the running thread's address space."""
+        if self.shared_mm is not None:
+            return self.shared_mm
+        tid = self.tid()
+        mm = self.mms.get(tid)
+        if mm is None:
+            name = self.sched.threads[tid].name if tid >= 0 else "setup"
+            mm = MmStruct(f"mm.{name}")
+            self.mms[tid] = mm
+        return mm
+
+    def all_mms(self) -> list[MmStruct]:
+        if self.shared_mm is not None:
+            return [self.shared_mm]
+        return [self.mms[t] for t in sorted(self.mms)]
 
     # -- lock bookkeeping (what the checks see) ---------------------------------------------------
     def lock_acquired(self, lock: Lock, mode: str, trylock: bool = False) -> None:

@@ -102,8 +102,10 @@ def sys_madvise_dontneed(k: Kernel, vma: Vma) -> Outcome:
     """madvise(MADV_DONTNEED): zap_page_range() over the mapping, private copies included."""
     mm = k.mm
     mm.mmap_sem.down_read(k)
-    if vma in mm.vmas:
-        zap_pte_range(k, vma, vma.start, vma.end, None)
+    if vma not in mm.vmas:
+        mm.mmap_sem.up_read(k)
+        return Outcome.errno("ENOMEM")  # "addresses in the range are not currently mapped"
+    zap_pte_range(k, vma, vma.start, vma.end, None)
     mm.mmap_sem.up_read(k)
     return Outcome.ok()
 

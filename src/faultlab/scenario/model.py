@@ -15,6 +15,10 @@ FS_KINDS = ("dax", "tmpfs", "ext4")
 """``dax``: a DAX filesystem on pmem; ``tmpfs``: shmem page cache (no write notification, no disk);
 ``ext4``: page cache over a disk, with ``page_mkwrite``."""
 
+MM_KINDS = ("shared", "per-thread")
+"""``shared``: the threads are threads of one process (one mm_struct, one mmap_sem, one page
+table); ``per-thread``: each thread is a process with its own mm."""
+
 OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise")
 
 
@@ -163,12 +167,14 @@ class Scenario:
     path: str = "<builder>"
     memory_limit_pages: int | None = None  # memcg-like limit on allocated pages
     pmem_size: int = 1 << 30
+    mm: str = "shared"
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def digest(self) -> str:
         """A short stable hash of everything that affects execution (not the title or path)."""
         h = hashlib.sha256()
         h.update(self.fs.encode())
+        h.update(self.mm.encode())
         h.update(repr(self.memory_limit_pages).encode())
         h.update(str(self.pmem_size).encode())
         for f in self.files:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from faultlab.errors import ScenarioError
 from faultlab.scenario.model import (
     FS_KINDS,
+    MM_KINDS,
     OP_KINDS,
     PAGE_SIZE,
     FileSpec,
@@ -38,7 +39,7 @@ from faultlab.scenario.model import (
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the document: ``("threads", "faulter", "ops", 1)``."""
 
-TOP_KEYS = ("title", "fs", "memory_limit", "pmem_size", "files", "threads")
+TOP_KEYS = ("title", "fs", "mm", "memory_limit", "pmem_size", "files", "threads")
 FILE_KEYS = ("size", "fill")
 THREAD_KEYS = ("ops",)
 DEFAULT_PMEM_SIZE = 1 << 30
@@ -405,6 +406,9 @@ def compile_document(doc: Mapping[str, object], src: Where, path: str) -> Scenar
         memory_limit_pages = None if limit is None else parse_size(limit) // PAGE_SIZE
     with _at(src.where(("pmem_size",))):
         pmem_size = parse_size(doc.get("pmem_size", DEFAULT_PMEM_SIZE))
+    mm = doc.get("mm", "shared")
+    if mm not in MM_KINDS:
+        raise ScenarioError(f"mm must be one of {', '.join(MM_KINDS)}, got {mm!r}", src.where(("mm",)))
     return Scenario(
         title=title,
         fs=fs,
@@ -413,6 +417,7 @@ def compile_document(doc: Mapping[str, object], src: Where, path: str) -> Scenar
         path=path,
         memory_limit_pages=memory_limit_pages,
         pmem_size=pmem_size,
+        mm=str(mm),
     )
 
 

@@ -125,6 +125,7 @@ class Scheduler:
 
     def __init__(self, chooser: Chooser | None = None, record: bool = True) -> None:
         self.chooser: Chooser = chooser or SequentialChooser()
+        self._sequential = type(self.chooser) is SequentialChooser
         self.threads: list[ModelThread] = []
         self.current: ModelThread | None = None
         self.steps: list[Step] = []
@@ -228,6 +229,9 @@ class Scheduler:
         return chosen
 
     def _yield_to_chooser(self, t: ModelThread) -> None:
+        if self._sequential and t.ready():  # the default chooser keeps a thread that can go on
+            self._commit(t)
+            return
         chosen = self._pick()
         if chosen is t:
             self._commit(t)
