@@ -14,6 +14,9 @@ from rich.console import Console
 from faultlab.designs import DESIGNS, KNOWN_BUGS, resolve_designs
 from faultlab.errors import UserError
 from faultlab.execution import ModelExecution
+from faultlab.exploring import explore_design, replay_design
+from faultlab.report.explore_text import print_exploration, print_lanes
+from faultlab.report.progress import ExploreProgress
 from faultlab.report.summary import run_json
 from faultlab.report.text import print_run
 from faultlab.scenario import load_scenario
@@ -89,9 +92,7 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
     for design in resolve_designs(design_spec):
         execution = ModelExecution(scenario, design)
         if order is not None and order.startswith("fl"):
-            from faultlab.explore.replay import replay_schedule_string
-
-            result = replay_schedule_string(lambda: execution, scenario, design.name, order)
+            result = replay_design(scenario, design, order)
         else:
             tids = thread_order(scenario, order) if order else None
             result = execution.run(SequentialChooser(tids))
@@ -106,3 +107,77 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
             print_run(out, doc)
     failed = any(doc["violations"] or any(not op.get("matches", True) for op in doc["ops"]) for doc in docs)
     sys.exit(1 if failed else 0)
+
+
+@main.command("explore")
+@click.argument("scenario_path", metavar="SCENARIO")
+@click.option("--design", "design_spec", default="all", show_default=True,
+              help="a design name, 'all' (the six historical designs), a comma-separated list, or a .py file")
+@click.option("--strategy", type=click.Choice(["dfs", "pct", "random"]), default="dfs", show_default=True,
+              help="dfs: exhaustive, with DPOR and sleep sets; pct: probabilistic concurrency testing; "
+              "random: random walks")
+@click.option("--plain", is_flag=True, help="dfs without partial-order reduction (every interleaving)")
+@click.option("--bound", type=click.IntRange(min=0), default=None, help="preemption bound (dfs)")
+@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True, help="PCT bug depth")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed for pct and random")
+@click.option("--max-schedules", type=click.IntRange(min=1), default=None,
+              help="stop after this many schedules (pct/random default: 1000)")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="stop each design's search after this many seconds (the result then says so)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@user_errors
+def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool, bound: int | None, depth: int,
+                seed: int, max_schedules: int | None, budget: float | None, as_json: bool, quiet: bool) -> None:
+    """Explore the interleavings of SCENARIO's threads under each design: a proof by exhaustion that
+    no invariant breaks, or a minimal counterexample with the command that replays it.
+
+    Exit status: 0 no violation, 1 a violation, 2 bad input."""
+    if strategy != "dfs" and (plain or bound is not None):
+        raise UserError("--plain and --bound apply to --strategy dfs only")
+    scenario = load_scenario(scenario_path)
+    out = console()
+    verdicts = []
+    for design in resolve_designs(design_spec):
+        arg = design_spec if design_spec.endswith(".py") else design.name
+        with ExploreProgress(out, design.name, budget, enabled=not quiet and not as_json) as progress:
+            verdicts.append(explore_design(
+                scenario, design, strategy=strategy, plain=plain, bound=bound, depth=depth, seed=seed,
+                max_schedules=max_schedules, budget_seconds=budget, design_arg=arg, progress=progress.update,
+            ))
+    if as_json:
+        doc = {"scenario": scenario.path, "title": scenario.title, "strategy": strategy,
+               "designs": [v.json() for v in verdicts]}
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        print_exploration(out, scenario.path, scenario.title, strategy + (" (plain)" if plain else ""), verdicts)
+    sys.exit(0 if all(v.clean for v in verdicts) else 1)
+
+
+@main.command("replay")
+@click.argument("scenario_path", metavar="SCENARIO")
+@click.option("--schedule", required=True, help="a schedule string printed by explore (fl1:...)")
+@click.option("--design", "design_spec", default=None,
+              help="the design (default: the one the schedule names); a name or a .py file")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+@user_errors
+def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, as_json: bool) -> None:
+    """Re-run one schedule exactly, refusing a schedule recorded against another scenario or design.
+
+    Exits 1 when the replay breaks an invariant or an expected outcome."""
+    from faultlab.designs import get_design
+    from faultlab.explore.schedule import decode
+
+    scenario = load_scenario(scenario_path)
+    _digest, recorded, _tids = decode(schedule)
+    design = get_design(design_spec or recorded)
+    result = replay_design(scenario, design, schedule)
+    doc = run_json(scenario, design.name, result)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        out = console()
+        print_run(out, doc)
+        print_lanes(out, result, result.violations[0].id if result.violations else None)
+    sys.exit(1 if doc["violations"] else 0)
+

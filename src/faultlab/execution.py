@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from faultlab.checks.invariants import INVARIANT_IDS, InvariantChecker, Violation
 from faultlab.checks.lockdep import LockDep
 from faultlab.designs.base import Design
+from faultlab.kernel.events import Event
 from faultlab.kernel.kernel import Kernel
 from faultlab.kernel.mm import Vma
 from faultlab.kernel.syscalls import (
@@ -42,6 +43,7 @@ class ModelRunResult:
     counters: Counter[str] = field(default_factory=Counter)
     lock_counts: Counter[str] = field(default_factory=Counter)
     lock_hold_max: dict[str, int] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
 
 
 def execute_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Outcome:
@@ -77,20 +79,43 @@ def execute_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Ou
     raise ValueError(f"unknown op kind {op.kind}")
 
 
+class LockHoldTracker:
+    """The longest any lock of each class was held, in scheduling steps."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.since: dict[int, int] = {}
+        self.longest: dict[str, int] = {}
+        k.events.listeners.append(self.on_event)
+
+    def on_event(self, ev: Event) -> None:
+        if ev.kind == "lock_acquire":
+            self.since[id(ev.data["lock"])] = ev.step
+        elif ev.kind == "lock_release":
+            start = self.since.pop(id(ev.data["lock"]), None)
+            if start is not None:
+                cls = ev.data["cls"]
+                self.longest[cls] = max(self.longest.get(cls, 0), ev.step - start)
+
+
 class ModelExecution:
     """An Execution (see faultlab.explore.program) of one scenario under one design."""
 
     def __init__(self, scenario: Scenario, design: type[Design], lockdep: LockDep | None = None,
-                 record_steps: bool = True) -> None:
+                 record_steps: bool = True, record_events: bool = False) -> None:
         self.scenario = scenario
         self.design = design
         self.lockdep = lockdep
         self.record_steps = record_steps
+        self.record_events = record_events
 
     def run(self, chooser: Chooser) -> ModelRunResult:
         sched = Scheduler(chooser, record=self.record_steps)
         k = Kernel(self.scenario, self.design(), sched)
         checker = InvariantChecker(k)
+        events: list[Event] = []
+        if self.record_events:
+            k.events.listeners.append(events.append)
+        holds = LockHoldTracker(k)
         if self.lockdep is not None:
             k.events.listeners.append(self.lockdep.listener(lambda tid: sched.threads[tid].name if tid >= 0 else "?"))
         records: dict[str, list[OpRecord]] = {}
@@ -128,6 +153,8 @@ class ModelExecution:
             record=record,
             counters=k.counters,
             lock_counts=k.lock_counts,
+            lock_hold_max=holds.longest,
+            events=events,
         )
 
     def _thread_body(self, k: Kernel, spec: ThreadSpec, out: list[OpRecord]):  # type: ignore[no-untyped-def]
