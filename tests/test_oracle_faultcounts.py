@@ -208,6 +208,35 @@ def test_bytes_past_eof_in_the_last_page_of_a_written_file_read_as_zero(fs: str)
     assert_agrees(c)
 
 
+EXT4_EOF_WINDOW = (
+    "model difference (reported to the lead): on host ext4 (6.18) a read fault on a page wholly past "
+    "EOF whose fault-around window, clipped to EOF, holds a single page maps nothing, so a later load "
+    "of that page faults (kernel 1/0, model 0/0); tmpfs, and the model's 4.x filemap_map_pages, map it"
+)
+
+
+@pytest.mark.parametrize(
+    "fs", ["tmpfs", pytest.param("ext4", marks=pytest.mark.xfail(strict=True, reason=EXT4_EOF_WINDOW))]
+)
+def test_fault_past_eof_faults_around_a_single_cached_page_below_eof(fs: str) -> None:
+    c = oracle(fs, "SIGBUS fault, then the page before EOF", {"f": ("2p", "A")},
+               "m = mmap f 1p 2p private r",
+               "load m 1p",  # file page 2: past EOF, SIGBUS; the window is file pages 1-2
+               "load m 0")  # fmt: skip
+    assert_agrees(c)
+
+
+@pytest.mark.parametrize("fs", PAGE_CACHE)
+def test_fault_past_eof_faults_around_the_cached_pages_below_eof(fs: str) -> None:
+    c = oracle(fs, "SIGBUS fault, then the pages before EOF", {"f": ("3p", "A")},
+               "m = mmap f 1p 3p private r",
+               "load m 2p",  # file page 3: past EOF; the window is file pages 1-3
+               "load m 0",
+               "load m 1p")  # fmt: skip
+    assert_agrees(c)
+    assert c.rows[1].kernel is not None and c.rows[1].kernel.outcome == Outcome.signal("SIGBUS")
+
+
 # -- DAX, in one VM boot ----------------------------------------------------------------------------------
 
 DAX_SCENARIOS: dict[str, tuple[dict[str, tuple[str | int, str | None]], tuple[str, ...]]] = {

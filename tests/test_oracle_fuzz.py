@@ -61,7 +61,8 @@ def probe() -> None:
 
 def check(scenario: Scenario, kernel: str) -> None:
     [(s, c)] = run_oracle([scenario], kernel)
-    assert c.ok, failure_report(s, c)
+    if not c.ok:
+        pytest.fail(failure_report(s, c))
 
 
 # -- the fuzz runs ------------------------------------------------------------------------------------
@@ -73,6 +74,11 @@ def test_fuzz_host_tmpfs(probe: None, case: FuzzCase) -> None:
     check(case.scenario, "host-tmpfs")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="model difference (reported to the lead): on host ext4 (6.18) a fault past EOF whose "
+    "EOF-clipped fault-around window holds one page maps nothing; see test_oracle_faultcounts.py",
+)
 @FUZZ
 @given(cases("ext4"))
 def test_fuzz_host_ext4(probe: None, case: FuzzCase) -> None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from faultlab.explore.program import RunResult
+from faultlab.explore.program import RunResultLike
 from faultlab.explore.results import FIRST_VIOLATION, MAX_SCHEDULES, MAX_STEPS, TIME_BUDGET, Stats
 
 
@@ -19,7 +19,7 @@ class Hit:
 
     found_at: int  # 1-based schedule index
     trace: list[int]
-    result: RunResult
+    result: RunResultLike
     count: int = 1
 
 
@@ -50,7 +50,7 @@ class Collector:
         self.hits: dict[str, Hit] = {}
         self.schedules_list: list[tuple[int, ...]] | None = [] if keep_schedules else None
 
-    def add(self, trace: list[int], result: RunResult | None) -> None:
+    def add(self, trace: list[int], result: RunResultLike | None) -> None:
         """Record one run (``result`` None: abandoned, sleep-set blocked)."""
         self.schedules += 1
         self.steps += len(trace)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faultlab.explore.program import Program, RunResult
+from faultlab.explore.program import Program, RunResultLike
 from faultlab.sched.core import Chooser, ModelThread
 
 
@@ -21,7 +21,7 @@ def default_choice(prev: int, ready: list[ModelThread]) -> ModelThread:
     return ready[0]
 
 
-def run_once(program: Program, chooser: Chooser) -> RunResult | None:
+def run_once(program: Program, chooser: Chooser) -> RunResultLike | None:
     """Run a fresh execution of ``program`` under ``chooser``; None if the chooser aborted it."""
     try:
         return program().run(chooser)

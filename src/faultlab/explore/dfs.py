@@ -57,7 +57,7 @@ from collections.abc import Hashable, Sequence
 from faultlab.errors import UserError
 from faultlab.explore.collector import Collector
 from faultlab.explore.common import AbortRun, lowest_bit
-from faultlab.explore.program import NondeterminismError, Program, RunResult, ScheduleError
+from faultlab.explore.program import NondeterminismError, Program, RunResultLike, ScheduleError
 from faultlab.explore.results import EXHAUSTED
 from faultlab.sched.core import Access, ModelThread, Scheduler
 
@@ -124,7 +124,7 @@ class TreeSearch:
         self.replay_len = 0
         self.pruned = False
 
-    def run_one(self) -> tuple[list[int], RunResult | None, bool]:
+    def run_one(self) -> tuple[list[int], RunResultLike | None, bool]:
         """Run the next schedule: (its choices, its result or None if abandoned, cut at ``cutoff``)."""
         chooser = _TreeChooser(self)
         try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from faultlab.errors import UserError
 from faultlab.explore.dfs import TreeSearch
-from faultlab.explore.program import Program, ScheduleError, Violation
+from faultlab.explore.program import Program, ScheduleError, ViolationLike
 from faultlab.explore.replay import Replayed, replay_traced
 
 
@@ -31,7 +31,7 @@ from faultlab.explore.replay import Replayed, replay_traced
 class Minimised:
     schedule: list[int]  # the thread ids to replay (then the default continuation)
     replayed: Replayed  # the replay of ``schedule``
-    violation: Violation  # the violation as that replay reports it
+    violation: ViolationLike  # the violation as that replay reports it
     preemptions: int  # preemptions up to the detection step
     steps: int  # steps up to and including the detection step (all steps if not known)
     schedules: int  # replays and search runs spent
@@ -42,7 +42,7 @@ class _Candidate:
     key: tuple[int, int, int]
     schedule: list[int]
     replayed: Replayed
-    violation: Violation
+    violation: ViolationLike
 
 
 class _Budget:

@@ -24,7 +24,7 @@ What the explorer relies on (and what the model must guarantee):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,8 +51,33 @@ class RunResult:
     thread_names: list[str]
 
 
+class ViolationLike(Protocol):
+    """What the explorer reads of a violation (Violation, or any class with these fields)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def step(self) -> int | None: ...
+
+
+class RunResultLike(Protocol):
+    """What the explorer reads of a run's result (RunResult, or any class with these fields, such
+    as the model's richer result)."""
+
+    @property
+    def steps(self) -> Sequence[Step]: ...
+    @property
+    def violations(self) -> Sequence[ViolationLike]: ...
+    @property
+    def final_state(self) -> Hashable: ...
+    @property
+    def thread_names(self) -> Sequence[str]: ...
+
+
 class Execution(Protocol):
-    def run(self, chooser: Chooser) -> RunResult:
+    def run(self, chooser: Chooser) -> RunResultLike:
         """Build a fresh Scheduler with this chooser and run it once."""
         ...
 

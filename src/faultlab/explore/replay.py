@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from faultlab.explore.common import default_choice
-from faultlab.explore.program import Program, RunResult, ScheduleError
+from faultlab.explore.program import Program, RunResultLike, ScheduleError
 from faultlab.explore.schedule import check_matches, decode
 from faultlab.sched.core import ModelThread, Scheduler
 
@@ -66,7 +66,7 @@ def _not_ready_message(k: int, tid: int, sched: Scheduler) -> str:
 class Replayed:
     """A replayed run and what its chooser saw."""
 
-    result: RunResult
+    result: RunResultLike
     trace: list[int]  # the full schedule that ran
     preemption_points: list[int] = field(default_factory=list)
     nondefault: list[int] = field(default_factory=list)
@@ -95,12 +95,12 @@ def replay_traced(program: Program, tids: Sequence[int], lenient: bool = False) 
     return Replayed(result, chooser.trace, chooser.preemption_points, chooser.nondefault)
 
 
-def replay(program: Program, tids: Sequence[int]) -> RunResult:
+def replay(program: Program, tids: Sequence[int]) -> RunResultLike:
     """Run ``program`` once along ``tids``, continuing with the default choice after them."""
     return replay_traced(program, tids).result
 
 
-def replay_schedule(program: Program, schedule: str, *, scenario_digest: str, design: str) -> RunResult:
+def replay_schedule(program: Program, schedule: str, *, scenario_digest: str, design: str) -> RunResultLike:
     """Decode a schedule string, refuse it if it was recorded against another scenario or design,
     and replay it."""
     digest, recorded_design, tids = decode(schedule)

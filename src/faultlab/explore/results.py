@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from faultlab.explore.program import RunResult, Violation
+from faultlab.explore.program import RunResultLike, ViolationLike
 
 # Why a search stopped.
 EXHAUSTED = "exhausted"  # the whole (reduced, maybe bounded) tree has been searched
@@ -32,9 +32,9 @@ class Stats:
 class FoundViolation:
     """A violation and the (minimised) schedule that reproduces it."""
 
-    violation: Violation  # as reported by the replay of ``schedule``
+    violation: ViolationLike  # as reported by the replay of ``schedule``
     schedule: list[int]  # thread ids to replay (then default continuation); minimised if asked
-    run: RunResult  # the replay of ``schedule``
+    run: RunResultLike  # the replay of ``schedule``
     preemptions: int  # preemptions up to the violation's detection in that replay
     found_schedule: list[int]  # the schedule as the search first hit it
     found_at: int  # 1-based index of the search's schedule that hit it

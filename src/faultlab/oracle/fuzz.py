@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -194,15 +195,21 @@ def scenarios(draw: st.DrawFn, fs: str) -> Scenario:
     return build(fs, files, op_lines(names, [first, *rest]))
 
 
-@dataclass(frozen=True, slots=True)
 class FuzzCase:
     """A generated scenario whose repr is its scenario file, so that hypothesis' "Falsifying
     example" line reads as the file rather than as nested dataclasses."""
 
-    scenario: Scenario
+    __slots__ = ("scenario",)
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
 
     def __repr__(self) -> str:
         return "FuzzCase(scenario file:\n" + scenario_toml(self.scenario) + ")"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """What hypothesis' pretty printer calls (it would otherwise expand the Scenario)."""
+        p.text(repr(self))
 
 
 def cases(fs: str) -> st.SearchStrategy[FuzzCase]:
