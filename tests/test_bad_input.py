@@ -107,8 +107,6 @@ def test_unknown_thread_in_schedule(tmp_path: Path, order: str) -> None:
     check_one_line_error(res, f"--schedule names thread '{bad}'", "faulter")
 
 
-@pytest.mark.xfail(strict=True, reason="CLI bug: `run --schedule fl1:...` imports replay_schedule_string "
-                   "from faultlab.explore.replay, which does not exist: ImportError traceback, not an error")
 @pytest.mark.parametrize("schedule", ["fl1:0000:v4.10:0", "fl1:0000:v4.10:zz", "fl9:x:y:0"])
 def test_bad_schedule_string(tmp_path: Path, schedule: str) -> None:
     path = write(tmp_path, GOOD)

@@ -213,3 +213,29 @@ def test_nondeterminism_is_detected() -> None:
     for strategy in ("dfs", "dpor"):
         with pytest.raises(NondeterminismError, match="not deterministic"):
             explore(_Drifting(), strategy)
+
+
+_SCRIPT = """
+from faultlab.explore import explore, toys
+for prog in (toys.counter(3), toys.ordering(), toys.two_locks(), toys.counter(3, locked=True)):
+    for strategy in ("dpor", "dfs", "pct", "random"):
+        r = explore(prog, strategy, seed=3, max_schedules=300, stop_on_first=False, keep_schedules=True)
+        print(r.summary())
+        print(r.schedules_list)
+"""
+
+
+def test_same_output_in_any_process() -> None:
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for hashseed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hashseed)
+        proc = subprocess.run(
+            [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=300
+        )
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1]
+    assert "violation lost-update" in outputs[0]

@@ -116,8 +116,11 @@ class ModelExecution:
         if self.record_events:
             k.events.listeners.append(events.append)
         holds = LockHoldTracker(k)
-        if self.lockdep is not None:
-            k.events.listeners.append(self.lockdep.listener(lambda tid: sched.threads[tid].name if tid >= 0 else "?"))
+        # A run on its own gets its own lockdep and reports a cycle as its violation; an exploration
+        # shares one lockdep across schedules and reports its cycles once, for the whole search.
+        own_lockdep = self.lockdep is None
+        lockdep = LockDep() if self.lockdep is None else self.lockdep
+        k.events.listeners.append(lockdep.listener(lambda tid: sched.threads[tid].name if tid >= 0 else "?"))
         records: dict[str, list[OpRecord]] = {}
         for spec in self.scenario.threads:
             records[spec.name] = []
@@ -137,8 +140,8 @@ class ModelExecution:
         for name, inode in k.inodes.items():
             record.files[name] = FileState(inode.i_size, file_snapshot(k, inode))
         self._check_expectations(record, checker)
-        if self.lockdep is not None:
-            for report in self.lockdep.reports:
+        if own_lockdep:
+            for report in lockdep.reports:
                 checker.report("lock-order", report)
         violations = sorted(checker.violations, key=lambda v: INVARIANT_IDS.index(v.id))
         final_state = (

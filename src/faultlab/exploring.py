@@ -42,7 +42,11 @@ class DesignVerdict:
 
     @property
     def clean(self) -> bool:
-        return not self.counterexamples
+        return not self.counterexamples and not self.lock_order
+
+    @property
+    def violation_ids(self) -> list[str]:
+        return [c.id for c in self.counterexamples] + (["lock-order"] if self.lock_order else [])
 
     def json(self) -> dict[str, Any]:
         r = self.result
@@ -55,7 +59,8 @@ class DesignVerdict:
             "bound": r.bound,
             "seed": r.seed,
             "final_states": r.final_state_count,
-            "verdict": "clean" if self.clean else self.counterexamples[0].id,
+            "verdict": "clean" if self.clean else self.violation_ids[0],
+            "lock_order": self.lock_order,
             "violations": [
                 {
                     "id": c.id,

@@ -20,7 +20,7 @@ class OpRecord:
 @dataclass(slots=True)
 class FileState:
     size: int
-    contents: bytes
+    contents: bytes | None  # None: too large to record (the model's snapshot limit)
 
 
 @dataclass(slots=True)

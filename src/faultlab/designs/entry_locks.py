@@ -61,12 +61,14 @@ def dax_wake_mapping_entry_waiter(k: Kernel, mapping: AddressSpace, index: int, 
 def get_unlocked_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> Entry | None:
     """Called and returns with tree_lock held: the entry at ``index`` once it is not locked
     (a page is returned without waiting on its page lock)."""
+    wq = mapping.entry_waitqueue(index)
     while True:
-        k.sched.point(mapping.slot(index), Access.READ, f"lookup dax entry {index}")
+        # The lookup may go on to queue us on the entry's wait queue (prepare_to_wait_exclusive).
+        k.sched.point(mapping.slot(index), Access.READ, f"lookup dax entry {index}", obj2=wq,
+                      access2=Access.WRITE)
         entry = mapping.page_tree.get(index)
         if entry is None or isinstance(entry, Page) or not entry.locked:
             return entry
-        wq = mapping.entry_waitqueue(index)
         k.sched.prepare_to_wait(wq, exclusive=True)
         mapping.tree_lock.unlock(k)
         k.sched.schedule(f"sleep on locked dax entry {index}")

@@ -1,9 +1,8 @@
-"""Small pieces shared by the strategies: the default choice, aborting a run, running a program."""
+"""Small pieces shared by the strategies: the default choice and aborting a run."""
 
 from __future__ import annotations
 
-from faultlab.explore.program import Program, RunResultLike
-from faultlab.sched.core import Chooser, ModelThread
+from faultlab.sched.core import ModelThread
 
 
 class AbortRun(BaseException):  # noqa: N818 - a control-flow signal, not an error
@@ -19,14 +18,6 @@ def default_choice(prev: int, ready: list[ModelThread]) -> ModelThread:
         if t.tid == prev:
             return t
     return ready[0]
-
-
-def run_once(program: Program, chooser: Chooser) -> RunResultLike | None:
-    """Run a fresh execution of ``program`` under ``chooser``; None if the chooser aborted it."""
-    try:
-        return program().run(chooser)
-    except AbortRun:
-        return None
 
 
 def lowest_bit(mask: int) -> int:

@@ -39,7 +39,9 @@ class RWSem(Lock):
         self.writer: int | None = None
 
     def down_read(self, k: Kernel) -> None:
-        k.sched.point(self, Access.WRITE, f"down_read({self.cls})", ready=lambda: self.writer is None)
+        # Readers commute with each other (READ); a writer's acquire and release are WRITEs, so
+        # every step that can change a waiting writer's or reader's readiness is dependent on it.
+        k.sched.point(self, Access.READ, f"down_read({self.cls})", ready=lambda: self.writer is None)
         self.readers.append(k.tid())
         k.lock_acquired(self, "R")
 
@@ -54,7 +56,7 @@ class RWSem(Lock):
         k.lock_acquired(self, "W")
 
     def up_read(self, k: Kernel) -> None:
-        k.sched.point(self, Access.WRITE, f"up_read({self.cls})")
+        k.sched.point(self, Access.READ, f"up_read({self.cls})")
         tid = k.tid()
         if tid not in self.readers:
             k.lock_bad_release(self, "R", "up_read of a rwsem this thread does not hold for read")

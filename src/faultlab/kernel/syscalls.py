@@ -315,9 +315,15 @@ def sys_msync(k: Kernel, vma: Vma) -> Outcome:
     return Outcome.ok()
 
 
-def file_snapshot(k: Kernel, inode: Inode) -> bytes:
+SNAPSHOT_LIMIT = 64 << 20
+
+
+def file_snapshot(k: Kernel, inode: Inode) -> bytes | None:
     """The file's contents as read(2) would return them, read without scheduling (for reports
-    and checks once the run is over)."""
+    and checks once the run is over); None for a file larger than SNAPSHOT_LIMIT, which would not
+    fit in a report (the model itself keeps only what was touched)."""
+    if inode.i_size > SNAPSHOT_LIMIT:
+        return None
     out = bytearray()
     for index in range((inode.i_size + PAGE_SIZE - 1) >> PAGE_SHIFT):
         n = min(PAGE_SIZE, inode.i_size - (index << PAGE_SHIFT))

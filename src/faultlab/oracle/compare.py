@@ -33,6 +33,7 @@ PMD_PAGES = 512  # pages in a 2 MiB PMD
 OP_OBSERVABLES = ("outcome", "minflt", "majflt")
 FILE_OBSERVABLES = ("size", "contents")
 DAX_ACTIVE_NOTE = "DAX active (statx STATX_ATTR_DAX)"
+GUEST_DIR = "/mnt/job"  # the probe's `dir` line; vm.run_jobs rewrites it to each job's own directory
 
 BASE_CLAIMS: dict[str, tuple[str, ...]] = {
     # docs/fidelity.md, "Observables the model claims": per file kind, per op and per file.
@@ -522,7 +523,7 @@ def _run_dax_vm(
 
     if not scenarios:
         return []
-    programs = [to_probe_program(s, "/mnt/job", require_dax=True) for s in scenarios]
+    programs = [to_probe_program(s, GUEST_DIR, require_dax=True) for s in scenarios]
     assets = vm.setup(log=log or (lambda _msg: None))
     probe = build_probe(static=True)
     names = [f"s{i:04d}" for i in range(len(scenarios))]

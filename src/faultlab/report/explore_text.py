@@ -20,7 +20,7 @@ def verdict_line(v: DesignVerdict) -> Text:
     if v.clean:
         done = "complete: proof by exhaustion" if r.complete else f"not complete (stopped: {r.stop_reason})"
         return Text.assemble((f"{v.design:<24}", "bold"), ("clean", "green"), f"  after {how}; {done}")
-    ids = ", ".join(c.id for c in v.counterexamples)
+    ids = ", ".join(v.violation_ids)
     return Text.assemble((f"{v.design:<24}", "bold"), (f"VIOLATION {ids}", "bold red"), f"  after {how}")
 
 
@@ -47,3 +47,8 @@ def print_exploration(out: Console, scenario_path: str, title: str, strategy: st
     for v in verdicts:
         for c in v.counterexamples:
             print_counterexample(out, v.design, c)
+        for report in v.lock_order:
+            out.print()
+            out.print(Text(f"{v.design}: lock-order (lockdep, over all {v.result.schedules} schedules)",
+                           style="bold red"))
+            out.print(report)

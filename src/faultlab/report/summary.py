@@ -59,7 +59,8 @@ def run_json(scenario: Scenario, design: str, result: ModelRunResult) -> dict[st
         "ops": ops,
         "counters": counters_json(result.counters, result.lock_counts),
         "files": {
-            name: {"size": f.size, "contents": format_bytes(f.contents)}
+            name: {"size": f.size,
+                   "contents": "(not recorded: too large)" if f.contents is None else format_bytes(f.contents)}
             for name, f in sorted(result.record.files.items())
         },
         "violations": [{"id": v.id, "message": v.message, "step": v.step} for v in result.violations],
