@@ -195,6 +195,18 @@ def test_masked_bytes_are_not_compared() -> None:
     assert compare(model, kernel, claims_for(sc, "host-tmpfs")).differences[0].differs == ("outcome",)
 
 
+def test_contents_the_model_did_not_record_are_not_compared() -> None:
+    sc = scenario("tmpfs", {"f": ("1p", "A")}, "m = mmap f 0 1p private r")
+    model = record(sc, (OK, 0, 0), files={"f": FileState(P, None)})
+    kernel = record(sc, (OK, 0, 0), files={"f": FileState(P, b"A" * P)})
+    c = compare(model, kernel, claims_for(sc, "host-tmpfs"))
+    assert c.ok and c.files[0].claim.observables == {"size"}
+    assert c.files[0].claim.waived == ("contents-not-recorded",)
+    assert comparison_json(sc, c)["files"][0]["model"]["contents"] is None
+    kernel.files["f"] = FileState(P + 1, b"A" * (P + 1))
+    assert compare(model, kernel, claims_for(sc, "host-tmpfs")).differences[0].differs == ("size",)
+
+
 def test_missing_ops_differ_and_misaligned_records_raise() -> None:
     sc = scenario("tmpfs", {"f": ("1p", "A")}, "m = mmap f 0 1p private rw", "store m 0 X")
     full = record(sc, (OK, 0, 0), (OK, 1, 0))

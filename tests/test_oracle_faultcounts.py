@@ -292,7 +292,9 @@ def test_dax_shared_store_into_a_hole_is_a_major_fault_that_allocates(dax: dict[
     assert_agrees(c, faults_claimed=())
     store = c.rows[1]
     assert "majflt" in store.claim.observables and store.kernel is not None and store.kernel.majflt > 0
-    assert c.files[0].kernel is not None and c.files[0].kernel.contents[P : P + 1] == b"S"
+    kernel_file = c.files[0].kernel
+    assert kernel_file is not None and kernel_file.contents is not None
+    assert kernel_file.contents[P : P + 1] == b"S"
     assert model_counter("shared-store-hole", "blocks_allocated") == 1
 
 

@@ -207,6 +207,7 @@ class V40(Design):
     def dax_mkwrite(self, k: Kernel, vmf: VmFaultData) -> VmFault:
         """#define dax_mkwrite(vma, vmf, gb) dax_fault(vma, vmf, gb): page_mkwrite re-enters."""
         vmf.flags |= FaultFlag.WRITE
+        vmf.write = True
         vmf.page = None
         return self.dax_fault(k, vmf)
 

@@ -125,6 +125,7 @@ class V47(V40):
     def dax_mkwrite(self, k: Kernel, vmf: VmFaultData) -> VmFault:
         """ext4_dax_vm_ops.page_mkwrite = ext4_dax_fault: a write to a hole page re-enters."""
         vmf.flags |= FaultFlag.WRITE
+        vmf.write = True
         vmf.page = None
         return self.dax_fault(k, vmf)
 

@@ -60,10 +60,10 @@ class Vma:
     flags: VmFlag
     vm_ops: VmOps
     name: str = ""
+    shared: bool = False  # VM_SHARED, kept as a bool: tested on every fault
 
-    @property
-    def shared(self) -> bool:
-        return bool(self.flags & VmFlag.SHARED)
+    def __post_init__(self) -> None:
+        self.shared = bool(self.flags & VmFlag.SHARED)
 
     def wants_writenotify(self) -> bool:
         """vma_wants_writenotify(): shared and writable, with ->page_mkwrite or ->pfn_mkwrite."""
@@ -127,7 +127,7 @@ class VmFaultData:
     entry: Any = None
     memcg_charged: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    write: bool = False  # FAULT_FLAG_WRITE, kept as a bool: tested on every path
 
-    @property
-    def write(self) -> bool:
-        return bool(self.flags & FaultFlag.WRITE)
+    def __post_init__(self) -> None:
+        self.write = bool(self.flags & FaultFlag.WRITE)

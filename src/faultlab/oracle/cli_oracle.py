@@ -104,7 +104,9 @@ def ops_table(c: Comparison) -> Table:
 
 
 def _contents(f: FileState | None) -> str:
-    return "-" if f is None else _clip(format_bytes(f.contents), 56)
+    if f is None:
+        return "-"
+    return "(not recorded)" if f.contents is None else _clip(format_bytes(f.contents), 56)
 
 
 def files_table(c: Comparison) -> Table:
@@ -114,7 +116,11 @@ def files_table(c: Comparison) -> Table:
     for f in c.files:
         note = ""
         if f.claim.masked:
-            note = f"{len(f.claim.masked)} byte(s) not compared ({', '.join(f.claim.waived)})"
+            note = f"{len(f.claim.masked)} byte(s) not compared"
+        if "contents" not in f.claim.observables:
+            note = "contents not compared"
+        if f.claim.waived:
+            note += f" ({', '.join(f.claim.waived)})"
         if f.differs:
             note = "DIFFERS: " + ", ".join(f.differs) + (f"; {note}" if note else "")
         table.add_row(
