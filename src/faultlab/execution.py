@@ -49,10 +49,10 @@ class ModelRunResult:
 def execute_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Outcome:
     """Carry out one scenario operation on the model."""
     if op.kind == "mmap":
-        vma = sys_mmap(k, k.inodes[op.file], op.offset, op.length, op.shared, op.writable)
-        if isinstance(vma, str):
-            return Outcome.errno(vma)
-        maps[op.var] = vma
+        mapped = sys_mmap(k, k.inodes[op.file], op.offset, op.length, op.shared, op.writable)
+        if isinstance(mapped, str):
+            return Outcome.errno(mapped)
+        maps[op.var] = mapped
         return Outcome.ok()
     if op.kind in ("munmap", "load", "store", "msync", "madvise"):
         vma = maps.get(op.map)

@@ -248,8 +248,8 @@ class InvariantChecker:
         anon = sum(1 for p in mm.ptes.values() if p.page is not None and p.page.anon)
         file = sum(1 for p in mm.ptes.values() if p.page is not None and not p.page.anon)
         if (anon, file) != (mm.rss_anon, mm.rss_file):
-            self.report("cow-accounting", f"{mm.name}: rss counters anon={mm.rss_anon} file={mm.rss_file}, but the page "
-                        f"table maps {anon} anonymous and {file} file pages")
+            self.report("cow-accounting", f"{mm.name}: rss counters anon={mm.rss_anon} file={mm.rss_file}, "
+                        f"but the page table maps {anon} anonymous and {file} file pages")
 
     def check_refcounts(self) -> None:
         k = self.k

@@ -29,7 +29,7 @@ from faultlab.kernel.memory import (
     vm_insert_mixed,
 )
 from faultlab.kernel.mm import FaultHandler, VmFaultData
-from faultlab.kernel.page import lock_page, unlock_page
+from faultlab.kernel.page import Page, lock_page, unlock_page
 from faultlab.kernel.truncate import truncate_setsize
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class V40(Design):
         mapping = inode.mapping
         if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):
             return VmFault.SIGBUS
+        page: Page | None = None
         while True:  # repeat:
             page = find_get_page(k, mapping, vmf.pgoff)
             if page is None:

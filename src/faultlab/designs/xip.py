@@ -22,11 +22,11 @@ from faultlab.kernel.memory import (
     do_set_pte,
     i_mmap_lock_write,
     i_mmap_unlock_write,
+    page_remove_rmap,
     pte_clear,
     pte_offset_map_lock,
     pte_read,
     pte_unmap_unlock,
-    page_remove_rmap,
     vm_insert_mixed,
     vm_insert_page,
 )
@@ -99,7 +99,7 @@ def __xip_unmap(k: Kernel, inode: Inode, pgoff: int) -> None:
     """__xip_unmap(): remove every PTE that maps the sparse page at ``pgoff`` (under i_mmap).
     The seqcount retry against a concurrent zero-page insert is not modelled."""
     page = k.design_state.get("xip_sparse_page")
-    if page is None:
+    if not isinstance(page, Page):
         return
     mapping = inode.mapping
     i_mmap_lock_write(k, mapping)

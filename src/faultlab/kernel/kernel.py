@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from faultlab.kernel.events import EventBus
@@ -67,7 +68,7 @@ class Kernel:
 
     def current_function(self) -> str:
         """The innermost model (kernel or design) function on the running thread's stack."""
-        f = sys._getframe(2)
+        f: FrameType | None = sys._getframe(2)
         while f is not None:
             mod = f.f_globals.get("__name__", "")
             if mod.startswith(_MODEL_PREFIXES) and f.f_code.co_name not in _SKIP_FUNCS:

@@ -16,11 +16,11 @@ from faultlab.kernel.filemap import generic_file_read, generic_perform_write, lo
 from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, VM_FAULT_ERROR, FaultFlag, VmFault, VmFlag
 from faultlab.kernel.fs import DaxEntry, Inode
 from faultlab.kernel.memory import (
+    handle_mm_fault,
     i_mmap_lock_read,
     i_mmap_lock_write,
     i_mmap_unlock_read,
     i_mmap_unlock_write,
-    handle_mm_fault,
     pte_read,
     set_pte_at,
     zap_pte_range,

@@ -6,7 +6,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from faultlab.explore.results import Stats
 
@@ -24,7 +24,7 @@ class ExploreProgress:
         self.enabled = enabled and console.is_terminal
         self.started = time.monotonic()
         self.progress: Progress | None = None
-        self.task = 0
+        self.task = TaskID(0)
 
     def __enter__(self) -> ExploreProgress:
         return self
