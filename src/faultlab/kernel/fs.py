@@ -1,5 +1,6 @@
-"""Inodes, address spaces (page cache, i_mmap, i_mmap_rwsem), the disk behind ext4 files and the
-persistent-memory device behind DAX files.  All of it is sparse: a page, block or byte exists only
+"""Inodes, address spaces (page cache, i_mmap, i_mmap_rwsem) and the persistent-memory device
+behind DAX files.  An ext4 file's disk holds its initial contents (holes read as zeros); pages
+written back are not re-read, since the model never evicts the page cache.  All of it is sparse: a page, block or byte exists only
 once touched; untouched file contents are computed from the scenario's fill pattern."""
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ class AddressSpace:
 
 
 class Inode:
-    """struct inode for one scenario file, plus what its filesystem keeps: the ext4 disk blocks,
-    the DAX extent map, and ext4's i_mmap_sem (the fs fault lock the 4.7+ DAX code relies on)."""
+    """struct inode for one scenario file, plus what its filesystem keeps: the DAX extent map and
+    ext4's i_mmap_sem (the fs fault lock the 4.7+ DAX code relies on)."""
 
     def __init__(self, name: str, fs: str, size: int, fill: bytes | None, hole: bool, i_mmap_cls: str) -> None:
         self.name = name
@@ -91,8 +92,6 @@ class Inode:
         self.mtime = 0
         # Pages [0, initial_pages) hold the fill pattern until touched (page cache or disk or pmem).
         self.initial_pages = 0 if hole else (size + PAGE_SIZE - 1) >> PAGE_SHIFT
-        # ext4: on-disk contents written back, by page index (None = zeros); holes are absent.
-        self.disk: dict[int, bytes | None] = {}
         # DAX: file block -> extent; blocks [0, initial_pages) live at initial_base + index.
         self.extents: dict[int, Extent] = {}
         self.initial_base = 0
