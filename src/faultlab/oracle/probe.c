@@ -997,9 +997,10 @@ static void run_op(const struct cmd *c)
 	struct result r;
 	struct call call;
 	memset(&call, 0, sizeof call);
-	struct file *f = &g_files[c->file];
-	struct mapping *m = &g_maps[c->mapping];
-	unsigned char *addr = slot_addr(c->mapping);
+	/* A program may have no mappings (or no files) at all: only ops that name one use it. */
+	struct file *f = g_files ? &g_files[c->file] : NULL;
+	struct mapping *m = g_maps ? &g_maps[c->mapping] : NULL;
+	unsigned char *addr = g_maps ? slot_addr(c->mapping) : NULL;
 
 	switch (c->op) {
 	case OP_MMAP:
