@@ -1,7 +1,8 @@
 """Inodes, address spaces (page cache, i_mmap, i_mmap_rwsem) and the persistent-memory device
 behind DAX files.  An ext4 file's disk holds its initial contents (holes read as zeros); pages
-written back are not re-read, since the model never evicts the page cache.  All of it is sparse: a page, block or byte exists only
-once touched; untouched file contents are computed from the scenario's fill pattern."""
+written back are not re-read, since the model never evicts the page cache.  All of it is sparse:
+a page, block or byte exists only once touched; untouched file contents are computed from the
+scenario's fill pattern."""
 
 from __future__ import annotations
 
