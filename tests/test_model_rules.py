@@ -1,4 +1,4 @@
-"""The model against the semantic rules of kernel-history.md section 5 (R1-R16), one group per rule.
+"""The model against the semantic rules of docs/rules.md (R1-R16), one group per rule.
 
 Each test runs a small scenario sequentially on the model and asserts what Linux does: values,
 signals, file contents and fault counts.  Page-cache rules run on tmpfs and ext4 with the counts
@@ -102,7 +102,7 @@ def test_r1_private_write_is_cow_invisible_to_file_and_other_mappings(fs: str, d
 @pytest.mark.parametrize(("fs", "design"), KINDS, ids=KIND_IDS)
 def test_r2_private_write_first_is_one_fault_per_page(fs: str, design: str) -> None:
     """R2: a write to a not-present private page is exactly one (cow) fault, and write faults
-    never fault around: the next page's write is one more (real-kernel.md A1 (a): 1, 1)."""
+    never fault around: the next page's write is one more (measured: docs/fidelity.md: 1, 1)."""
     r = run1(fs, "64p", "A", "m = mmap f 0 64p private rw", "store m 0 B", "store m 1p C", "load m 0 2",
              "load m 1p 2", design=design)
     clean(r)
@@ -118,7 +118,7 @@ def test_r2_private_write_first_is_one_fault_per_page(fs: str, design: str) -> N
 @pytest.mark.parametrize(("fs", "design"), KINDS, ids=KIND_IDS)
 def test_r2_private_read_then_write_is_two_faults(fs: str, design: str) -> None:
     """R2: read-then-write is 1 + 1: a read fault maps the page read-only, the write is a
-    do_wp_page copy (real-kernel.md A1 (b); DAX under qemu: 1 + 1, pfn -> anon page)."""
+    do_wp_page copy (measured: docs/fidelity.md; DAX under qemu: 1 + 1, pfn -> anon page)."""
     r = run1(fs, "64p", "A", "m = mmap f 0 64p private rw", "load m 0", "store m 0 B", "load m 0 2",
              "read f 0 2", design=design)
     clean(r)
@@ -136,7 +136,7 @@ def test_r2_private_read_then_write_is_two_faults(fs: str, design: str) -> None:
 def test_r2_page_cache_neighbour_mapped_by_fault_around_costs_one_wp_fault(fs: str) -> None:
     """R2 with fault-around: a write to a neighbour the first read mapped read-only is one
     do_wp_page fault with no read fault before it; a read in the same window after that is free
-    (real-kernel.md A1: 1 and 0 on tmpfs and ext4)."""
+    (measured: docs/fidelity.md: 1 and 0 on tmpfs and ext4)."""
     r = run1(fs, "64p", "A", "m = mmap f 0 64p private rw", "load m 0", "store m 5p B", "load m 9p",
              "load m 5p 2")
     clean(r)
@@ -189,7 +189,7 @@ def test_r3_shared_store_visible_to_read_shared_and_uncowed_private(fs: str, des
 
 @pytest.mark.parametrize("fs", PAGE_CACHE)
 def test_r3_shared_write_first_is_one_fault(fs: str) -> None:
-    """R3/R8: MAP_SHARED write-first is one fault on tmpfs and ext4 (real-kernel.md A1 (d))."""
+    """R3/R8: MAP_SHARED write-first is one fault on tmpfs and ext4 (measured: docs/fidelity.md)."""
     r = run1(fs, "64p", "A", "m = mmap f 0 64p shared rw", "store m 0 B", "store m 1p C", "read f 0 1")
     clean(r)
     assert flt(r, 1) == (1, 0)
@@ -204,7 +204,7 @@ def test_r3_dax_shared_write_first_takes_a_second_write_protect_fault_in_4x(desi
     in a shared mapping whose vm_ops have ->page_mkwrite/->pfn_mkwrite (vma_wants_writenotify), so
     the store retries and takes a write-protect fault that makes the entry writable.  4.15
     (vm_insert_mixed_mkwrite, b2770da64254) inserts it writable: the 6.x kernel measured under
-    qemu takes 1 fault (real-kernel.md B).  No block is allocated: the file has its blocks."""
+    qemu takes 1 fault (measured in the DAX VM, docs/fidelity.md).  No block is allocated: the file has its blocks."""
     r = run1("dax", "2p", "A", "m = mmap f 0 2p shared rw", "store m 0 B", "store m 1 C", "read f 0 3",
              design=design)
     clean(r)
@@ -275,7 +275,7 @@ def test_r4_fill_stops_at_eof(fs: str, design: str) -> None:
 def test_r5_truncate_zaps_private_cow_pages_beyond_eof(fs: str, design: str) -> None:
     """R5 (even_cows=1): a private COWed page wholly beyond the new EOF is unmapped, so the next
     access is SIGBUS; after re-extending, the page reads zeros: the COW data is lost
-    (real-kernel.md A2, the same on tmpfs, ext4 and DAX)."""
+    (measured, docs/fidelity.md 'Truncate and EOF', the same on tmpfs, ext4 and DAX)."""
     r = run1(fs, "2p", "A",
              "m = mmap f 0 2p private rw",
              "store m 1p B",                   # 1
@@ -323,7 +323,7 @@ def test_r5_truncate_unmaps_read_mapped_private_and_shared_pages(fs: str, design
 def test_r5_partial_truncate_keeps_a_cow_copy_of_the_last_page(fs: str, design: str) -> None:
     """R5: only pages wholly beyond round_up(EOF) are zapped: a private page COWed before a
     partial truncate to 4196 stays mapped and keeps its old data past the new EOF
-    (real-kernel.md A2: 'stays mapped, same PFN, keeps old data')."""
+    (measured, docs/fidelity.md 'Truncate and EOF': 'stays mapped, same PFN, keeps old data')."""
     r = run1(fs, "2p", "A", "m = mmap f 0 2p private rw", "store m 1p+200 B", "truncate f 4196",
              "load m 1p+99 3", "load m 1p+200 2", design=design)
     clean(r)
@@ -358,7 +358,7 @@ def test_r5_write_invalidation_keeps_private_copies(fs: str) -> None:
 def test_r6_partial_truncate_zeroes_the_tail_of_the_last_page_in_place(fs: str, design: str) -> None:
     """R6: a partial truncate to 4196 zeroes bytes >= 4196 of the last page at once: shared and
     not-COWed private mappings read zeros there with no signal, and after extending the file
-    read(2) returns zeros (real-kernel.md A2)."""
+    read(2) returns zeros (measured, docs/fidelity.md 'Truncate and EOF')."""
     r = run1(fs, "2p", "A",
              "s = mmap f 0 2p shared rw",
              "p = mmap f 0 2p private r",
@@ -386,7 +386,7 @@ def test_r6_partial_truncate_zeroes_the_tail_of_the_last_page_in_place(fs: str, 
 def test_r8_shared_read_then_write(fs: str, write_faults: int) -> None:
     """R8: ext4 has ->page_mkwrite, so a store to a page mapped by a read fault takes a
     write-protect fault (1 + 1); tmpfs has no write notification and maps it writable (1 + 0)
-    (real-kernel.md A1)."""
+    (measured: docs/fidelity.md)."""
     r = run1(fs, "64p", "A", "m = mmap f 0 64p shared rw", "load m 0", "store m 0 B", "read f 0 2")
     clean(r)
     assert flt(r, 1) == (1, 0)
@@ -399,7 +399,7 @@ def test_r8_shared_read_then_write(fs: str, write_faults: int) -> None:
 @pytest.mark.parametrize(("fs", "write_faults"), [("tmpfs", 0), ("ext4", 1)])
 def test_r8_shared_write_to_neighbour_mapped_by_fault_around(fs: str, write_faults: int) -> None:
     """R8 + R9: the pages fault-around maps in a shared mapping are writable on tmpfs (0 faults to
-    write) and read-only on ext4 (1 fault each, page_mkwrite) (real-kernel.md A1)."""
+    write) and read-only on ext4 (1 fault each, page_mkwrite) (measured: docs/fidelity.md)."""
     r = run1(fs, "64p", "A", "m = mmap f 0 64p shared rw", "load m 0", "store m 7p B", "store m 15p C",
              "read f 7p 1", "read f 15p 1")
     clean(r)
@@ -432,7 +432,7 @@ def faulted_pages(r: ModelRunResult, first_load: int = 1) -> list[int]:
 @pytest.mark.parametrize("fs", PAGE_CACHE)
 def test_r9_sequential_read_of_64_pages_faults_at_0_16_32_48(fs: str, shared: str) -> None:
     """R9: a read fault maps the 16-page window aligned on the virtual address (mappings start
-    2 MiB-aligned): 64 sequential page reads fault at pages 0, 16, 32 and 48 (real-kernel.md A1 (c))."""
+    2 MiB-aligned): 64 sequential page reads fault at pages 0, 16, 32 and 48 (measured: docs/fidelity.md)."""
     r = run1(fs, "64p", "A", f"m = mmap f 0 64p {shared} r", *[f"load m {i}p" for i in range(64)])
     clean(r)
     assert faulted_pages(r) == [0, 16, 32, 48]
@@ -465,7 +465,7 @@ def test_r9_fault_around_stops_at_eof(fs: str) -> None:
 
 def test_r9_holes_are_not_faulted_around_on_tmpfs() -> None:
     """R9: only pages already in the cache are mapped around; a sparse tmpfs file is one fault per
-    page (real-kernel.md A1: 64).  (ext4 holes go through readahead, not modelled.)"""
+    page (measured: docs/fidelity.md: 64).  (ext4 holes go through readahead, not modelled.)"""
     r = run1("tmpfs", "64p", "hole", "m = mmap f 0 64p private r", *[f"load m {i}p" for i in range(64)])
     clean(r)
     assert faulted_pages(r) == list(range(64))
@@ -474,7 +474,7 @@ def test_r9_holes_are_not_faulted_around_on_tmpfs() -> None:
 
 @pytest.mark.parametrize("fs", PAGE_CACHE)
 def test_r9_write_faults_never_fault_around(fs: str) -> None:
-    """R9: sequential write-first of 64 pages is 64 faults, private or shared (real-kernel.md A1)."""
+    """R9: sequential write-first of 64 pages is 64 faults, private or shared (measured: docs/fidelity.md)."""
     for shared in ("private", "shared"):
         r = run1(fs, "64p", "A", f"m = mmap f 0 64p {shared} rw", *[f"store m {i}p B" for i in range(64)])
         clean(r)
@@ -552,7 +552,7 @@ def test_r11_dax_shared_store_to_hole_allocates_zeroed_block_major_fault(design:
 @pytest.mark.parametrize("fs", PAGE_CACHE)
 def test_r11_page_cache_store_to_hole(fs: str) -> None:
     """R11's page-cache counterpart: a shared store to a hole is one fault, minor on tmpfs and
-    MAJOR on ext4 (the page is read in) (real-kernel.md A1)."""
+    MAJOR on ext4 (the page is read in) (measured: docs/fidelity.md)."""
     r = run1(fs, "2p", "hole", "m = mmap f 0 2p shared rw", "store m 1p B", "read f 1p 2")
     clean(r)
     assert flt(r, 1) == ((1, 0) if fs == "tmpfs" else (0, 1))
@@ -611,7 +611,7 @@ def test_r12_racing_faults_at_every_preemption_point(fs: str, design: str) -> No
 
 
 def test_r12_v40_two_write_faults_on_a_hole_can_lose_a_write() -> None:
-    """R12 does not hold in 4.0-4.6, and the v4.0 design reproduces why: kernel-history.md section 3
+    """R12 does not hold in 4.0-4.6, and the v4.0 design reproduces why: docs/designs.md (known bugs)
     bug 3 (843172978bb9, fixed for good by the 4.7 entry lock): both write faults on a hole see a
     new block and zero it, so "the loser overwrite[s] their store with zeroes".  It needs two
     preemptions, so the sequential and single-preemption runs above do not show it."""

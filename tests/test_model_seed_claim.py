@@ -80,7 +80,7 @@ def test_v7_insert_takes_two_faults_two_copies_and_breaks_cow_accounting() -> No
     by a COW), and maps the page as a *file* page (page_add_file_rmap, MM_FILEPAGES), never as an
     anonymous one.  So the store retries, finds a read-only PTE and do_wp_page copies the page a
     second time (2 faults, 2 copies), and the first COW page was accounted as a file page: the
-    model's cow-accounting invariant reports it.  (kernel-history.md 1.2; 2.3 "Why the cow page
+    model's cow-accounting invariant reports it.  (Jan Kara's 2016 changelog, docs/designs.md "Why the cow page
     has to go through generic code".)"""
     r = first_private_write("v7-insert")
     check_cow_result(r)
