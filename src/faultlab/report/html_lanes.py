@@ -1,0 +1,263 @@
+"""Swim lanes as HTML: a CSS grid with one row per scheduling step and one lane per thread.
+
+Each lane has a gutter of lock tracks, where every lock a thread holds is a bar spanning the steps
+it is held (striped when held for read), and a column naming the kernel function entered, the
+step, and what changed (PTE installs, zaps, i_size).  The step where an invariant broke is a red
+band across all lanes.  The layout is computed here; the page's CSS (``html_style``) draws it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from html import escape
+
+from faultlab.compare import LOCK_ORDER, lock_sort_key, short_lock
+from faultlab.execution import ModelRunResult
+from faultlab.kernel.events import Event
+from faultlab.report.swimlanes import LaneRow, describe_change, lane_rows
+
+LOCK_COLOURS = {
+    "&inode->i_rwsem": "#7c3aed",
+    "&mm->mmap_sem": "#2563eb",
+    "&ei->i_mmap_sem": "#0891b2",
+    "page lock": "#65a30d",
+    "dax entry lock": "#d97706",
+    "&mapping->i_mmap_mutex": "#db2777",
+    "&mapping->i_mmap_rwsem": "#db2777",
+    "xip_sparse_mutex": "#9333ea",
+    "&mapping->tree_lock": "#0d9488",
+    "ptlock": "#475569",
+}
+"""A colour per lock class, the same on every page (``i_mmap``'s mutex and rwsem share one)."""
+OTHER_COLOURS = ("#b45309", "#be123c", "#4d7c0f", "#1d4ed8", "#a21caf", "#0f766e")
+
+CHANGE_KINDS = {
+    "pte_set": "pte-set",
+    "pte_clear": "pte-zap",
+    "pte_wrprotect": "pte-wp",
+    "isize": "isize",
+    "block_free": "free",
+    "page_free": "free",
+    "block_alloc": "alloc",
+    "block_zero": "alloc",
+}
+"""Event kind -> the CSS class of its line in a lane (and of its legend entry)."""
+CHANGE_LEGEND = (
+    ("pte-set", "PTE installed"),
+    ("pte-zap", "PTE zapped"),
+    ("pte-wp", "PTE write-protected"),
+    ("isize", "i_size changed"),
+    ("alloc", "block allocated / zeroed"),
+    ("free", "block / page freed"),
+    ("bad", "bad unlock"),
+)
+THREAD_HUES = 4  # lane tints cycle through this many (CSS classes lane0..lane3)
+
+
+def lock_colour(cls: str) -> str:
+    if cls in LOCK_COLOURS:
+        return LOCK_COLOURS[cls]
+    return OTHER_COLOURS[sum(cls.encode()) % len(OTHER_COLOURS)]
+
+
+@dataclass
+class Change:
+    css: str
+    text: str
+
+
+@dataclass
+class Row:
+    step: int
+    tid: int
+    func: str  # the kernel function, when it differs from this thread's previous row ("" otherwise)
+    label: str
+    held: list[str]
+    changes: list[Change] = field(default_factory=list)
+    locks: list[str] = field(default_factory=list)  # classes acquired or released in this step
+    switch: bool = False  # another thread ran the previous row
+    violations: list[tuple[str, str]] = field(default_factory=list)  # (id, message) detected here
+
+
+@dataclass
+class Bar:
+    tid: int
+    cls: str
+    name: str  # the lock instance
+    mode: str  # "R" or "W"
+    start_step: int
+    end_step: int | None  # None: still held when the run ended
+    first: int = 0  # row indices
+    last: int = 0
+    track: int = 0
+
+
+@dataclass
+class Lanes:
+    threads: list[str]
+    rows: list[Row]
+    bars: list[Bar]
+    tracks: list[int]  # lock tracks per thread (at least 1)
+
+    @property
+    def lock_classes(self) -> list[str]:
+        return sorted({b.cls for b in self.bars}, key=lock_sort_key)
+
+    @property
+    def change_kinds(self) -> set[str]:
+        return {c.css for r in self.rows for c in r.changes}
+
+
+def build_lanes(run: ModelRunResult, violations: list[tuple[str, str, int | None]] | None = None) -> Lanes:
+    """The lanes of ``run``; ``violations`` (id, message, step) are marked (default: the run's own)."""
+    if violations is None:
+        violations = [(v.id, v.message, v.step) for v in run.violations]
+    base: list[LaneRow] = lane_rows(run.steps, run.events, None)
+    by_step: dict[int, list[Event]] = {}
+    for ev in run.events:
+        by_step.setdefault(ev.step, []).append(ev)
+    rows: list[Row] = []
+    last_func: dict[int, str] = {}
+    for lr in base:
+        func = lr.func if lr.func and lr.func != last_func.get(lr.tid) else ""
+        last_func[lr.tid] = lr.func
+        row = Row(lr.step, lr.tid, func, lr.label, lr.held, switch=bool(rows) and rows[-1].tid != lr.tid)
+        for ev in by_step.get(lr.step, []):
+            if ev.kind in ("lock_acquire", "lock_release"):
+                if ev.data["cls"] not in row.locks:
+                    row.locks.append(ev.data["cls"])
+            elif ev.kind == "lock_bad_release":
+                row.changes.append(Change("bad", f"{ev.data['why']}: {ev.data['cls']}"))
+            else:
+                text = describe_change(ev)
+                if text is not None:
+                    row.changes.append(Change(CHANGE_KINDS.get(ev.kind, "other"), text))
+        rows.append(row)
+    steps = [r.step for r in rows]
+    for vid, message, step in violations:
+        if not rows:
+            break
+        at = len(rows) - 1 if step is None else max(bisect_right(steps, step) - 1, 0)
+        rows[at].violations.append((vid, message))
+    bars = _lock_bars(run.events)
+    last = max(len(rows) - 1, 0)
+    for b in bars:
+        b.first = min(bisect_left(steps, b.start_step), last)
+        b.last = last if b.end_step is None else min(bisect_left(steps, b.end_step), last)
+    tracks = [1] * len(run.thread_names)
+    for tid in range(len(run.thread_names)):
+        ends: list[int] = []  # the last row of the latest bar on each track
+        for b in sorted((b for b in bars if b.tid == tid), key=lambda b: (b.first, -b.last, b.start_step)):
+            free = next((i for i, end in enumerate(ends) if end < b.first), None)
+            if free is None:
+                free = len(ends)
+                ends.append(b.last)
+            ends[free] = b.last
+            b.track = free
+        tracks[tid] = max(len(ends), 1)
+    return Lanes(list(run.thread_names), rows, bars, tracks)
+
+
+def _lock_bars(events: list[Event]) -> list[Bar]:
+    """Pair each acquisition with its release (by lock instance and holder)."""
+    bars: list[Bar] = []
+    open_: dict[tuple[int, int], Bar] = {}  # (id(lock), tid) -> bar; ids only pair, never shown
+    for ev in events:
+        if ev.kind == "lock_acquire":
+            bar = Bar(ev.tid, ev.data["cls"], ev.data["lock"].name, ev.data["mode"], ev.step, None)
+            open_[(id(ev.data["lock"]), ev.tid)] = bar
+            bars.append(bar)
+        elif ev.kind == "lock_release":
+            key = (id(ev.data["lock"]), ev.tid)
+            if key not in open_:  # released by another thread than the one that took it
+                key = next((k for k in open_ if k[0] == id(ev.data["lock"])), key)
+            bar = open_.pop(key, None)
+            if bar is not None:
+                bar.end_step = ev.step
+    return bars
+
+
+def render_lanes(lanes: Lanes, ops: dict[str, list[str]] | None = None, anchor: str = "v") -> str:
+    """The grid's HTML.  ``ops`` (thread -> op lines) goes under each lane's name; the first
+    violation callout gets the id ``anchor``."""
+    n = len(lanes.rows)
+    cols = ["var(--stepw)"]
+    lane_col: list[tuple[int, int]] = []  # per thread: (first track column, content column), 1-based
+    for t in range(len(lanes.threads)):
+        first = len(cols) + 1
+        cols.extend(["var(--trackw)"] * lanes.tracks[t])
+        cols.append("minmax(17em, 1fr)")
+        lane_col.append((first, len(cols)))
+    out: list[str] = [
+        f'<div class="lanes" style="grid-template-columns: {" ".join(cols)}; '
+        f'grid-template-rows: auto repeat({n}, auto)">'
+    ]
+    last_row = n + 2
+    for t, (first, content) in enumerate(lane_col):
+        out.append(f'<div class="lane-bg lane{t % THREAD_HUES}" style="grid-column: {first} / {content + 1}; '
+                   f'grid-row: 1 / {last_row}"></div>')
+    for i, row in enumerate(lanes.rows):
+        classes = (["switch"] if row.switch else []) + (["broken"] if row.violations else [])
+        if classes:
+            out.append(f'<div class="band {" ".join(classes)}" style="grid-column: 1 / -1; grid-row: {i + 2}">'
+                       "</div>")
+    out.append('<div class="lane-head step-head" style="grid-column: 1; grid-row: 1">step</div>')
+    for t, name in enumerate(lanes.threads):
+        first, content = lane_col[t]
+        op_lines = "".join(f"<li>{escape(op)}</li>" for op in (ops or {}).get(name, []))
+        out.append(f'<div class="lane-head lane{t % THREAD_HUES}" data-thread="{escape(name)}" '
+                   f'style="grid-column: {first} / {content + 1}; grid-row: 1"><span class="tname">'
+                   f'{escape(name)}</span>{f"<ol class=ops>{op_lines}</ol>" if op_lines else ""}</div>')
+    for b in lanes.bars:
+        col = lane_col[b.tid][0] + b.track
+        mode = "read" if b.mode == "R" else "write"
+        held = f"steps {b.start_step}-{b.end_step}" if b.end_step is not None else f"from step {b.start_step} to the end"
+        title = f"{b.cls} ({b.name}) held for {mode}, {held}"
+        label = short_lock(b.cls) if b.last - b.first >= 3 else ""
+        out.append(
+            f'<div class="bar {mode}{" open" if b.end_step is None else ""}" data-lock="{escape(b.cls)}" '
+            f'title="{escape(title)}" style="--c: {lock_colour(b.cls)}; grid-column: {col}; '
+            f'grid-row: {b.first + 2} / {b.last + 3}"><span>{escape(label)}</span></div>'
+        )
+    anchored = False
+    for i, row in enumerate(lanes.rows):
+        r = i + 2
+        out.append(f'<div class="stepno{" broken" if row.violations else ""}" style="grid-column: 1; grid-row: {r}">'
+                   f"{row.step}</div>")
+        parts = []
+        if row.func:
+            parts.append(f'<div class="fn">{escape(row.func)}()</div>')
+        chips = "".join(f'<i class="chip" style="--c: {lock_colour(cls)}"></i>' for cls in row.locks)
+        parts.append(f'<div class="op">{chips}{escape(row.label)}</div>')
+        for ch in row.changes:
+            parts.append(f'<div class="chg {ch.css}">{escape(ch.text)}</div>')
+        for vid, message in row.violations:
+            ident = "" if anchored else f' id="{escape(anchor)}"'
+            anchored = True
+            parts.append(f'<div class="callout"{ident}><b>invariant broken: {escape(vid)}</b>'
+                         f"<span>{escape(message)}</span></div>")
+        held = f' title="held after this step: {escape(", ".join(row.held))}"' if row.held else ""
+        out.append(f'<div class="cell lane{row.tid % THREAD_HUES}{" broken" if row.violations else ""}"{held} '
+                   f'style="grid-column: {lane_col[row.tid][1]}; grid-row: {r}">{"".join(parts)}</div>')
+    out.append("</div>")
+    return "\n".join(out)
+
+
+def render_legend(lanes: Lanes) -> str:
+    items = []
+    for cls in lanes.lock_classes:
+        items.append(f'<span class="key"><i class="swatch" style="--c: {lock_colour(cls)}"></i>'
+                     f"{escape(cls)}</span>")
+    if any(b.mode == "R" for b in lanes.bars):
+        items.append('<span class="key"><i class="swatch read" style="--c: #64748b"></i>held for read</span>')
+    kinds = lanes.change_kinds
+    for css, text in CHANGE_LEGEND:
+        if css in kinds:
+            items.append(f'<span class="key"><i class="chg-swatch {css}"></i>{escape(text)}</span>')
+    items.append('<span class="key"><i class="swatch broken"></i>invariant broken</span>')
+    items.append('<span class="key"><i class="swatch switch"></i>thread switch</span>')
+    return f'<div class="legend">{"".join(items)}</div>'
+
+
+__all__ = ["LOCK_ORDER", "Lanes", "build_lanes", "lock_colour", "render_legend", "render_lanes"]
