@@ -30,6 +30,8 @@ class Design:
     i_mmap_is_mutex: ClassVar[bool] = False
     # get_block(create=1) returns unwritten extents (ext4) rather than zeroed new blocks (ext2).
     unwritten_extents: ClassVar[bool] = False
+    # From 4.10, ->pfn_mkwrite returning VM_FAULT_NOPAGE has finished the fault (wp_pfn_shared).
+    pfn_mkwrite_finishes_fault: ClassVar[bool] = False
 
     # -- mm/memory.c ------------------------------------------------------------------------------
     def do_cow_fault(self, k: Kernel, vmf: VmFaultData) -> VmFault:

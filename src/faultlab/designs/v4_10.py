@@ -24,13 +24,10 @@ from faultlab.kernel.memory import (
     ERR_NOPAGE_RETRY,
     __do_fault,
     finish_fault,
-    pte_offset_map_lock,
-    pte_read,
-    pte_unmap_unlock,
-    set_pte_at,
+    finish_mkwrite_fault,
     vm_insert_mixed,
 )
-from faultlab.kernel.mm import Pte, VmFaultData
+from faultlab.kernel.mm import VmFaultData
 from faultlab.kernel.page import Page, unlock_page
 
 if TYPE_CHECKING:
@@ -42,6 +39,7 @@ class V410(V47):
     summary = "4.10: handler finishes the COW with finish_fault under its entry lock, returns VM_FAULT_DONE_COW"
     source = "Linux 4.10 mm/memory.c (9118c0cbd442, 3917048d4572) + fs/dax.c dax_iomap_fault (b1aa812b2108, f449b936)"
     iomap_before_entry_lock = False
+    pfn_mkwrite_finishes_fault = True
 
     # -- mm/memory.c do_cow_fault (4.10) ----------------------------------------------------------
     def do_cow_fault(self, k: Kernel, vmf: VmFaultData) -> VmFault:
@@ -134,20 +132,10 @@ class V410(V47):
         entry.dirty = True
         el.lock_slot(k, mapping, vmf.pgoff, entry)
         mapping.tree_lock.unlock(k)
-        self.finish_mkwrite_fault(k, vmf)
+        finish_mkwrite_fault(k, vmf)
         el.put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
         inode.i_mmap_sem.up_read(k)
-        vmf.extra["done"] = True
         return VmFault.NOPAGE
-
-    def finish_mkwrite_fault(self, k: Kernel, vmf: VmFaultData) -> None:
-        """finish_mkwrite_fault(): under the PTL, if the entry is unchanged make it writable."""
-        pte_offset_map_lock(k, vmf)
-        pte = pte_read(k, vmf.vma.mm, vmf.address)
-        if pte is not None and pte == vmf.orig_pte:
-            set_pte_at(k, vmf.vma, vmf.address, Pte(pte.page, pte.block, True, True))
-            k.count("fault.wp-reuse")
-        pte_unmap_unlock(k, vmf)
 
     def invalidate_exceptional_entry(self, k: Kernel, mapping: AddressSpace, index: int) -> bool:
         """With 13e451fdc1af a write's invalidation waits for a fault holding the entry."""

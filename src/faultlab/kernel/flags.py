@@ -61,10 +61,6 @@ class VmFlag(enum.IntFlag):
     MIXEDMAP = 0x10000000
 
 
-def div_round_up(n: int, d: int) -> int:
-    return (n + d - 1) // d
-
-
 def size_in_pages(i_size: int) -> int:
     """DIV_ROUND_UP(i_size, PAGE_SIZE): the fault-side EOF bound (pgoff >= this -> SIGBUS)."""
     return (i_size + PAGE_SIZE - 1) >> PAGE_SHIFT

@@ -410,23 +410,38 @@ def wp_page_shared(k: Kernel, vmf: VmFaultData, old_page: Page) -> VmFault:
 
 
 def wp_pfn_shared(k: Kernel, vmf: VmFaultData) -> VmFault:
-    """wp_pfn_shared() (4.1+, dd9061846a3b): ->pfn_mkwrite with the PTL dropped, re-check, reuse.
-    In 4.0 there is no ->pfn_mkwrite and the entry is simply made writable."""
+    """wp_pfn_shared() (4.1+, dd9061846a3b): ->pfn_mkwrite with the PTL dropped, then reuse.  Up to
+    4.9 the generic code re-takes the PTL, re-checks and reuses the entry; from 4.10 a NOPAGE from
+    ->pfn_mkwrite means it made the entry writable itself (finish_mkwrite_fault), and otherwise the
+    generic code calls finish_mkwrite_fault().  In 4.0 there is no ->pfn_mkwrite at all."""
     vma = vmf.vma
     if vma.vm_ops.pfn_mkwrite is not None:
         mk = VmFaultData(vma=vma, address=vmf.address, pgoff=vmf.pgoff,
                          flags=FaultFlag.WRITE | FaultFlag.MKWRITE, orig_pte=vmf.orig_pte)
         pte_unmap_unlock(k, vmf)
         ret = vma.vm_ops.pfn_mkwrite(k, mk)
+        if k.design.pfn_mkwrite_finishes_fault:
+            if ret & (VM_FAULT_ERROR | VmFault.NOPAGE):
+                return ret
+            finish_mkwrite_fault(k, vmf)
+            return VmFault.NONE
         if ret & VM_FAULT_ERROR:
             return ret
-        if mk.extra.get("done"):  # 4.10 finish_mkwrite_fault() already made the entry writable
-            return ret & ~VmFault.NOPAGE
         pte_offset_map_lock(k, vmf)
         if pte_read(k, vma.mm, vmf.address) != vmf.orig_pte:
             pte_unmap_unlock(k, vmf)
             return VmFault.NONE
     return wp_page_reuse(k, vmf, None, page_mkwrite=False, dirty_shared=False)
+
+
+def finish_mkwrite_fault(k: Kernel, vmf: VmFaultData) -> None:
+    """finish_mkwrite_fault() (4.10): under the PTL, if the entry is unchanged, make it writable."""
+    pte_offset_map_lock(k, vmf)
+    pte = pte_read(k, vmf.vma.mm, vmf.address)
+    if pte is not None and pte == vmf.orig_pte:
+        set_pte_at(k, vmf.vma, vmf.address, Pte(pte.page, pte.block, True, True))
+        k.count("fault.wp-reuse")
+    pte_unmap_unlock(k, vmf)
 
 
 def cow_user_page(k: Kernel, dst: Page, src: Page | None, vmf: VmFaultData) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from faultlab.kernel.flags import PAGE_SHIFT, PMD_SIZE, FaultFlag, VmFault, VmFlag
@@ -125,8 +125,6 @@ class VmFaultData:
     cow_page: Page | None = None
     page: Page | None = None
     entry: Any = None
-    memcg_charged: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
     write: bool = False  # FAULT_FLAG_WRITE, kept as a bool: tested on every path
 
     def __post_init__(self) -> None:

@@ -7,7 +7,7 @@ and handed to the model, the explorer and the real-kernel probe alike.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PAGE_SIZE = 4096
 
@@ -168,7 +168,6 @@ class Scenario:
     memory_limit_pages: int | None = None  # memcg-like limit on allocated pages
     pmem_size: int = 1 << 30
     mm: str = "shared"
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def digest(self) -> str:
         """A short stable hash of everything that affects execution (not the title or path)."""
