@@ -113,9 +113,8 @@ class MmStruct:
 
 @dataclass(slots=True)
 class VmFaultData:
-    """struct vm_fault (4.x fields the model uses).  ``entry`` is 4.7's locked DAX entry;
-    ``locked_i_mmap`` is not a kernel field: it records which i_mmap mode a 4.0-style handler
-    returned holding, so a buggy caller's unlock can be checked against it."""
+    """struct vm_fault (the 4.x fields the model uses).  ``entry`` is 4.7's locked DAX entry
+    (VM_FAULT_DAX_LOCKED); ``cow_page`` is the seed patch's pre-allocated COW page."""
 
     vma: Vma
     address: int
