@@ -56,6 +56,7 @@ def xip_sparse_page(k: Kernel) -> Page | None:
         if page is None:
             return None
         page.uptodate = True
+        page.label = "xip sparse page"
         k.count("pages_zeroed")
         k.design_state["xip_sparse_page"] = page
     assert isinstance(page, Page)

@@ -19,7 +19,7 @@ class Page:
 
     __slots__ = (
         "pfn", "count", "mapcount", "lock", "uptodate", "dirty", "hwpoison", "anon",
-        "mapping", "index", "data", "freed", "zero", "cow",
+        "mapping", "index", "data", "freed", "zero", "cow", "label",
     )
 
     def __init__(self, pfn: int) -> None:
@@ -37,8 +37,11 @@ class Page:
         self.freed = False
         self.zero = False
         self.cow = False  # allocated by a COW fault to receive the copy
+        self.label = ""  # what a special page is, for reports (e.g. XIP's sparse page)
 
     def __repr__(self) -> str:
+        if self.label:
+            return f"page#{self.pfn}({self.label})"
         what = "zero" if self.zero else ("anon" if self.anon else ("cow" if self.cow else f"idx{self.index}"))
         return f"page#{self.pfn}({what})"
 

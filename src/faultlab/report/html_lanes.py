@@ -33,24 +33,24 @@ LOCK_COLOURS = {
 OTHER_COLOURS = ("#b45309", "#be123c", "#4d7c0f", "#1d4ed8", "#a21caf", "#0f766e")
 
 CHANGE_KINDS = {
-    "pte_set": "pte-set",
-    "pte_clear": "pte-zap",
-    "pte_wrprotect": "pte-wp",
-    "isize": "isize",
-    "block_free": "free",
-    "page_free": "free",
-    "block_alloc": "alloc",
-    "block_zero": "alloc",
+    "pte_set": "ch-pte-set",
+    "pte_clear": "ch-pte-zap",
+    "pte_wrprotect": "ch-pte-wp",
+    "ch-isize": "ch-isize",
+    "block_free": "ch-free",
+    "page_free": "ch-free",
+    "block_alloc": "ch-alloc",
+    "block_zero": "ch-alloc",
 }
 """Event kind -> the CSS class of its line in a lane (and of its legend entry)."""
 CHANGE_LEGEND = (
-    ("pte-set", "PTE installed"),
-    ("pte-zap", "PTE zapped"),
-    ("pte-wp", "PTE write-protected"),
-    ("isize", "i_size changed"),
-    ("alloc", "block allocated / zeroed"),
-    ("free", "block / page freed"),
-    ("bad", "bad unlock"),
+    ("ch-pte-set", "PTE installed"),
+    ("ch-pte-zap", "PTE zapped"),
+    ("ch-pte-wp", "PTE write-protected"),
+    ("ch-isize", "i_size changed"),
+    ("ch-alloc", "block allocated / zeroed"),
+    ("ch-free", "block / page freed"),
+    ("ch-bad", "bad unlock"),
 )
 THREAD_HUES = 4  # lane tints cycle through this many (CSS classes lane0..lane3)
 
@@ -128,11 +128,11 @@ def build_lanes(run: ModelRunResult, violations: list[tuple[str, str, int | None
                 if ev.data["cls"] not in row.locks:
                     row.locks.append(ev.data["cls"])
             elif ev.kind == "lock_bad_release":
-                row.changes.append(Change("bad", f"{ev.data['why']}: {ev.data['cls']}"))
+                row.changes.append(Change("ch-bad", f"{ev.data['why']}: {ev.data['cls']}"))
             else:
                 text = describe_change(ev)
                 if text is not None:
-                    row.changes.append(Change(CHANGE_KINDS.get(ev.kind, "other"), text))
+                    row.changes.append(Change(CHANGE_KINDS.get(ev.kind, "ch-other"), text))
         rows.append(row)
     steps = [r.step for r in rows]
     for vid, message, step in violations:
@@ -254,7 +254,7 @@ def render_legend(lanes: Lanes) -> str:
     kinds = lanes.change_kinds
     for css, text in CHANGE_LEGEND:
         if css in kinds:
-            items.append(f'<span class="key"><i class="chg-swatch {css}"></i>{escape(text)}</span>')
+            items.append(f'<span class="key chg {css}">{escape(text)}</span>')
     items.append('<span class="key"><i class="swatch broken"></i>invariant broken</span>')
     items.append('<span class="key"><i class="swatch switch"></i>thread switch</span>')
     return f'<div class="legend">{"".join(items)}</div>'
