@@ -59,7 +59,7 @@ def convert_unwritten(k: Kernel, inode: Inode, index: int) -> None:
         ext.unwritten = False
 
 
-def _initial(inode: Inode, block: int, index: int) -> bytes | None:
+def initial_block_contents(inode: Inode, block: int, index: int) -> bytes | None:
     if inode.initial_base <= block < inode.initial_base + inode.initial_pages and block == inode.initial_base + index:
         return inode.initial_contents(index)
     return None
@@ -68,13 +68,13 @@ def _initial(inode: Inode, block: int, index: int) -> bytes | None:
 def dax_read_block(k: Kernel, inode: Inode, block: int, index: int, off: int = 0, n: int = PAGE_SIZE) -> bytes:
     k.sched.point(("block", block), Access.READ, f"read pmem block {block}")
     k.events.emit("block_access", block=block, write=False)
-    return k.pmem.read(block, off, n, _initial(inode, block, index))
+    return k.pmem.read(block, off, n, initial_block_contents(inode, block, index))
 
 
 def dax_write_block(k: Kernel, inode: Inode, block: int, index: int, off: int, data: bytes) -> None:
     k.sched.point(("block", block), Access.WRITE, f"write pmem block {block}")
     k.events.emit("block_access", block=block, write=True)
-    k.pmem.write(block, off, data, _initial(inode, block, index))
+    k.pmem.write(block, off, data, initial_block_contents(inode, block, index))
 
 
 def clear_pmem(k: Kernel, block: int) -> None:

@@ -459,7 +459,7 @@ def cow_user_page(k: Kernel, dst: Page, src: Page | None, vmf: VmFaultData) -> N
         dst.copy_from(None)
         return
     inode = vmf.vma.file
-    from faultlab.kernel.dax_common import dax_read_block
+    from faultlab.kernel.dax_common import dax_read_block  # dax_common imports this module
 
     dst.copy_from(dax_read_block(k, inode, pte.block, vmf.pgoff))
 

@@ -169,7 +169,7 @@ def _load(k: Kernel, vma: Vma, pte: Pte, page_addr: int, off: int, n: int) -> by
     assert pte.block is not None
     k.events.emit("block_access", block=pte.block, write=False)
     index = vma.linear_page_index(page_addr)
-    return k.pmem.read(pte.block, off, n, dax._initial(vma.file, pte.block, index))
+    return k.pmem.read(pte.block, off, n, dax.initial_block_contents(vma.file, pte.block, index))
 
 
 def _store(k: Kernel, vma: Vma, pte: Pte, page_addr: int, off: int, data: bytes) -> None:
@@ -180,7 +180,7 @@ def _store(k: Kernel, vma: Vma, pte: Pte, page_addr: int, off: int, data: bytes)
     else:
         assert pte.block is not None
         k.events.emit("block_access", block=pte.block, write=True)
-        k.pmem.write(pte.block, off, data, dax._initial(vma.file, pte.block, index))
+        k.pmem.write(pte.block, off, data, dax.initial_block_contents(vma.file, pte.block, index))
     k.events.emit("store_done", kind="shared-map" if vma.shared else "private-map", inode=vma.file,
                   offset=(index << PAGE_SHIFT) + off, data=data, pte=pte, vma=vma)
 
@@ -337,7 +337,7 @@ def backing_bytes(k: Kernel, inode: Inode, index: int) -> bytes:
         ext = dax.lookup_extent(inode, index)
         if ext is None or ext.unwritten:
             return bytes(PAGE_SIZE)
-        return k.pmem.read(ext.block, 0, PAGE_SIZE, dax._initial(inode, ext.block, index))
+        return k.pmem.read(ext.block, 0, PAGE_SIZE, dax.initial_block_contents(inode, ext.block, index))
     entry = inode.mapping.page_tree.get(index)
     if isinstance(entry, Page):
         return entry.read(0, PAGE_SIZE)
