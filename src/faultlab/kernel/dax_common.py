@@ -60,7 +60,9 @@ def convert_unwritten(k: Kernel, inode: Inode, index: int) -> None:
 
 
 def initial_block_contents(inode: Inode, block: int, index: int) -> bytes | None:
-    if inode.initial_base <= block < inode.initial_base + inode.initial_pages and block == inode.initial_base + index:
+    """What an untouched block holds: the fill pattern if it is the file's own initial block for
+    ``index`` (blocks reserved when the scenario created the file), else nothing (zeros)."""
+    if block == inode.initial_base + index and index < inode.initial_pages:
         return inode.initial_contents(index)
     return None
 
