@@ -1,4 +1,4 @@
-"""The faultlab command line: run, explore, replay, designs (entry points only, no logic)."""
+"""The faultlab command line: run, explore, replay, compare, designs, oracle (entry points only, no logic)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from faultlab.designs import DESIGNS, KNOWN_BUGS, resolve_designs
+from faultlab.compare import Comparison, compare_one, print_comparison
+from faultlab.designs import DESIGNS, KNOWN_BUGS, resolve_design_args, resolve_designs
 from faultlab.errors import UserError
 from faultlab.execution import ModelExecution
 from faultlab.exploring import explore_design, replay_design
+from faultlab.oracle.cli_oracle import oracle_cmd
 from faultlab.report.explore_text import print_exploration, print_lanes
+from faultlab.report.html import check_html_path, compare_html, explore_html, replay_html, write_html
 from faultlab.report.progress import ExploreProgress
 from faultlab.report.summary import run_json
 from faultlab.report.text import print_run
@@ -60,8 +63,8 @@ def designs_cmd() -> None:
     """List the designs: the six of the seed's history, then the known bugs."""
     out = console()
     for d in list(DESIGNS.values()) + list(KNOWN_BUGS):
-        out.print(f"{d.name:<22} {d.summary}")
-        out.print(f"{'':<22} source: {d.source}", style="dim")
+        out.print(f"{d.name:<26} {d.summary}")
+        out.print(f"{'':<26} source: {d.source}", style="dim")
 
 
 def thread_order(scenario: Scenario, order: str) -> list[int]:
@@ -125,21 +128,25 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
 @click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None,
               help="stop each design's search after this many seconds (the result then says so)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+@click.option("--html", "html_path", metavar="FILE", default=None,
+              help="also write a self-contained HTML report (verdicts, swim lanes of each counterexample)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @user_errors
 def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool, bound: int | None, depth: int,
-                seed: int, max_schedules: int | None, budget: float | None, as_json: bool, quiet: bool) -> None:
+                seed: int, max_schedules: int | None, budget: float | None, as_json: bool, html_path: str | None,
+                quiet: bool) -> None:
     """Explore the interleavings of SCENARIO's threads under each design: a proof by exhaustion that
     no invariant breaks, or a minimal counterexample with the command that replays it.
 
     Exit status: 0 no violation, 1 a violation, 2 bad input."""
     if strategy != "dfs" and (plain or bound is not None):
         raise UserError("--plain and --bound apply to --strategy dfs only")
+    if html_path is not None:
+        check_html_path(html_path)
     scenario = load_scenario(scenario_path)
     out = console()
     verdicts = []
-    for design in resolve_designs(design_spec):
-        arg = design_spec if design_spec.endswith(".py") else design.name
+    for design, arg in resolve_design_args(design_spec):
         with ExploreProgress(out, design.name, budget, enabled=not quiet and not as_json) as progress:
             verdicts.append(explore_design(
                 scenario, design, strategy=strategy, plain=plain, bound=bound, depth=depth, seed=seed,
@@ -151,6 +158,8 @@ def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool
         click.echo(json.dumps(doc, indent=2))
     else:
         print_exploration(out, scenario.path, scenario.title, strategy + (" (plain)" if plain else ""), verdicts)
+    if html_path is not None:
+        write_html(html_path, explore_html(scenario, strategy + (" (plain)" if plain else ""), verdicts))
     sys.exit(0 if all(v.clean for v in verdicts) else 1)
 
 
@@ -160,14 +169,19 @@ def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool
 @click.option("--design", "design_spec", default=None,
               help="the design (default: the one the schedule names); a name or a .py file")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+@click.option("--html", "html_path", metavar="FILE", default=None,
+              help="also write a self-contained HTML report (the run and its swim lanes)")
 @user_errors
-def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, as_json: bool) -> None:
+def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, as_json: bool,
+               html_path: str | None) -> None:
     """Re-run one schedule exactly, refusing a schedule recorded against another scenario or design.
 
     Exits 1 when the replay breaks an invariant or an expected outcome."""
     from faultlab.designs import get_design
     from faultlab.explore.schedule import decode
 
+    if html_path is not None:
+        check_html_path(html_path)
     scenario = load_scenario(scenario_path)
     _digest, recorded, _tids = decode(schedule)
     design = get_design(design_spec or recorded)
@@ -179,5 +193,53 @@ def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, as_js
         out = console()
         print_run(out, doc)
         print_lanes(out, result, result.violations[0].id if result.violations else None)
+    if html_path is not None:
+        command = f"faultlab replay {scenario.path} --design {design_spec or recorded} --schedule {schedule}"
+        write_html(html_path, replay_html(scenario, design.name, command, doc, result))
     sys.exit(1 if doc["violations"] else 0)
+
+
+@main.command("compare")
+@click.argument("scenario_paths", metavar="SCENARIO...", nargs=-1, required=True)
+@click.option("--design", "design_spec", default="all", show_default=True,
+              help="a design name, 'all' (the six historical designs), a comma-separated list, or a .py file")
+@click.option("--bound", type=click.IntRange(min=0), default=None, help="preemption bound for the exploration")
+@click.option("--max-schedules", type=click.IntRange(min=1), default=None,
+              help="stop each exploration after this many schedules")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="stop each design's exploration after this many seconds (the verdict then says so)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+@click.option("--html", "html_path", metavar="FILE", default=None,
+              help="also write a self-contained HTML report (the table, a chart of cost per design, swim lanes)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@user_errors
+def compare_cmd(scenario_paths: tuple[str, ...], design_spec: str, bound: int | None, max_schedules: int | None,
+                budget: float | None, as_json: bool, html_path: str | None, quiet: bool) -> None:
+    """Compare designs on SCENARIO...: a row per design and scenario with the faults by kind, bytes
+    copied, pages zeroed and lock acquisitions (and longest holds) of a sequential run, next to the
+    verdict of an exhaustive (dfs) exploration of the interleavings.
+
+    Exit status: 0 (a comparison is a report, violations included), 2 bad input."""
+    if html_path is not None:
+        check_html_path(html_path)
+    scenarios = [load_scenario(p) for p in scenario_paths]
+    designs = resolve_design_args(design_spec)
+    out = console()
+    comparison = Comparison(scenarios, bound=bound, max_schedules=max_schedules, budget_seconds=budget)
+    for scenario in scenarios:
+        for design, arg in designs:
+            label = design.name if len(scenarios) == 1 else f"{scenario.path}: {design.name}"
+            with ExploreProgress(out, label, budget, enabled=not quiet and not as_json) as progress:
+                comparison.rows.append(compare_one(scenario, design, design_arg=arg, bound=bound,
+                                                   max_schedules=max_schedules, budget_seconds=budget,
+                                                   progress=progress.update))
+    if as_json:
+        click.echo(json.dumps(comparison.json(), indent=2))
+    else:
+        print_comparison(out, comparison)
+    if html_path is not None:
+        write_html(html_path, compare_html(comparison))
+
+
+main.add_command(oracle_cmd)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -172,13 +173,13 @@ def compare(
 
 def verdict_summary(v: DesignVerdict) -> tuple[str, str]:
     """(headline, detail): ``("clean", "12 schedules, complete")`` or
-    ``("stale-pte-after-truncate", "at schedule 16 of 16")``."""
+    ``("stale-pte-after-truncate", "found at schedule 16")``; the detail may hold a line break."""
     r = v.result
     how = f"{r.schedules} schedule{'s' if r.schedules != 1 else ''}"
     if r.bound is not None:
         how += f", bound {r.bound}"
     if v.clean:
-        return "clean", how + (", complete" if r.complete else f", not complete ({r.stop_reason})")
+        return "clean", how + (", complete" if r.complete else f", not complete\n({r.stop_reason})")
     first = v.counterexamples[0]
     return ", ".join(c.id for c in v.counterexamples), f"found at schedule {first.found_at}"
 
@@ -204,7 +205,7 @@ def comparison_table(c: Comparison) -> Table:
     table.add_column("zeroed", justify="right")
     width = max([len(short_lock(cls)) for r in c.rows for cls, _, _ in r.locks] + [len("locks")])
     table.add_column(f"{'locks':<{width}} {'taken':>5} {'held':>4}", no_wrap=True)
-    table.add_column("verdict (dfs)", overflow="fold")
+    table.add_column("verdict (dfs)", no_wrap=True)
     for scenario in c.scenarios:
         if many:
             table.add_row(Text(scenario_name(scenario), style="bold underline"))
@@ -235,6 +236,14 @@ def print_comparison(out: Console, c: Comparison) -> None:
         limits.append(f"at most {c.max_schedules} schedules")
     if c.budget_seconds is not None:
         limits.append(f"{c.budget_seconds:g} s per design")
-    out.print("costs of one sequential run (threads in file order); held: the longest a lock of the class is "
-              f"held, in scheduling steps; verdict: {how}" + (f" ({', '.join(limits)})" if limits else ""))
-    out.print(comparison_table(c))
+    out.print("costs: one sequential run, threads in file order; locks: acquisitions and longest hold, in scheduling "
+              "steps")
+    out.print(f"verdict: {how}" + (f" ({', '.join(limits)})" if limits else ""))
+    table = comparison_table(c)
+    # Never squeeze a column away: on a narrow terminal the table keeps its natural width (and the
+    # terminal wraps its lines) rather than dropping numbers.
+    natural = Measurement.get(out, out.options.update_width(1000), table).maximum
+    if natural > out.width:
+        out = Console(file=out.file, width=natural, color_system=out.color_system,  # type: ignore[arg-type]
+                      force_terminal=out.is_terminal, highlight=False)
+    out.print(table)

@@ -75,4 +75,18 @@ def resolve_designs(spec: str) -> list[type[Design]]:
     return [get_design(part.strip()) for part in spec.split(",") if part.strip()]
 
 
-__all__ = ["ALL_DESIGNS", "DESIGNS", "KNOWN_BUGS", "Design", "get_design", "load_design_file", "resolve_designs"]
+def resolve_design_args(spec: str) -> list[tuple[type[Design], str]]:
+    """``--design`` as (class, how a replay command names it): a design file by its path, a
+    registered design by its name."""
+    if spec == "all":
+        return [(d, d.name) for d in DESIGNS.values()]
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        if part:
+            design = get_design(part)
+            out.append((design, part if part.endswith(".py") or "/" in part else design.name))
+    return out
+
+
+__all__ = ["ALL_DESIGNS", "DESIGNS", "KNOWN_BUGS", "Design", "get_design", "load_design_file", "resolve_design_args",
+           "resolve_designs"]

@@ -69,13 +69,13 @@ def initial_block_contents(inode: Inode, block: int, index: int) -> bytes | None
 
 def dax_read_block(k: Kernel, inode: Inode, block: int, index: int, off: int = 0, n: int = PAGE_SIZE) -> bytes:
     k.sched.point(("block", block), Access.READ, f"read pmem block {block}")
-    k.events.emit("block_access", block=block, write=False)
+    k.events.emit("block_access", block=block, write=False, user=False)
     return k.pmem.read(block, off, n, initial_block_contents(inode, block, index))
 
 
 def dax_write_block(k: Kernel, inode: Inode, block: int, index: int, off: int, data: bytes) -> None:
     k.sched.point(("block", block), Access.WRITE, f"write pmem block {block}")
-    k.events.emit("block_access", block=block, write=True)
+    k.events.emit("block_access", block=block, write=True, user=False)
     k.pmem.write(block, off, data, initial_block_contents(inode, block, index))
 
 

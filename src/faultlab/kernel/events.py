@@ -27,7 +27,7 @@ EVENT_KINDS = (
     "block_alloc",  # dev, block, inode, index
     "block_free",  # dev, block
     "block_zero",  # dev, block
-    "block_access",  # dev, block, write
+    "block_access",  # block, write, user (through a PTE, or the kernel's own copy)
     "isize",  # inode, old, new
     "syscall_enter",  # op, thread
     "syscall_exit",  # op, outcome

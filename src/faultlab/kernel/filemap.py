@@ -178,16 +178,18 @@ def shmem_fault(k: Kernel, vmf: VmFaultData) -> VmFault:
     mapping = inode.mapping
     if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):
         return VmFault.SIGBUS
-    page = find_lock_page(k, mapping, vmf.pgoff)
-    if page is None:
+    while True:  # repeat: (shmem_getpage_gfp)
+        page = find_lock_page(k, mapping, vmf.pgoff)
+        if page is not None:
+            break
         page = k.alloc.alloc_page(k)
         if page is None:
             return VmFault.OOM
-        k.count("pages_zeroed")
-        if add_to_page_cache_lru(k, page, mapping, vmf.pgoff) != 0:
-            k.alloc.put_page(k, page)
-            return VmFault.NONE  # raced with another fault: retry the access
-        page.uptodate = True
+        if add_to_page_cache_lru(k, page, mapping, vmf.pgoff) == 0:
+            k.count("pages_zeroed")
+            page.uptodate = True
+            break
+        k.alloc.put_page(k, page)  # -EEXIST: another fault added it first; look again
     if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):
         if page.mapping is mapping:
             delete_from_page_cache(k, page)

@@ -167,7 +167,7 @@ def _load(k: Kernel, vma: Vma, pte: Pte, page_addr: int, off: int, n: int) -> by
         k.events.emit("page_access", page=pte.page, write=False)
         return pte.page.read(off, n)
     assert pte.block is not None
-    k.events.emit("block_access", block=pte.block, write=False)
+    k.events.emit("block_access", block=pte.block, write=False, user=True)
     index = vma.linear_page_index(page_addr)
     return k.pmem.read(pte.block, off, n, dax.initial_block_contents(vma.file, pte.block, index))
 
@@ -179,7 +179,7 @@ def _store(k: Kernel, vma: Vma, pte: Pte, page_addr: int, off: int, data: bytes)
         pte.page.write(off, data)
     else:
         assert pte.block is not None
-        k.events.emit("block_access", block=pte.block, write=True)
+        k.events.emit("block_access", block=pte.block, write=True, user=True)
         k.pmem.write(pte.block, off, data, dax.initial_block_contents(vma.file, pte.block, index))
     k.events.emit("store_done", kind="shared-map" if vma.shared else "private-map", inode=vma.file,
                   offset=(index << PAGE_SHIFT) + off, data=data, pte=pte, vma=vma)

@@ -12,7 +12,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from html import escape
 
-from faultlab.compare import LOCK_ORDER, lock_sort_key, short_lock
+from faultlab.compare import lock_sort_key, short_lock
 from faultlab.execution import ModelRunResult
 from faultlab.kernel.events import Event
 from faultlab.report.swimlanes import LaneRow, describe_change, lane_rows
@@ -36,7 +36,7 @@ CHANGE_KINDS = {
     "pte_set": "ch-pte-set",
     "pte_clear": "ch-pte-zap",
     "pte_wrprotect": "ch-pte-wp",
-    "ch-isize": "ch-isize",
+    "isize": "ch-isize",
     "block_free": "ch-free",
     "page_free": "ch-free",
     "block_alloc": "ch-alloc",
@@ -120,9 +120,12 @@ def build_lanes(run: ModelRunResult, violations: list[tuple[str, str, int | None
     rows: list[Row] = []
     last_func: dict[int, str] = {}
     for lr in base:
-        func = lr.func if lr.func and lr.func != last_func.get(lr.tid) else ""
-        last_func[lr.tid] = lr.func
-        row = Row(lr.step, lr.tid, func, lr.label, lr.held, switch=bool(rows) and rows[-1].tid != lr.tid)
+        switch = bool(rows) and rows[-1].tid != lr.tid
+        # The function is named when it changes, and again when the thread resumes after a switch.
+        current = lr.func or last_func.get(lr.tid, "")
+        func = current if current and (switch or lr.func != last_func.get(lr.tid)) else ""
+        last_func[lr.tid] = current
+        row = Row(lr.step, lr.tid, func, lr.label, lr.held, switch=switch)
         for ev in by_step.get(lr.step, []):
             if ev.kind in ("lock_acquire", "lock_release"):
                 if ev.data["cls"] not in row.locks:
@@ -172,9 +175,8 @@ def _lock_bars(events: list[Event]) -> list[Bar]:
             key = (id(ev.data["lock"]), ev.tid)
             if key not in open_:  # released by another thread than the one that took it
                 key = next((k for k in open_ if k[0] == id(ev.data["lock"])), key)
-            bar = open_.pop(key, None)
-            if bar is not None:
-                bar.end_step = ev.step
+            if key in open_:
+                open_.pop(key).end_step = ev.step
     return bars
 
 
@@ -212,7 +214,7 @@ def render_lanes(lanes: Lanes, ops: dict[str, list[str]] | None = None, anchor: 
     for b in lanes.bars:
         col = lane_col[b.tid][0] + b.track
         mode = "read" if b.mode == "R" else "write"
-        held = f"steps {b.start_step}-{b.end_step}" if b.end_step is not None else f"from step {b.start_step} to the end"
+        held = f"from step {b.start_step} " + ("to the end" if b.end_step is None else f"to step {b.end_step}")
         title = f"{b.cls} ({b.name}) held for {mode}, {held}"
         label = short_lock(b.cls) if b.last - b.first >= 3 else ""
         out.append(
@@ -238,7 +240,8 @@ def render_lanes(lanes: Lanes, ops: dict[str, list[str]] | None = None, anchor: 
             parts.append(f'<div class="callout"{ident}><b>invariant broken: {escape(vid)}</b>'
                          f"<span>{escape(message)}</span></div>")
         held = f' title="held after this step: {escape(", ".join(row.held))}"' if row.held else ""
-        out.append(f'<div class="cell lane{row.tid % THREAD_HUES}{" broken" if row.violations else ""}"{held} '
+        out.append(f'<div class="cell lane{row.tid % THREAD_HUES}{" broken" if row.violations else ""}" '
+                   f'data-thread="{escape(lanes.threads[row.tid])}"{held} '
                    f'style="grid-column: {lane_col[row.tid][1]}; grid-row: {r}">{"".join(parts)}</div>')
     out.append("</div>")
     return "\n".join(out)
@@ -260,4 +263,4 @@ def render_legend(lanes: Lanes) -> str:
     return f'<div class="legend">{"".join(items)}</div>'
 
 
-__all__ = ["LOCK_ORDER", "Lanes", "build_lanes", "lock_colour", "render_legend", "render_lanes"]
+__all__ = ["Lanes", "build_lanes", "lock_colour", "render_legend", "render_lanes"]
