@@ -27,7 +27,7 @@ def verdict_line(v: DesignVerdict) -> Text:
 def print_counterexample(out: Console, design: str, c: Counterexample) -> None:
     out.print()
     out.print(Text(f"{design}: {c.id}", style="bold red"))
-    out.print(c.message)
+    out.print(c.message, soft_wrap=True)
     out.print(f"minimal counterexample: {c.preemptions} preemption(s), {c.steps} steps")
     print_lanes(out, c.run, c.id)
     out.print("replay it with:")
@@ -41,9 +41,9 @@ def print_lanes(out: Console, run: ModelRunResult, vid: str | None) -> None:
 
 def print_exploration(out: Console, scenario_path: str, title: str, strategy: str,
                       verdicts: list[DesignVerdict]) -> None:
-    out.print(Text(f"{title}  [{scenario_path}]  strategy {strategy}", style="bold"))
+    out.print(Text(f"{title}  [{scenario_path}]  strategy {strategy}", style="bold"), soft_wrap=True)
     for v in verdicts:
-        out.print(verdict_line(v))
+        out.print(verdict_line(v), soft_wrap=True)
     for v in verdicts:
         for c in v.counterexamples:
             print_counterexample(out, v.design, c)
