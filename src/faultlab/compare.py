@@ -229,7 +229,7 @@ def comparison_table(c: Comparison) -> Table:
 
 def print_comparison(out: Console, c: Comparison) -> None:
     for scenario in c.scenarios:
-        out.print(Text(f"{scenario.title}  [{scenario.path}]", style="bold"))
+        out.print(Text(f"{scenario.title}  [{scenario.path}]", style="bold"), soft_wrap=True)
     how = "exhaustive dfs" if c.bound is None else f"dfs with preemption bound {c.bound}"
     limits = []
     if c.max_schedules is not None:
@@ -237,8 +237,8 @@ def print_comparison(out: Console, c: Comparison) -> None:
     if c.budget_seconds is not None:
         limits.append(f"{c.budget_seconds:g} s per design")
     out.print("costs: one sequential run, threads in file order; locks: acquisitions and longest hold, in scheduling "
-              "steps")
-    out.print(f"verdict: {how}" + (f" ({', '.join(limits)})" if limits else ""))
+              "steps", soft_wrap=True)
+    out.print(f"verdict: {how}" + (f" ({', '.join(limits)})" if limits else ""), soft_wrap=True)
     table = comparison_table(c)
     # Never squeeze a column away: on a narrow terminal the table keeps its natural width (and the
     # terminal wraps its lines) rather than dropping numbers.

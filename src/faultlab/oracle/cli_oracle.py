@@ -140,10 +140,11 @@ def print_comparison(out: Console, scenario: Scenario, c: Comparison) -> None:
             f"{scenario.title}  [{scenario.path}]  fs {scenario.fs}: model design {c.design} "
             f"vs kernel {c.kernel}",
             style="bold",
-        )
+        ),
+        soft_wrap=True,
     )
     for note in c.notes:
-        out.print(note)
+        out.print(note, soft_wrap=True)
     out.print(ops_table(c))
     out.print(files_table(c))
     if c.model_error:
