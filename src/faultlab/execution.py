@@ -85,7 +85,7 @@ class LockHoldTracker:
     def __init__(self, k: Kernel) -> None:
         self.since: dict[int, int] = {}
         self.longest: dict[str, int] = {}
-        k.events.listeners.append(self.on_event)
+        k.events.subscribe(self.on_event, ("lock_acquire", "lock_release"))
 
     def on_event(self, ev: Event) -> None:
         if ev.kind == "lock_acquire":
@@ -114,13 +114,14 @@ class ModelExecution:
         checker = InvariantChecker(k)
         events: list[Event] = []
         if self.record_events:
-            k.events.listeners.append(events.append)
+            k.events.subscribe(events.append)
         holds = LockHoldTracker(k)
         # A run on its own gets its own lockdep and reports a cycle as its violation; an exploration
         # shares one lockdep across schedules and reports its cycles once, for the whole search.
         own_lockdep = self.lockdep is None
         lockdep = LockDep() if self.lockdep is None else self.lockdep
-        k.events.listeners.append(lockdep.listener(lambda tid: sched.threads[tid].name if tid >= 0 else "?"))
+        k.events.subscribe(lockdep.listener(lambda tid: sched.threads[tid].name if tid >= 0 else "?"),
+                           ("lock_acquire",))
         records: dict[str, list[OpRecord]] = {}
         for spec in self.scenario.threads:
             records[spec.name] = []

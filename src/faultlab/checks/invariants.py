@@ -54,7 +54,7 @@ class InvariantChecker:
         self._handlers = {
             name[3:]: getattr(self, name) for name in dir(self) if name.startswith("on_") and name != "on_event"
         }
-        k.events.listeners.append(self.on_event)
+        k.events.subscribe(self.on_event, tuple(sorted(self._handlers)))
 
     # -- reporting ---------------------------------------------------------------------------------
     def report(self, vid: str, message: str, step: int | None = None) -> None:

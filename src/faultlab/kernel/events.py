@@ -35,24 +35,39 @@ EVENT_KINDS = (
     "truncate_end",  # inode, size
     "store_done",  # kind ("shared-map"/"private-map"/"write"), inode, offset, data
     "func",  # name: kernel function entered (for swim lanes)
+    "refcount",  # page, count (went below zero)
 )
 
 Listener = Callable[[Event], None]
 
 
 class EventBus:
-    """Fans events out to listeners; with none attached, emitting costs one truthiness test."""
+    """Fans events out to listeners, each subscribed to the kinds it wants (or to all of them).
+    An event nobody wants costs one dictionary lookup."""
 
-    __slots__ = ("listeners", "step_of", "tid_of")
+    __slots__ = ("routes", "every", "step_of", "tid_of")
 
     def __init__(self, step_of: Callable[[], int], tid_of: Callable[[], int]) -> None:
-        self.listeners: list[Listener] = []
+        self.routes: dict[str, list[Listener]] = {}
+        self.every: list[Listener] = []
         self.step_of = step_of
         self.tid_of = tid_of
 
+    def subscribe(self, fn: Listener, kinds: tuple[str, ...] | None = None) -> None:
+        """Call ``fn`` for events of ``kinds`` (None: every event), in subscription order."""
+        if kinds is None:
+            self.every.append(fn)
+            for fns in self.routes.values():
+                fns.append(fn)
+            return
+        for kind in kinds:
+            assert kind in EVENT_KINDS, kind
+            self.routes.setdefault(kind, list(self.every)).append(fn)
+
     def emit(self, kind: str, /, **data: Any) -> None:
-        if not self.listeners:
+        fns = self.routes.get(kind, self.every)
+        if not fns:
             return
         ev = Event(kind, self.tid_of(), self.step_of(), data)
-        for fn in self.listeners:
+        for fn in fns:
             fn(ev)
