@@ -74,11 +74,6 @@ def test_fuzz_host_tmpfs(probe: None, case: FuzzCase) -> None:
     check(case.scenario, "host-tmpfs")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model difference (reported to the lead): on host ext4 (6.18) a fault past EOF whose "
-    "EOF-clipped fault-around window holds one page maps nothing; see test_oracle_faultcounts.py",
-)
 @FUZZ
 @given(cases("ext4"))
 def test_fuzz_host_ext4(probe: None, case: FuzzCase) -> None:
