@@ -111,7 +111,7 @@ def explore_design(
     name = design_arg or design.name
     for found in result.violations:
         schedule = encode(found.schedule, scenario.digest(), design.name)
-        run = ModelExecution(scenario, design, lockdep=lockdep, record_events=True).run(_replay_chooser(found.schedule))
+        run = ModelExecution(scenario, design, lockdep=lockdep, record_events=True).run(ReplayChooser(found.schedule))
         verdict.counterexamples.append(
             Counterexample(
                 id=found.violation.id,
@@ -127,12 +127,8 @@ def explore_design(
     return verdict
 
 
-def _replay_chooser(tids: list[int]) -> ReplayChooser:
-    return ReplayChooser(tids)
-
-
 def replay_design(scenario: Scenario, design: type[Design], schedule: str) -> ModelRunResult:
     """Replay a schedule string, refusing one recorded against another scenario or design."""
     digest, recorded, tids = decode(schedule)
     check_matches(digest, recorded, scenario_digest=scenario.digest(), current_design=design.name)
-    return ModelExecution(scenario, design, record_events=True).run(_replay_chooser(tids))
+    return ModelExecution(scenario, design, record_events=True).run(ReplayChooser(tids))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from faultlab.kernel.dax_common import lookup_extent
 from faultlab.kernel.events import Event
 from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, size_in_pages
 from faultlab.kernel.fs import Inode
@@ -124,8 +125,6 @@ class InvariantChecker:
         page = pte.page
         if inode.fs != "dax" or page is None or page.anon or page.mapping is None:
             return
-        from faultlab.kernel.dax_common import lookup_extent
-
         if lookup_extent(inode, pgoff) is not None and self.written_since_hole(inode, pgoff):
             self.report("stale-read",
                         f"hole page {page!r} mapped at page {pgoff} of {inode.name}, which write(2) has filled")
@@ -204,8 +203,6 @@ class InvariantChecker:
 
     def is_current_backing(self, inode: Inode, pgoff: int, pte: Pte) -> bool:
         if inode.fs == "dax":
-            from faultlab.kernel.dax_common import lookup_extent
-
             ext = lookup_extent(inode, pgoff)
             return pte.block is not None and ext is not None and ext.block == pte.block
         entry = inode.mapping.page_tree.get(pgoff)
@@ -250,7 +247,7 @@ class InvariantChecker:
 
     def check_rss_of(self, mm: MmStruct) -> None:
         anon = sum(1 for p in mm.ptes.values() if p.page is not None and p.page.anon)
-        file = sum(1 for p in mm.ptes.values() if p.page is not None and not p.page.anon)
+        file = sum(1 for p in mm.ptes.values() if p.page is not None and not p.page.anon and not p.page.zero)
         if (anon, file) != (mm.rss_anon, mm.rss_file):
             self.report("cow-accounting", f"{mm.name}: rss counters anon={mm.rss_anon} file={mm.rss_file}, "
                         f"but the page table maps {anon} anonymous and {file} file pages")

@@ -147,19 +147,15 @@ class V40(Design):
             dax.convert_unwritten(k, inode, vmf.pgoff)  # 4.1 ->complete_unwritten
         return dax_fault_return(error, major)
 
-    def _unlock_page_out(self, k: Kernel, page: object, error: int, major: VmFault) -> VmFault:
-        from faultlab.kernel.page import Page
-
-        if isinstance(page, Page):
+    def _unlock_page_out(self, k: Kernel, page: Page | None, error: int, major: VmFault) -> VmFault:
+        if page is not None:
             unlock_page(k, page)
             k.alloc.put_page(k, page)
         return dax_fault_return(error, major)
 
-    def dax_cow(self, k: Kernel, vmf: VmFaultData, ext: Extent | None, page: object) -> VmFault:
+    def dax_cow(self, k: Kernel, vmf: VmFaultData, ext: Extent | None, page: Page | None) -> VmFault:
         """The COW branch of do_dax_fault (4.0): copy pmem (or zeros) into cow_page; hand the
         hole page's lock, or i_mmap for read after re-checking i_size, to do_cow_fault."""
-        from faultlab.kernel.page import Page
-
         new_page = vmf.cow_page
         assert new_page is not None
         if dax.buffer_written(ext):
@@ -167,7 +163,7 @@ class V40(Design):
             dax.copy_user_bh(k, new_page, vmf.vma.file, ext, vmf.pgoff)
         else:
             dax.clear_user_highpage(k, new_page)
-        vmf.page = page if isinstance(page, Page) else None
+        vmf.page = page
         if vmf.page is None:
             mapping = vmf.vma.file.mapping
             self.cow_lock(k, mapping)
@@ -191,11 +187,9 @@ class V40(Design):
         i_mmap_unlock_read(k, mapping)
         return error
 
-    def dax_load_hole(self, k: Kernel, mapping: AddressSpace, page: object, vmf: VmFaultData) -> VmFault:
+    def dax_load_hole(self, k: Kernel, mapping: AddressSpace, page: Page | None, vmf: VmFaultData) -> VmFault:
         """dax_load_hole() (4.0): a zeroed page-cache page, locked, re-checked against i_size."""
-        from faultlab.kernel.page import Page
-
-        hole = page if isinstance(page, Page) else find_or_create_page(k, mapping, vmf.pgoff)
+        hole = page if page is not None else find_or_create_page(k, mapping, vmf.pgoff)
         if hole is None:
             return VmFault.OOM
         if vmf.pgoff >= size_in_pages(mapping.host.i_size_read(k)):

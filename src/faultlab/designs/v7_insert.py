@@ -34,13 +34,13 @@ class V7Insert(V7):
         """v8's mm side only passes cow_page; otherwise it is the 3.15 do_cow_fault."""
         return do_cow_fault_315(k, vmf, pass_cow_page=True)
 
-    def dax_cow(self, k: Kernel, vmf: VmFaultData, ext: Extent | None, page: object) -> VmFault:
+    def dax_cow(self, k: Kernel, vmf: VmFaultData, ext: Extent | None, page: Page | None) -> VmFault:
         """``if (vmf->cow_page) { copy; vm_insert_page(vma, vaddr, new_page); unlock; return
         VM_FAULT_NOPAGE; }``, with i_mmap_mutex held (or the hole page locked) throughout."""
         new_page = vmf.cow_page
         assert new_page is not None
         mapping = vmf.vma.file.mapping
-        if not isinstance(page, Page):
+        if page is None:
             self.cow_lock(k, mapping)
             if vmf.pgoff >= size_in_pages(vmf.vma.file.i_size_read(k)):
                 self.cow_unlock(k, mapping)
@@ -52,7 +52,7 @@ class V7Insert(V7):
             dax.clear_user_highpage(k, new_page)
         new_page.uptodate = True
         vm_insert_page(k, vmf.vma, vmf.address, new_page)
-        if isinstance(page, Page):
+        if page is not None:
             unlock_page(k, page)
             k.alloc.put_page(k, page)
         else:

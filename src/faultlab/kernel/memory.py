@@ -486,14 +486,12 @@ def wp_page_copy(k: Kernel, vmf: VmFaultData, old_page: Page | None) -> VmFault:
         if old_page is not None and not old_page.anon:
             vma.mm.rss_file -= 1
             vma.mm.rss_anon += 1
-        elif old_page is None:
+        elif old_page is None:  # a pfn or the zero page: neither is counted in rss
             vma.mm.rss_anon += 1
-            if orig.page is not None and orig.page.zero:
-                vma.mm.rss_file -= 1
         pte_clear(k, vma, vmf.address)
         page_add_new_anon_rmap(k, new_page)
         set_pte_at(k, vma, vmf.address, Pte(new_page, None, True, True))
-        if orig.page is not None:
+        if orig.page is not None and not orig.page.zero:
             page_remove_rmap(k, orig.page)
             k.alloc.put_page(k, orig.page)  # the reference the old PTE held
         pte_unmap_unlock(k, vmf)
@@ -532,8 +530,7 @@ def zap_pte_range(k: Kernel, vma: Vma, start: int, end: int, check_mapping: Addr
         pte_clear(k, vma, addr)
         if ptent.page is None:
             continue
-        if ptent.page.zero:
-            mm.rss_file -= 1
+        if ptent.page.zero:  # vm_normal_page() is NULL: nothing counted, nothing to put
             continue
         if ptent.page.anon:
             mm.rss_anon -= 1
