@@ -12,7 +12,8 @@ from faultlab.explore.split import split
 
 MAX_STEPS = 10  # keeps plain DFS to a few thousand runs per program
 
-KINDS = ["read", "write", "inc", "lock", "unlock", "signal", "wait", "racy", "check"]
+KINDS = ["read", "write", "inc", "lock", "unlock", "signal", "wait", "racy", "check", "update", "move", "scan",
+         "add"]
 WEIGHTS = {"read": 2, "write": 2, "check": 2}  # more data steps than synchronisation
 KINDS = [k for k in KINDS for _ in range(WEIGHTS.get(k, 1))]
 
@@ -44,6 +45,14 @@ def programs(draw: st.DrawFn) -> toys.ToyProgram:
                     name = draw(st.sampled_from(held))
                     held.remove(name)
                     ops.append(toys.Unlock(name))
+            elif kind == "update":
+                ops.append(toys.Inc(var))
+            elif kind == "move":
+                ops.append(toys.Move(var, "y" if var == "x" else "x"))
+            elif kind == "scan":
+                ops.append(toys.Scan("S"))
+            elif kind == "add":
+                ops.append(toys.Add("S", draw(st.sampled_from([1, 2]))))
             elif kind == "signal":
                 ops.append(toys.Signal("E"))
             elif kind == "wait":

@@ -63,7 +63,7 @@ class InvariantChecker:
             return
         self._seen.add(vid)
         if step is None:
-            step = max(len(self.k.sched.steps) - 1, 0)
+            step = max(self.k.sched.nsteps - 1, 0)
         self.violations.append(Violation(vid, message, step))
 
     def on_event(self, ev: Event) -> None:

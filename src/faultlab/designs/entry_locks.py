@@ -64,8 +64,7 @@ def get_unlocked_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> 
     wq = mapping.entry_waitqueue(index)
     while True:
         # The lookup may go on to queue us on the entry's wait queue (prepare_to_wait_exclusive).
-        k.sched.point(mapping.slot(index), Access.READ, f"lookup dax entry {index}", obj2=wq,
-                      access2=Access.WRITE)
+        k.sched.point(mapping.slot(index), Access.READ, f"lookup dax entry {index}", more=((wq, Access.WRITE),))
         entry = mapping.page_tree.get(index)
         if entry is None or isinstance(entry, Page) or not entry.locked:
             return entry

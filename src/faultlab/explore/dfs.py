@@ -10,11 +10,13 @@ cross-checked against.
 
 **DPOR** is source-DPOR with sleep sets: Abdulla, Aronis, Jonsson and Sagonas, "Optimal dynamic
 partial order reduction", POPL 2014, Algorithm 1 (source sets), which refines the DPOR of Flanagan
-and Godefroid (POPL 2005); sleep sets are Godefroid's (LNCS 1032, 1996).  Each step is the access a
-thread announced at its scheduling point, ``(obj, READ|WRITE)`` plus optionally ``(obj2, ...)``;
-two steps are *dependent* when they belong to one thread, or touch a common object and at least one
-of them writes it.  Happens-before is tracked with vector clocks (per event, per thread, and per
-object: the last write and the reads since).
+and Godefroid (POPL 2005); sleep sets are Godefroid's (LNCS 1032, 1996).  Each step is the set of
+accesses a thread announced at its scheduling point, each ``(obj, READ|UPDATE|WRITE)``; two steps
+are *dependent* when they belong to one thread, or touch a common object in conflicting ways: not
+both READs and not both UPDATEs (an UPDATE is a write that commutes with other UPDATEs, such as
+adding a member to a set; see :class:`faultlab.sched.core.Access`).  Happens-before is tracked with
+vector clocks (per event, per thread, and per object: the last WRITE, and the READs and UPDATEs
+since it).
 
 * When thread ``p`` is about to take step ``e'`` (at every node reached with a new choice), every
   *race* ``e < e'`` is found: ``e`` is dependent with ``e'``, does not happen-before ``p``, and no
@@ -59,10 +61,13 @@ from faultlab.explore.collector import Collector
 from faultlab.explore.common import AbortRun, lowest_bit
 from faultlab.explore.program import NondeterminismError, Program, RunResultLike, ScheduleError
 from faultlab.explore.results import EXHAUSTED
-from faultlab.sched.core import Access, ModelThread, Scheduler
+from faultlab.sched.core import Access, Accesses, ModelThread, Scheduler
 
+_READ = Access.READ
+_UPDATE = Access.UPDATE
 _WRITE = Access.WRITE
 _NONE: frozenset[int] = frozenset()
+StepAccesses = list[tuple[Hashable, Access]]
 
 
 class _Node:
@@ -85,9 +90,11 @@ class _Node:
 
 
 class _Obj:
-    """Per-object history for happens-before and race lookup."""
+    """Per-object history for happens-before and race lookup: the last WRITE, and the READs and the
+    UPDATEs since it (each kind commutes with itself, so each is kept as a set of per-thread last
+    accesses and the join of their clocks)."""
 
-    __slots__ = ("widx", "wtid", "wlocal", "wclock", "rclock", "reads")
+    __slots__ = ("widx", "wtid", "wlocal", "wclock", "rclock", "reads", "uclock", "updates")
 
     def __init__(self) -> None:
         self.widx = -1  # global index of the last write
@@ -96,6 +103,8 @@ class _Obj:
         self.wclock: list[int] | None = None
         self.rclock: list[int] | None = None  # join of the clocks of reads since the last write
         self.reads: dict[int, tuple[int, int]] | None = None  # tid -> (global, local) of its last read
+        self.uclock: list[int] | None = None  # the same for updates
+        self.updates: dict[int, tuple[int, int]] | None = None
 
 
 class TreeSearch:
@@ -186,10 +195,7 @@ class _TreeChooser:
         self.evidx: list[list[int]] = []  # per thread: global indices of its steps
         self.evclock: list[list[int]] = []  # per step: its vector clock
         self.objs: dict[Hashable, _Obj] = {}
-        self.last_obj: Hashable = None
-        self.last_write = False
-        self.last_obj2: Hashable = None
-        self.last_write2 = False
+        self.last: StepAccesses = []  # the accesses of the step taken last
 
     # -- the Chooser protocol ---------------------------------------------------------------------
     def choose(self, sched: Scheduler, ready: list[ModelThread]) -> ModelThread:
@@ -246,10 +252,7 @@ class _TreeChooser:
         if s.sleep_sets:
             z = (node.sleep | node.done) & ~(1 << tid)
             self.next_sleep = self._still_asleep(z, thread, threads) if z else 0
-        self.last_obj = thread.pending_obj
-        self.last_write = thread.pending_access == _WRITE
-        self.last_obj2 = thread.pending_obj2
-        self.last_write2 = thread.pending_access2 == _WRITE
+        self.last = _accesses(thread)
         self.prev = tid
         self.trace.append(tid)
         return thread
@@ -302,15 +305,12 @@ class _TreeChooser:
     @staticmethod
     def _still_asleep(z: int, thread: ModelThread, threads: list[ModelThread]) -> int:
         """The threads of ``z`` whose pending step is independent of ``thread``'s pending step."""
-        o1 = thread.pending_obj
-        w1 = thread.pending_access == _WRITE
-        o2 = thread.pending_obj2
-        w2 = thread.pending_access2 == _WRITE
+        acc = _accesses(thread)
         keep = 0
         while z:
             low = z & -z
             z ^= low
-            if not _conflicts(threads[low.bit_length() - 1], o1, w1, o2, w2):
+            if not _conflicts(threads[low.bit_length() - 1], acc):
                 keep |= low
         return keep
 
@@ -318,30 +318,19 @@ class _TreeChooser:
     def _account(self, i: int) -> None:
         """Vector clocks and object histories for step ``i`` (already executed)."""
         q = self.prev
-        o1 = self.last_obj
-        w1 = self.last_write
-        o2 = self.last_obj2
-        w2 = self.last_write2
-        if o2 is not None and o2 == o1:
-            w1 = w1 or w2
-            o2 = None
         cq = self.clock[q]
         cq[q] += 1
         self.evidx[q].append(i)
         objs = self.objs
-        info1 = objs.get(o1)
-        if info1 is None:
-            info1 = objs[o1] = _Obj()
-        info2: _Obj | None = None
-        if o2 is not None:
-            info2 = objs.get(o2)
-            if info2 is None:
-                info2 = objs[o2] = _Obj()
-            _join_history(info2, w2, cq)
-        _join_history(info1, w1, cq)
-        _record(info1, w1, cq, i, q)
-        if info2 is not None:
-            _record(info2, w2, cq, i, q)
+        infos = []
+        for obj, mode in self.last:
+            info = objs.get(obj)
+            if info is None:
+                info = objs[obj] = _Obj()
+            _join_history(info, mode, cq)
+            infos.append((info, mode))
+        for info, mode in infos:
+            _record(info, mode, cq, i, q)
         self.evclock.append(cq.copy())
 
     def _waiting_races(self, k: int, threads: list[ModelThread], enabled: int, dead: frozenset[int]) -> None:
@@ -351,15 +340,12 @@ class _TreeChooser:
         finished that are in fact waiting.)"""
         i = k - 1
         q = self.prev
-        o1 = self.last_obj
-        w1 = self.last_write
-        o2 = self.last_obj2
-        w2 = self.last_write2
+        last = self.last
         for p in threads:
             tid = p.tid
             if tid == q or (enabled >> tid) & 1 or (p.finished and tid not in dead):
                 continue
-            if _conflicts(p, o1, w1, o2, w2):
+            if _conflicts(p, last):
                 self._race(i, tid, k, None)
         tq = threads[q]
         if not (enabled >> q) & 1 and (not tq.finished or q in dead):
@@ -371,28 +357,26 @@ class _TreeChooser:
         vp = self.clock[p]
         pclock = vp.copy()  # the clock the pending step would have
         cands: list[int] = []
-        o1 = thread.pending_obj
-        w1 = thread.pending_access == _WRITE
-        o2 = thread.pending_obj2
-        w2 = thread.pending_access2 == _WRITE
-        if o2 is not None and o2 == o1:
-            w1 = w1 or w2
-            o2 = None
-        for obj, write in ((o1, w1), (o2, w2)):
-            if obj is None:
-                continue
-            info = self.objs.get(obj)
+        objs = self.objs
+        for obj, mode in _accesses(thread):
+            info = objs.get(obj)
             if info is None:
                 continue
-            _join_history(info, write, pclock)
-            reads = info.reads
-            if write and reads:
-                # The reads since the last write are each a race (reads commute); the write happens
-                # before all of them, so it is a race only when there are none.
-                for r, (idx, local) in reads.items():
+            _join_history(info, mode, pclock)
+            # The last accesses since the last write that conflict with this one are each a race;
+            # the write happens before all of them, so it is a race only when there are none.
+            since = 0
+            if mode != _UPDATE and info.updates:
+                since += 1
+                for r, (idx, local) in info.updates.items():
                     if r != p and vp[r] < local:
                         cands.append(idx)
-            elif info.widx >= 0 and info.wtid != p and vp[info.wtid] < info.wlocal:
+            if mode != _READ and info.reads:
+                since += 1
+                for r, (idx, local) in info.reads.items():
+                    if r != p and vp[r] < local:
+                        cands.append(idx)
+            if not since and info.widx >= 0 and info.wtid != p and vp[info.wtid] < info.wlocal:
                 cands.append(info.widx)
         if not cands:
             return
@@ -484,30 +468,50 @@ class _TreeChooser:
                 node.backtrack |= low
 
 
-def _conflicts(p: ModelThread, o1: Hashable, w1: bool, o2: Hashable, w2: bool) -> bool:
-    """Whether p's pending step conflicts with a step accessing ``o1`` (and ``o2`` unless None):
-    a common object that at least one of them writes."""
+def _accesses(t: ModelThread) -> StepAccesses:
+    """The pending step's accesses, one per object (two announced on one object are merged: READ
+    and UPDATE together make a WRITE)."""
+    first: StepAccesses = [(t.pending_obj, t.pending_access)]
+    more: Accesses = t.pending_more
+    if not more:
+        return first
+    merged: dict[Hashable, Access] = {t.pending_obj: t.pending_access}
+    for obj, mode in more:
+        had = merged.get(obj)
+        merged[obj] = mode if had is None or had == mode else _WRITE
+    return list(merged.items())
+
+
+def _conflicts(p: ModelThread, acc: StepAccesses) -> bool:
+    """Whether p's pending step is dependent with a step of accesses ``acc``: a common object that
+    they access in conflicting ways (not both READ, not both UPDATE)."""
     po = p.pending_obj
-    pw = p.pending_access == _WRITE
-    if po == o1 and (pw or w1):
-        return True
-    if o2 is not None and po == o2 and (pw or w2):
-        return True
-    po2 = p.pending_obj2
-    if po2 is None:
-        return False
-    pw2 = p.pending_access2 == _WRITE
-    return (po2 == o1 and (pw2 or w1)) or (o2 is not None and po2 == o2 and (pw2 or w2))
+    pa = p.pending_access
+    more = p.pending_more
+    for obj, mode in acc:
+        if po == obj and (pa != mode or mode == _WRITE):
+            return True
+        for o2, a2 in more:
+            if o2 == obj and (a2 != mode or mode == _WRITE):
+                return True
+    return False
 
 
-def _join_history(info: _Obj, write: bool, cq: list[int]) -> None:
-    """Join into ``cq`` the clocks of the steps on this object that an access must come after."""
+def _join_history(info: _Obj, mode: Access, cq: list[int]) -> None:
+    """Join into ``cq`` the clocks of the steps on this object that an access must come after: the
+    last write, and the accesses since it of the other kinds."""
     wc = info.wclock
     if wc is not None:
         for t, c in enumerate(wc):
             if c > cq[t]:
                 cq[t] = c
-    if write:
+    if mode != _UPDATE:
+        uc = info.uclock
+        if uc is not None:
+            for t, c in enumerate(uc):
+                if c > cq[t]:
+                    cq[t] = c
+    if mode != _READ:
         rc = info.rclock
         if rc is not None:
             for t, c in enumerate(rc):
@@ -515,25 +519,35 @@ def _join_history(info: _Obj, write: bool, cq: list[int]) -> None:
                     cq[t] = c
 
 
-def _record(info: _Obj, write: bool, cq: list[int], i: int, q: int) -> None:
+def _record(info: _Obj, mode: Access, cq: list[int], i: int, q: int) -> None:
     """Add step ``i`` of thread ``q`` (clock ``cq``) to the object's history."""
-    if write:
+    if mode == _WRITE:
         info.wclock = cq.copy()
         info.widx = i
         info.wtid = q
         info.wlocal = cq[q]
-        info.rclock = None
-        info.reads = None
+        info.rclock = info.reads = info.uclock = info.updates = None
         return
-    rc = info.rclock
-    if rc is None or info.reads is None:
-        info.rclock = cq.copy()
-        info.reads = {q: (i, cq[q])}
+    if mode == _READ:
+        rc = info.rclock
+        if rc is None or info.reads is None:
+            info.rclock = cq.copy()
+            info.reads = {q: (i, cq[q])}
+            return
+        for t, c in enumerate(cq):
+            if c > rc[t]:
+                rc[t] = c
+        info.reads[q] = (i, cq[q])
+        return
+    uc = info.uclock
+    if uc is None or info.updates is None:
+        info.uclock = cq.copy()
+        info.updates = {q: (i, cq[q])}
         return
     for t, c in enumerate(cq):
-        if c > rc[t]:
-            rc[t] = c
-    info.reads[q] = (i, cq[q])
+        if c > uc[t]:
+            uc[t] = c
+    info.updates[q] = (i, cq[q])
 
 
 def _tids(mask: int) -> list[int]:

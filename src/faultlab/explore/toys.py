@@ -14,6 +14,11 @@ more when woken):
   checking and sleeping in one step.  ``WaitRacy(event)``: check in one step and go to sleep in the
   next (a lost wake-up, when a ``Signal`` falls in between, is a deadlock).
 * ``Check(var, bad, vid)``: read a variable; violation ``vid`` if it holds ``bad``.
+* ``Inc(var)``: add one to a variable, an UPDATE (increments commute with each other, not with
+  reads or writes).
+* ``Move(src, dst)``: read ``src`` and write its value to ``dst`` in one step (two objects).
+* ``Scan(var)``: READ one of the toy "sets" ``var`` (its member count is logged); ``Add(var,
+  member)`` adds a member to it as an UPDATE of the set and a WRITE of the member's own slot.
 
 ``Expect(var, value, vid)`` checks a variable at the end of the run.  A run in which some thread
 never finishes reports the violation ``deadlock``.
@@ -72,13 +77,35 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Inc:
+    var: str
+
+
+@dataclass(frozen=True)
+class Move:
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True)
+class Scan:
+    var: str
+
+
+@dataclass(frozen=True)
+class Add:
+    var: str
+    member: int
+
+
+@dataclass(frozen=True)
 class Expect:
     var: str
     value: int
     vid: str
 
 
-Op = Read | Write | Lock | Unlock | Signal | Wait | WaitRacy | Check
+Op = Read | Write | Lock | Unlock | Signal | Wait | WaitRacy | Check | Inc | Move | Scan | Add
 
 
 @dataclass(frozen=True)
@@ -97,6 +124,7 @@ class ToyProgram:
 @dataclass
 class _State:
     vars: dict[str, int]
+    sets: dict[str, set[int]] = field(default_factory=dict)
     holders: dict[str, int] = field(default_factory=dict)
     flags: dict[str, bool] = field(default_factory=dict)
     queues: dict[str, WaitQueue] = field(default_factory=dict)
@@ -134,6 +162,7 @@ class ToyExecution:
             tuple(tuple(log) for log in st.logs),
             tuple(sorted(st.holders.items())),
             tuple(sorted(k for k, v in st.flags.items() if v)),
+            tuple(sorted((k, tuple(sorted(v))) for k, v in st.sets.items())),
             blocked,
         )
         return RunResult(sched.steps, violations, final, [t.name for t in sched.threads])
@@ -167,8 +196,23 @@ def _body(sched: Scheduler, st: _State, tid: int, ops: tuple[Op, ...]) -> Callab
                 st.logs[tid].append(got)
                 if got == op.bad:
                     st.violations.append(
-                        Violation(op.vid, f"t{tid} saw {op.var} == {got}", len(sched.steps) - 1)
+                        Violation(op.vid, f"t{tid} saw {op.var} == {got}", sched.nsteps - 1)
                     )
+            elif isinstance(op, Inc):
+                sched.point(("var", op.var), Access.UPDATE, f"inc {op.var}")
+                st.vars[op.var] = st.vars.get(op.var, 0) + 1
+            elif isinstance(op, Move):
+                sched.point(("var", op.src), Access.READ, f"move {op.src} -> {op.dst}",
+                            more=((("var", op.dst), Access.WRITE),))
+                last = st.vars.get(op.src, 0)
+                st.vars[op.dst] = last
+            elif isinstance(op, Scan):
+                sched.point(("set", op.var), Access.READ, f"scan {op.var}")
+                st.logs[tid].append(len(st.sets.get(op.var, ())))
+            elif isinstance(op, Add):
+                sched.point(("set", op.var), Access.UPDATE, f"add {op.member} to {op.var}",
+                            more=((("member", op.var, op.member), Access.WRITE),))
+                st.sets.setdefault(op.var, set()).add(op.member)
             elif isinstance(op, Lock):
                 sched.point(("lock", op.name), Access.WRITE, f"lock {op.name}", ready=_free(st, op.name))
                 st.holders[op.name] = tid

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def _lookup(k: Kernel, mapping: AddressSpace, index: int) -> Page | DaxEntry | None:
     """radix_tree_lookup(), materialising an untouched page of the scenario's initial contents."""
     k.sched.point(mapping.slot(index), Access.READ, f"find_get_page({mapping.host.name}, {index})",
-                  obj2=("initial", mapping))
+                  more=((("initial", mapping), Access.READ),))
     entry = mapping.page_tree.get(index)
     inode = mapping.host
     if entry is None and inode.fs != "dax" and index < inode.initial_pages:

@@ -37,7 +37,7 @@ class Kernel:
         self.scenario = scenario
         self.design = design
         self.sched = sched
-        self.events = EventBus(lambda: len(sched.steps) - 1, self.tid)
+        self.events = EventBus(lambda: sched.nsteps - 1, self.tid)
         self.alloc = PageAllocator(scenario.memory_limit_pages)
         self.pmem = PmemDevice(scenario.pmem_size)
         # One mm for all threads (threads of a process), or one per thread (processes).

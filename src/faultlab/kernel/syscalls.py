@@ -149,7 +149,7 @@ def _access_once(k: Kernel, vma: Vma, page_addr: int, off: int, n: int, data: by
     obj2 = _target(peek) if peek is not None else None
     label = f"{'store' if write else 'load'} {page_addr + off:#x}"
     access = Access.WRITE if write else Access.READ  # a store may set the dirty bit
-    k.sched.point(("pte", mm, page_addr), access, label, obj2=obj2, access2=access)
+    k.sched.point(("pte", mm, page_addr), access, label, more=() if obj2 is None else ((obj2, access),))
     pte = mm.ptes.get(page_addr)
     if pte is None or pte != peek or (write and not pte.write):
         return None

@@ -14,6 +14,7 @@ greenlet switch happens unless the running thread cannot go on.
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,8 +23,31 @@ from greenlet import greenlet
 
 
 class Access(enum.IntEnum):
-    READ = 0
-    WRITE = 1
+    """How a step touches an object.
+
+    Two accesses to one object are dependent (their order can matter) unless both are READs or
+    both are UPDATEs.  An UPDATE is a write that commutes with other UPDATEs of the same object:
+    adding one member to a set (a PTE into a page table's set of present entries, a page into a
+    page-cache tree), or an atomic increment.  It does not commute with a READ of the object (a
+    scan of the set) or with a WRITE."""
+
+    READ = 1
+    UPDATE = 2
+    WRITE = 3
+
+
+def conflicting(a: Access, b: Access) -> bool:
+    """Whether two accesses to the same object are dependent."""
+    return a != b or a == Access.WRITE
+
+
+def covers(announced: Access, needed: Access) -> bool:
+    """Whether an access announced as ``announced`` permits an actual access ``needed``."""
+    return announced == needed or announced == Access.WRITE
+
+
+Accesses = tuple[tuple[Hashable, Access], ...]
+"""Further objects a step touches besides its first one."""
 
 
 @dataclass(slots=True)
@@ -35,10 +59,10 @@ class Step:
     access: Access
     label: str
     func: str = ""
-    # A step may touch a second object (a user load/store reads the PTE and the page it maps in
-    # one atomic hardware access); dependence must consider both.
-    obj2: Hashable = None
-    access2: Access = Access.READ
+    # A step may touch more objects (a user load/store reads the PTE and the page it maps in one
+    # atomic hardware access; a PTE write also updates its table's set of present entries);
+    # dependence considers all of them.
+    more: Accesses = ()
 
 
 class Chooser(Protocol):
@@ -62,8 +86,7 @@ class ModelThread:
     pending_obj: Hashable = None
     pending_access: Access = Access.READ
     pending_label: str = "start"
-    pending_obj2: Hashable = None
-    pending_access2: Access = Access.READ
+    pending_more: Accesses = ()
     ready_fn: Callable[[], bool] | None = None
     # Set while sleeping on a wait queue; cleared by a wake-up.
     sleeping_on: WaitQueue | None = None
@@ -120,17 +143,28 @@ class SequentialChooser:
         return ready[0]
 
 
-class Scheduler:
-    """Runs a set of model threads to completion under a chooser, recording every step."""
+class AuditError(Exception):
+    """A model thread touched shared state its current step did not announce (audit mode)."""
 
-    def __init__(self, chooser: Chooser | None = None, record: bool = True) -> None:
+
+class Scheduler:
+    """Runs a set of model threads to completion under a chooser, recording every step.
+
+    With ``audit`` set, shared-state objects ask :meth:`check_announced` before every raw access,
+    and an access that the running thread's current step did not announce raises AuditError."""
+
+    def __init__(self, chooser: Chooser | None = None, record: bool = True, audit: bool = False) -> None:
         self.chooser: Chooser = chooser or SequentialChooser()
         self._sequential = type(self.chooser) is SequentialChooser
         self.threads: list[ModelThread] = []
         self.current: ModelThread | None = None
         self.steps: list[Step] = []
+        self.nsteps = 0
         self.record = record
+        self.audit = audit
+        self.exempt = 0  # > 0 while checks or reports read the model's state
         self.main: greenlet | None = None
+        # Set by a report-time tracer to name the kernel function of each recorded step.
         self.func_of: Callable[[], str] | None = None
         self.deadlock: Deadlock | None = None
         self.step_limit = 200_000
@@ -148,8 +182,7 @@ class Scheduler:
         access: Access,
         label: str = "",
         ready: Callable[[], bool] | None = None,
-        obj2: Hashable = None,
-        access2: Access = Access.READ,
+        more: Accesses = (),
     ) -> None:
         """Announce the next access of the running thread and let the chooser decide who moves."""
         t = self.current
@@ -158,10 +191,22 @@ class Scheduler:
         t.pending_obj = obj
         t.pending_access = access
         t.pending_label = label
-        t.pending_obj2 = obj2
-        t.pending_access2 = access2
+        t.pending_more = more
         t.ready_fn = ready
         self._yield_to_chooser(t)
+
+    def check_announced(self, obj: Hashable, access: Access, what: str) -> None:
+        """Audit: the running thread's current step must have announced ``access`` to ``obj``."""
+        t = self.current
+        if t is None or self.exempt:
+            return
+        if t.pending_obj == obj and covers(t.pending_access, access):
+            return
+        for o, a in t.pending_more:
+            if o == obj and covers(a, access):
+                return
+        raise AuditError(f"{_model_caller()} {access.name.lower()}s {what} ({obj!r}) in a step that announced "
+                         f"{_describe_step(t)}")
 
     def prepare_to_wait(self, wq: WaitQueue, exclusive: bool) -> None:
         """prepare_to_wait(_exclusive)(): queue the running thread on ``wq``; a wake-up from now on
@@ -185,7 +230,7 @@ class Scheduler:
             t.sleeping_on = wq
         t.pending_obj = wq if wq is not None else ("thread", t.tid)
         t.pending_access = Access.WRITE
-        t.pending_obj2 = None
+        t.pending_more = ()
         t.pending_label = label
         t.ready_fn = None
         self._yield_to_chooser(t)
@@ -244,8 +289,9 @@ class Scheduler:
         if self.record:
             func = self.func_of() if self.func_of is not None else ""
             self.steps.append(Step(t.tid, t.pending_obj, t.pending_access, t.pending_label, func,
-                                   t.pending_obj2, t.pending_access2))
-        if len(self.steps) > self.step_limit:
+                                   t.pending_more))
+        self.nsteps += 1
+        if self.nsteps > self.step_limit:
             raise SchedulerError(f"more than {self.step_limit} steps: the scenario does not terminate")
         t.ready_fn = None
 
@@ -288,3 +334,20 @@ class Scheduler:
         for t in self.threads:
             if t.glet is not None and not t.glet.dead:
                 t.glet.throw(greenlet.GreenletExit)
+
+
+def _describe_step(t: ModelThread) -> str:
+    parts = [f"{t.pending_access.name.lower()} {t.pending_obj!r}"]
+    parts += [f"{a.name.lower()} {o!r}" for o, a in t.pending_more]
+    return f"{' + '.join(parts)} ({t.pending_label!r})"
+
+
+def _model_caller() -> str:
+    """The innermost function outside the scheduler and the state layer (for audit messages)."""
+    f = sys._getframe(2)
+    while f is not None:
+        mod = f.f_globals.get("__name__", "")
+        if not mod.startswith(("faultlab.sched", "faultlab.kernel.state")):
+            return f"{f.f_code.co_name}() ({mod}:{f.f_lineno})"
+        f = f.f_back  # type: ignore[assignment]
+    return "?"
