@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from design_examples import NO_RECHECK
 from rich.console import Console
 
 from faultlab.cli import main
@@ -29,18 +30,6 @@ SEED_FAULTS = {"xip": 2, "v7": 1, "v7-insert": 2, "v4.0": 1, "v4.7": 1, "v4.10":
 SEED_VERDICTS = {"xip": "stale-pte-after-truncate", "v7": "clean", "v7-insert": "cow-accounting",
                  "v4.0": "clean", "v4.7": "clean", "v4.10": "clean"}
 
-NO_RECHECK = '''
-from faultlab.designs.v4_0 import V40
-
-
-class NoRecheck(V40):
-    name = "my-no-recheck"
-    summary = "v4.0 without the i_size re-check in the COW branch"
-    source = "a test"
-
-    def cow_recheck_isize(self, k, vmf):
-        return True
-'''
 
 
 def invoke(*args: str) -> Result:

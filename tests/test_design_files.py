@@ -5,24 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from design_examples import NO_RECHECK, SAME_AS_V40
 
 from faultlab.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = str(ROOT / "scenarios/seed/cow-vs-truncate.toml")
 
-NO_RECHECK = '''
-from faultlab.designs.v4_0 import V40
-
-
-class NoRecheck(V40):
-    name = "my-no-recheck"
-    summary = "v4.0 without the i_size re-check in the COW branch"
-    source = "an experiment"
-
-    def cow_recheck_isize(self, k, vmf):
-        return True
-'''
 
 
 def test_a_design_file_is_explored_and_its_race_found(tmp_path: Path) -> None:
@@ -37,7 +26,7 @@ def test_a_design_file_is_explored_and_its_race_found(tmp_path: Path) -> None:
 
 def test_the_unchanged_base_design_from_a_file_explores_clean(tmp_path: Path) -> None:
     path = tmp_path / "same.py"
-    path.write_text(NO_RECHECK.replace("return True", "return super().cow_recheck_isize(k, vmf)"))
+    path.write_text(SAME_AS_V40)
     res = CliRunner().invoke(main, ["explore", SEED, "--design", str(path)])
     assert res.exit_code == 0, res.output
     assert "clean" in res.output
@@ -54,7 +43,7 @@ def _one_line_error(res: object) -> str:
 
 def test_a_design_file_that_fails_to_import_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.py"
-    path.write_text("from faultlab.designs.v4_0 import V40\n\nraise RuntimeError('oops')\n")
+    path.write_text("from faultlab.designs.v4_0 import DESIGN\n\nraise RuntimeError('oops')\n")
     line = _one_line_error(CliRunner().invoke(main, ["run", SEED, "--design", str(path)]))
     assert f"{path}:3" in line and "RuntimeError: oops" in line
 
@@ -63,7 +52,7 @@ def test_a_design_file_without_a_design_class_is_refused(tmp_path: Path) -> None
     path = tmp_path / "empty.py"
     path.write_text("X = 1\n")
     line = _one_line_error(CliRunner().invoke(main, ["run", SEED, "--design", str(path)]))
-    assert "expected exactly one subclass of faultlab.designs.base.Design, found 0" in line
+    assert "expected a module-level DESIGN" in line
 
 
 def test_an_unknown_design_name_lists_the_known_ones() -> None:

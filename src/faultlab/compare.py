@@ -131,14 +131,14 @@ class Comparison:
         }
 
 
-def sequential_run(scenario: Scenario, design: type[Design]) -> ModelRunResult:
+def sequential_run(scenario: Scenario, design: Design) -> ModelRunResult:
     """The scenario's threads one after another, in file order: what the cost columns count."""
     return ModelExecution(scenario, design).run(SequentialChooser())
 
 
 def compare_one(
     scenario: Scenario,
-    design: type[Design],
+    design: Design,
     *,
     design_arg: str | None = None,
     bound: int | None = None,
@@ -156,7 +156,7 @@ def compare_one(
 
 def compare(
     scenarios: Sequence[Scenario],
-    designs: Sequence[tuple[type[Design], str]],
+    designs: Sequence[tuple[Design, str]],
     *,
     bound: int | None = None,
     max_schedules: int | None = None,

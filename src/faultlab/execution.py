@@ -4,6 +4,7 @@ the invariants watching, and the result (op outcomes, counters, violations, fina
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from faultlab.checks.invariants import INVARIANT_IDS, InvariantChecker, Violation
@@ -12,22 +13,16 @@ from faultlab.designs.base import Design
 from faultlab.kernel.events import Event
 from faultlab.kernel.kernel import Kernel
 from faultlab.kernel.mm import Vma
-from faultlab.kernel.syscalls import (
-    FaultTally,
-    file_snapshot,
-    sys_fsync,
-    sys_ftruncate,
-    sys_madvise_dontneed,
-    sys_mmap,
-    sys_msync,
-    sys_munmap,
-    sys_read,
-    sys_write,
-    user_access,
-)
+from faultlab.kernel.snapshot import file_snapshot
+from faultlab.kernel.syscalls import FaultTally
 from faultlab.results import FileState, OpRecord, RunRecord
-from faultlab.scenario.model import Op, Outcome, Scenario, ThreadSpec
+from faultlab.scenario.model import Outcome, Scenario, ThreadSpec
 from faultlab.sched import Chooser, Scheduler, SchedulerError, Step
+from faultlab.sched.core import AuditError
+
+AUDIT = False
+"""Run every execution in audit mode (the test suite sets this; ``--audit`` on the command line):
+an access to shared state that its step did not announce raises AuditError at once."""
 
 
 @dataclass
@@ -44,39 +39,6 @@ class ModelRunResult:
     lock_counts: Counter[str] = field(default_factory=Counter)
     lock_hold_max: dict[str, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
-
-
-def execute_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Outcome:
-    """Carry out one scenario operation on the model."""
-    if op.kind == "mmap":
-        mapped = sys_mmap(k, k.inodes[op.file], op.offset, op.length, op.shared, op.writable)
-        if isinstance(mapped, str):
-            return Outcome.errno(mapped)
-        maps[op.var] = mapped
-        return Outcome.ok()
-    if op.kind in ("munmap", "load", "store", "msync", "madvise"):
-        vma = maps.get(op.map)
-        if vma is None:
-            return Outcome.signal("SIGSEGV") if op.kind in ("load", "store") else Outcome.errno("EINVAL")
-        if op.kind == "munmap":
-            return sys_munmap(k, vma)
-        if op.kind == "load":
-            return user_access(k, vma, op.offset, op.length, None, tally)
-        if op.kind == "store":
-            return user_access(k, vma, op.offset, len(op.data), op.data, tally)
-        if op.kind == "msync":
-            return sys_msync(k, vma)
-        return sys_madvise_dontneed(k, vma)
-    inode = k.inodes[op.file]
-    if op.kind == "read":
-        return sys_read(k, inode, op.offset, op.length)
-    if op.kind == "write":
-        return sys_write(k, inode, op.offset, op.data)
-    if op.kind == "truncate":
-        return sys_ftruncate(k, inode, op.size)
-    if op.kind == "fsync":
-        return sys_fsync(k, inode)
-    raise ValueError(f"unknown op kind {op.kind}")
 
 
 class LockHoldTracker:
@@ -100,17 +62,24 @@ class LockHoldTracker:
 class ModelExecution:
     """An Execution (see faultlab.explore.program) of one scenario under one design."""
 
-    def __init__(self, scenario: Scenario, design: type[Design], lockdep: LockDep | None = None,
-                 record_steps: bool = True, record_events: bool = False) -> None:
+    def __init__(self, scenario: Scenario, design: Design, lockdep: LockDep | None = None,
+                 record_steps: bool = True, record_events: bool = False, audit: bool | None = None) -> None:
         self.scenario = scenario
         self.design = design
         self.lockdep = lockdep
         self.record_steps = record_steps
         self.record_events = record_events
+        self.audit = AUDIT if audit is None else audit
 
     def run(self, chooser: Chooser) -> ModelRunResult:
-        sched = Scheduler(chooser, record=self.record_steps)
-        k = Kernel(self.scenario, self.design(), sched)
+        sched = Scheduler(chooser, record=self.record_steps, audit=self.audit)
+        # A run recorded for a report is traced: each step is labelled with its kernel function.
+        image = self.design.image(trace=self.record_events)
+        k = Kernel(self.scenario, image, sched)
+        if self.record_events:
+            from faultlab.report.trace import FunctionTracer
+
+            FunctionTracer(k)
         checker = InvariantChecker(k)
         events: list[Event] = []
         if self.record_events:
@@ -118,17 +87,18 @@ class ModelExecution:
         holds = LockHoldTracker(k)
         # A run on its own gets its own lockdep and reports a cycle as its violation; an exploration
         # shares one lockdep across schedules and reports its cycles once, for the whole search.
-        own_lockdep = self.lockdep is None
         lockdep = LockDep() if self.lockdep is None else self.lockdep
-        k.events.subscribe(lockdep.listener(lambda tid: sched.threads[tid].name if tid >= 0 else "?"),
-                           ("lock_acquire",))
+        k.events.subscribe(lockdep.listener(lambda tid: sched.threads[tid].name if tid >= 0 else "?",
+                                            lambda report: checker.report("lock-order", report)),
+                           ("lock_attempt",))
         records: dict[str, list[OpRecord]] = {}
+        run_op = image.module("faultlab.kernel.syscalls").run_op
         for spec in self.scenario.threads:
             records[spec.name] = []
-            sched.spawn(spec.name, self._thread_body(k, spec, records[spec.name]))
+            sched.spawn(spec.name, self._thread_body(k, run_op, spec, records[spec.name]))
         try:
             sched.run()
-        except SchedulerError:
+        except (SchedulerError, AuditError):
             raise
         except Exception as e:  # noqa: BLE001 - a model (or user design) bug becomes a violation
             checker.report("model-error", f"{type(e).__name__}: {e}")
@@ -139,11 +109,8 @@ class ModelExecution:
         for spec in self.scenario.threads:
             record.ops.extend(records[spec.name])
         for name, inode in k.inodes.items():
-            record.files[name] = FileState(inode.i_size, file_snapshot(k, inode))
+            record.files[name] = FileState(inode.peek_size(), file_snapshot(k, inode))
         self._check_expectations(record, checker)
-        if own_lockdep:
-            for report in lockdep.reports:
-                checker.report("lock-order", report)
         violations = sorted(checker.violations, key=lambda v: INVARIANT_IDS.index(v.id))
         final_state = (
             tuple((r.thread, r.op, str(r.outcome)) for r in record.ops),
@@ -161,13 +128,14 @@ class ModelExecution:
             events=events,
         )
 
-    def _thread_body(self, k: Kernel, spec: ThreadSpec, out: list[OpRecord]):  # type: ignore[no-untyped-def]
+    def _thread_body(self, k: Kernel, run_op: Callable[..., Outcome], spec: ThreadSpec,
+                     out: list[OpRecord]) -> Callable[[], None]:
         def body() -> None:
             maps: dict[str, Vma] = {}
             for op in spec.ops:
                 tally = FaultTally()
                 k.events.emit("syscall_enter", op=op.text, thread=spec.name)
-                outcome = execute_op(k, op, maps, tally)
+                outcome = run_op(k, op, maps, tally)
                 k.events.emit("syscall_exit", op=op.text, outcome=outcome)
                 out.append(OpRecord(spec.name, op.text, outcome, tally.minflt, tally.majflt, op.loc.line))
 

@@ -78,7 +78,7 @@ class DesignVerdict:
 
 def explore_design(
     scenario: Scenario,
-    design: type[Design],
+    design: Design,
     *,
     strategy: str = "dfs",
     plain: bool = False,
@@ -127,7 +127,7 @@ def explore_design(
     return verdict
 
 
-def replay_design(scenario: Scenario, design: type[Design], schedule: str) -> ModelRunResult:
+def replay_design(scenario: Scenario, design: Design, schedule: str) -> ModelRunResult:
     """Replay a schedule string, refusing one recorded against another scenario or design."""
     digest, recorded, tids = decode(schedule)
     check_matches(digest, recorded, scenario_digest=scenario.digest(), current_design=design.name)

@@ -142,18 +142,18 @@ class FaultlabExplore:
         raise TypeError(f"faultlab_explore: scenario must be a path, a ScenarioBuilder or a Scenario, "
                         f"not {type(scenario).__name__}")
 
-    def _design(self, design: Any) -> tuple[type[Design], str]:
+    def _design(self, design: Any) -> tuple[Design, str]:
         from faultlab.designs import get_design
         from faultlab.designs.base import Design
 
-        if isinstance(design, type) and issubclass(design, Design):
+        if isinstance(design, Design):
             return design, design.name
         if isinstance(design, os.PathLike) or (isinstance(design, str) and design.endswith(".py")):
             path = self._path(design)
             return get_design(path), path
         if isinstance(design, str):
             return get_design(design), design
-        raise TypeError(f"faultlab_explore: design must be a name, a .py path or a Design subclass, "
+        raise TypeError(f"faultlab_explore: design must be a name, a .py path or a Design, "
                         f"not {type(design).__name__}")
 
     # -- the failure message -----------------------------------------------------------------------

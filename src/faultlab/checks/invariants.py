@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from faultlab.kernel.dax_common import lookup_extent
 from faultlab.kernel.events import Event
 from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, size_in_pages
-from faultlab.kernel.fs import Inode
 from faultlab.kernel.locking import SpinLock
-from faultlab.kernel.mm import MmStruct, Pte, Vma
-from faultlab.kernel.page import Page
+from faultlab.kernel.mm import MmStruct, Vma
+from faultlab.kernel.snapshot import backing_bytes
+from faultlab.kernel.state.inode import Inode
+from faultlab.kernel.state.page import PG_ANON, Page
+from faultlab.kernel.state.pagetable import Pte
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
@@ -81,13 +82,13 @@ class InvariantChecker:
         self.check_no_pte_past_eof(inode, "when truncate returned")
 
     def check_no_pte_past_eof(self, inode: Inode, when: str) -> None:
-        eof_pages = size_in_pages(inode.i_size)
-        for vma in inode.mapping.i_mmap:
-            for addr, pte in sorted(vma.mm.ptes.items()):
+        eof_pages = size_in_pages(inode.peek_size())
+        for vma in inode.mapping.peek_vmas():
+            for addr, pte in vma.mm.peek_ptes():
                 if vma.start <= addr < vma.end and vma.linear_page_index(addr) >= eof_pages:
                     self.report("stale-pte-after-truncate",
                                 f"{when}, {addr:#x} (page {vma.linear_page_index(addr)} of {inode.name}, "
-                                f"EOF at {inode.i_size}) still maps {pte.describe()}")
+                                f"EOF at {inode.peek_size()}) still maps {pte.describe()}")
                     return
 
     def on_pte_set(self, d: dict[str, Any]) -> None:
@@ -96,11 +97,11 @@ class InvariantChecker:
         addr: int = d["addr"]
         inode = vma.file
         pgoff = vma.linear_page_index(addr)
-        if not self.truncating.get(inode) and pgoff >= size_in_pages(inode.i_size):
+        if not self.truncating.get(inode) and pgoff >= size_in_pages(inode.peek_size()):
             self.report("stale-pte-after-truncate",
                         f"{addr:#x} (page {pgoff} of {inode.name}) mapped to {pte.describe()} "
-                        f"after truncate to {inode.i_size} had finished")
-        if pte.page is not None and pte.page.freed:
+                        f"after truncate to {inode.peek_size()} had finished")
+        if pte.page is not None and pte.page._freed:
             self.report("use-after-free", f"PTE {addr:#x} set to freed {pte.page!r}")
         if pte.block is not None and self.k.pmem.is_free(pte.block):
             self.report("use-after-free", f"PTE {addr:#x} set to pmem block {pte.block}, which is free")
@@ -111,11 +112,12 @@ class InvariantChecker:
         page = pte.page
         if page is None or page.zero:
             return
-        if (page.cow or (not vma.shared and pte.write)) and not page.anon:
+        anon = bool(page._flags & PG_ANON)
+        if (page.cow or (not vma.shared and pte.write)) and not anon:
             self.report("cow-accounting",
                         f"private PTE {addr:#x} maps the COW copy {page!r} as a file page "
                         "(no anon rmap, counted in MM_FILEPAGES)")
-        if vma.shared and page.anon:
+        if vma.shared and anon:
             self.report("cow-accounting", f"shared PTE {addr:#x} maps anonymous {page!r}")
 
     def check_stale_hole_mapping(self, vma: Vma, pte: Pte, pgoff: int) -> None:
@@ -123,9 +125,9 @@ class InvariantChecker:
         write(2) put data (the 4.12 fix 13e451fdc1af)."""
         inode = vma.file
         page = pte.page
-        if inode.fs != "dax" or page is None or page.anon or page.mapping is None:
+        if not inode.fs.dax or page is None or page._flags & PG_ANON or page._mapping is None:
             return
-        if lookup_extent(inode, pgoff) is not None and self.written_since_hole(inode, pgoff):
+        if inode.peek_extent(pgoff) is not None and self.written_since_hole(inode, pgoff):
             self.report("stale-read",
                         f"hole page {page!r} mapped at page {pgoff} of {inode.name}, which write(2) has filled")
 
@@ -135,7 +137,7 @@ class InvariantChecker:
         return any(lo <= off < lo + PAGE_SIZE for off in shadow)
 
     def all_ptes(self) -> list[tuple[int, Pte]]:
-        return [item for mm in self.k.all_mms() for item in sorted(mm.ptes.items())]
+        return [item for mm in self.k.all_mms() for item in mm.peek_ptes()]
 
     def on_page_free(self, d: dict[str, Any]) -> None:
         page: Page = d["page"]
@@ -152,7 +154,7 @@ class InvariantChecker:
                 return
 
     def on_page_access(self, d: dict[str, Any]) -> None:
-        if d["page"].freed:
+        if d["page"]._freed:
             self.report("use-after-free", f"access to freed {d['page']!r}")
 
     def on_block_access(self, d: dict[str, Any]) -> None:
@@ -173,14 +175,15 @@ class InvariantChecker:
         data: bytes = d["data"]
         if d["kind"] == "private-map":
             pte: Pte = d["pte"]
-            if pte.page is None or not pte.page.anon:
+            if pte.page is None or not pte.page._flags & PG_ANON:
                 target = "pmem" if pte.page is None else repr(pte.page)
                 self.report("cow-leak", f"a store through private mapping {d['vma'].start:#x} reached {target} "
                             f"of {inode.name} at offset {offset}")
             return
         shadow = self.shadow.setdefault(inode, {})
+        size = inode.peek_size()
         for i, b in enumerate(data):
-            if offset + i < inode.i_size:
+            if offset + i < size:
                 shadow[offset + i] = b
         if d["kind"] == "write":
             self.check_mappings_current(inode, offset, len(data))
@@ -188,13 +191,13 @@ class InvariantChecker:
     def check_mappings_current(self, inode: Inode, offset: int, length: int) -> None:
         """After write(2), every non-COWed mapping of the range shows what the file holds."""
         first, last = offset >> PAGE_SHIFT, (offset + length - 1) >> PAGE_SHIFT
-        for vma in inode.mapping.i_mmap:
+        for vma in inode.mapping.peek_vmas():
             for pgoff in range(first, last + 1):
                 addr = vma.address_of(pgoff)
                 if not vma.start <= addr < vma.end:
                     continue
-                pte = vma.mm.ptes.get(addr)
-                if pte is None or (pte.page is not None and pte.page.anon):
+                pte = dict.get(vma.mm.pt.ptes, addr)
+                if pte is None or (pte.page is not None and pte.page._flags & PG_ANON):
                     continue
                 if not self.is_current_backing(inode, pgoff, pte):
                     self.report("stale-read", f"after write(2) to {inode.name} page {pgoff}, {addr:#x} still "
@@ -202,10 +205,10 @@ class InvariantChecker:
                     return
 
     def is_current_backing(self, inode: Inode, pgoff: int, pte: Pte) -> bool:
-        if inode.fs == "dax":
-            ext = lookup_extent(inode, pgoff)
+        if inode.fs.dax:
+            ext = inode.peek_extent(pgoff)
             return pte.block is not None and ext is not None and ext.block == pte.block
-        entry = inode.mapping.page_tree.get(pgoff)
+        entry = inode.mapping.peek(pgoff)
         return isinstance(entry, Page) and pte.page is entry
 
     def on_isize(self, d: dict[str, Any]) -> None:
@@ -246,10 +249,12 @@ class InvariantChecker:
             self.check_rss_of(mm)
 
     def check_rss_of(self, mm: MmStruct) -> None:
-        anon = sum(1 for p in mm.ptes.values() if p.page is not None and p.page.anon)
-        file = sum(1 for p in mm.ptes.values() if p.page is not None and not p.page.anon and not p.page.zero)
-        if (anon, file) != (mm.rss_anon, mm.rss_file):
-            self.report("cow-accounting", f"{mm.name}: rss counters anon={mm.rss_anon} file={mm.rss_file}, "
+        pages = [p.page for _a, p in mm.peek_ptes() if p.page is not None and not p.page.zero]
+        anon = sum(1 for page in pages if page._flags & PG_ANON)
+        file = len(pages) - anon
+        rss_anon, rss_file = mm.peek_rss()
+        if (anon, file) != (rss_anon, rss_file):
+            self.report("cow-accounting", f"{mm.name}: rss counters anon={rss_anon} file={rss_file}, "
                         f"but the page table maps {anon} anonymous and {file} file pages")
 
     def check_refcounts(self) -> None:
@@ -259,31 +264,28 @@ class InvariantChecker:
             if pte.page is not None and not pte.page.zero:
                 refs[pte.page.pfn] = refs.get(pte.page.pfn, 0) + 1
         for inode in k.inodes.values():
-            for entry in inode.mapping.page_tree.values():
+            for _index, entry in inode.mapping.peek_all():
                 if isinstance(entry, Page):
                     refs[entry.pfn] = refs.get(entry.pfn, 0) + 1
-        for name in ("xip_sparse_page",):
-            page = k.design_state.get(name)
-            if isinstance(page, Page):
-                refs[page.pfn] = refs.get(page.pfn, 0) + 1
+        for page in k.pinned:  # held by a kernel global
+            refs[page.pfn] = refs.get(page.pfn, 0) + 1
         for pfn, page in sorted(k.alloc.live.items()):
             want = refs.get(pfn, 0)
-            if page.count != want:
-                self.report("refcount", f"{page!r} has refcount {page.count} at the end, but {want} references "
-                            "exist (page table entries and page cache)")
+            if page._count != want:
+                self.report("refcount", f"{page!r} has refcount {page._count} at the end, but {want} references "
+                            "exist (page table entries, page cache and kernel globals)")
                 return
             if page.lock.owner is not None:
                 self.report("lock-pairing", f"{page!r} is still locked at the end")
                 return
 
     def check_lost_writes(self) -> None:
-        from faultlab.kernel.syscalls import backing_bytes
-
         k = self.k
         for inode, shadow in sorted(self.shadow.items(), key=lambda kv: kv[0].name):
             cache: dict[int, bytes] = {}
+            size = inode.peek_size()
             for off in sorted(shadow):
-                if off >= inode.i_size:
+                if off >= size:
                     continue
                 index = off >> PAGE_SHIFT
                 if index not in cache:

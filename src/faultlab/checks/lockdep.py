@@ -1,12 +1,14 @@
-"""Lock-order checking in the manner of Linux lockdep: every blocking acquisition of class B while
-holding class A records the dependency A -> B, across all schedules explored; a new dependency
-that closes a cycle is reported as lockdep words it ("possible circular locking dependency")."""
+"""Lock-order checking in the manner of Linux lockdep: every *attempt* to take a lock of class B
+that may sleep, while holding class A, records the dependency A -> B (the attempt is enough: an
+inversion that deadlocks is reported too), across all schedules explored.  A new dependency that
+closes a cycle is reported, as lockdep words it ("possible circular locking dependency"), as a
+``lock-order`` violation of the run that closed it."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from faultlab.kernel.events import Event
 
@@ -19,15 +21,16 @@ class LockDep:
     reports: list[str] = field(default_factory=list)
     _reported: set[frozenset[str]] = field(default_factory=set)
 
-    def listener(self, thread_name: Any) -> Any:
-        """An event listener for one run; ``thread_name(tid)`` names the threads in reports."""
+    def listener(self, thread_name: Callable[[int], str], on_report: Callable[[str], None]) -> Callable[[Event], None]:
+        """A ``lock_attempt`` listener for one run; ``thread_name(tid)`` names the threads in
+        reports, ``on_report`` receives each new cycle."""
 
         def on_event(ev: Event) -> None:
-            if ev.kind != "lock_acquire" or ev.data["trylock"]:
-                return
             new = ev.data["cls"]
             for held, _mode in ev.data["held"]:
-                self.add(held.cls, new, f"{thread_name(ev.tid)} at step {ev.step}")
+                report = self.add(held.cls, new, f"{thread_name(ev.tid)} at step {ev.step + 1}")
+                if report is not None:
+                    on_report(report)
 
         return on_event
 

@@ -1,88 +1,61 @@
-"""What a design is: the handful of functions in which the protocols of the seed's history differ.
+"""What a design is: an era's generic fault code plus the file systems it installs.
 
-A design supplies the generic side's ``do_cow_fault`` (how it treats what ``->fault`` returns and
-which lock it releases after installing the PTE), the DAX filesystem's fault handlers
-(``->fault``, ``->page_mkwrite``, ``->pfn_mkwrite``), and the DAX side of truncate, write(2) and
-fsync.  Everything else (the rest of mm/memory.c, the page cache, truncate of page-cache files)
-is shared by all designs.  See docs/designs.md for writing your own.
+A design names its era (:mod:`faultlab.kernel.eras`), the file system type for each kind of file
+(``tmpfs``, ``ext4``, ``dax``) and, when it has one, its kernel's fs/dax.c.  A variant -- a known
+bug, a user's experiment -- is a design with one or more functions replaced; :meth:`Design.variant`
+makes one.  :meth:`Design.image` links the design's own copy of the model (cached), so a variant
+never changes what another design runs (see :mod:`faultlab.kernel.image`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from faultlab.kernel import dax_common as dax
-from faultlab.kernel.flags import VmFault
-from faultlab.kernel.mm import FaultHandler, VmFaultData, VmOps
+from faultlab.fs import ext4, shmem
+from faultlab.fs.ops import FileSystemType
+from faultlab.kernel import syscalls
+from faultlab.kernel.image import KernelImage, link
 
-if TYPE_CHECKING:
-    from faultlab.kernel.fs import AddressSpace, DaxEntry, Inode
-    from faultlab.kernel.kernel import Kernel
+PAGE_CACHE: dict[str, FileSystemType] = {"tmpfs": shmem.FS, "ext4": ext4.FS}
+"""The page-cache file kinds of the 3.15-4.x eras, the same in every historical design."""
 
 
+@dataclass(frozen=True, eq=False)
 class Design:
-    """Base class of every design.  Subclasses set the class attributes and override methods."""
+    name: str
+    summary: str
+    source: str
+    era: types.ModuleType
+    filesystems: Mapping[str, FileSystemType]
+    dax: types.ModuleType | None = None
+    replaced: tuple[tuple[Callable[..., Any], Callable[..., Any]], ...] = ()
+    # For a known bug: the scenario that exposes it, the design that fixes it, what breaks.
+    scenario: str = ""
+    fixed_by: str = ""
+    expected_violation: str = ""
+    _images: dict[bool, KernelImage] = field(default_factory=dict, repr=False, compare=False)
 
-    name: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
-    source: ClassVar[str] = ""
-    # Until 3.19 i_mmap was a mutex (i_mmap_mutex); from 4.0 an rwsem (i_mmap_rwsem).
-    i_mmap_is_mutex: ClassVar[bool] = False
-    # get_block(create=1) returns unwritten extents (ext4) rather than zeroed new blocks (ext2).
-    unwritten_extents: ClassVar[bool] = False
-    # From 4.10, ->pfn_mkwrite returning VM_FAULT_NOPAGE has finished the fault (wp_pfn_shared).
-    pfn_mkwrite_finishes_fault: ClassVar[bool] = False
+    def variant(self, name: str, summary: str, source: str,
+                replace_functions: Mapping[Callable[..., Any], Callable[..., Any]], *, scenario: str = "",
+                fixed_by: str = "", expected_violation: str = "") -> Design:
+        """This design with functions replaced: ``{original: replacement}``.  The replacement runs
+        in the original's module, calling the design's own versions of everything else.  A known
+        bug names the scenario that exposes it, the design that fixes it and what it breaks."""
+        return replace(self, name=name, summary=summary, source=source,
+                       replaced=(*self.replaced, *replace_functions.items()), _images={}, scenario=scenario,
+                       fixed_by=fixed_by, expected_violation=expected_violation)
 
-    # -- mm/memory.c ------------------------------------------------------------------------------
-    def do_cow_fault(self, k: Kernel, vmf: VmFaultData) -> VmFault:
-        raise NotImplementedError
+    def image(self, trace: bool = False) -> KernelImage:
+        """The design's linked kernel (``trace``: functions report entry and exit as events)."""
+        got = self._images.get(trace)
+        if got is None:
+            got = self._images[trace] = link(self.name, self.era, dict(self.filesystems), self.dax, [syscalls],
+                                             dict(self.replaced), trace=trace)
+        return got
 
-    # -- fs/dax.c and the DAX filesystem's vm_ops -------------------------------------------------
-    def dax_fault(self, k: Kernel, vmf: VmFaultData) -> VmFault:
-        raise NotImplementedError
-
-    def dax_page_mkwrite_handler(self) -> FaultHandler | None:
-        return None
-
-    def dax_pfn_mkwrite_handler(self) -> FaultHandler | None:
-        return None
-
-    def dax_vm_ops(self) -> VmOps:
-        """The DAX file's vm_operations_struct: no ->map_pages, so DAX never faults around."""
-        return VmOps(
-            name=f"{self.name}.dax_vm_ops",
-            fault=self.dax_fault,
-            map_pages=None,
-            page_mkwrite=self.dax_page_mkwrite_handler(),
-            pfn_mkwrite=self.dax_pfn_mkwrite_handler(),
-        )
-
-    # -- truncate, read/write, fsync on a DAX file ------------------------------------------------
-    def dax_setattr_size(self, k: Kernel, inode: Inode, newsize: int) -> None:
-        raise NotImplementedError
-
-    def clear_exceptional_entry(self, k: Kernel, mapping: AddressSpace, index: int) -> None:
-        """truncate_inode_pages met a DAX entry (only designs with entries have any)."""
-        mapping.page_tree.pop(index, None)
-
-    def invalidate_exceptional_entry(self, k: Kernel, mapping: AddressSpace, index: int) -> bool:
-        """invalidate_inode_pages2_range() met a DAX entry: leave it (pre-4.12 behaviour).
-        Returns True when the slot should be looked at again."""
-        return False
-
-    def can_replace_dax_entry(self, entry: DaxEntry) -> bool:
-        """page_cache_tree_insert() found a DAX entry where a page goes: only designs with entry
-        locks can replace one (their empty locked entry, with a hole page)."""
-        return False
-
-    def dax_entry_replaced(self, k: Kernel, mapping: AddressSpace, index: int, entry: DaxEntry) -> None:
-        """The hole page is in the slot now: hand the entry's lock over and wake its waiters."""
-
-    def dax_read(self, k: Kernel, inode: Inode, pos: int, count: int) -> bytes:
-        return dax.dax_file_read(k, inode, pos, count)
-
-    def dax_write(self, k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
-        return dax.dax_file_write(k, inode, pos, data, unwritten=self.unwritten_extents)
-
-    def dax_fsync(self, k: Kernel, inode: Inode) -> None:
-        """fsync/msync of a DAX file before 4.5: stores went straight to pmem, nothing tracked."""
+    @property
+    def is_known_bug(self) -> bool:
+        return bool(self.expected_violation)

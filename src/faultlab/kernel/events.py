@@ -16,6 +16,7 @@ class Event:
 
 
 EVENT_KINDS = (
+    "lock_attempt",  # lock, cls, mode, held: about to take a lock that may sleep (what lockdep records)
     "lock_acquire",  # lock, cls, mode ("R"/"W"), held (classes held before, in order)
     "lock_release",  # lock, cls, mode
     "lock_bad_release",  # lock, cls, mode, why
@@ -34,7 +35,8 @@ EVENT_KINDS = (
     "truncate_begin",  # inode, size
     "truncate_end",  # inode, size
     "store_done",  # kind ("shared-map"/"private-map"/"write"), inode, offset, data
-    "func",  # name: kernel function entered (for swim lanes)
+    "func_enter",  # name: a kernel function was entered (only in traced runs, for reports)
+    "func_exit",  # name: and returned
     "refcount",  # page, count (went below zero)
 )
 
@@ -45,13 +47,14 @@ class EventBus:
     """Fans events out to listeners, each subscribed to the kinds it wants (or to all of them).
     An event nobody wants costs one dictionary lookup."""
 
-    __slots__ = ("routes", "every", "step_of", "tid_of")
+    __slots__ = ("routes", "every", "step_of", "tid_of", "audit")
 
-    def __init__(self, step_of: Callable[[], int], tid_of: Callable[[], int]) -> None:
+    def __init__(self, step_of: Callable[[], int], tid_of: Callable[[], int], audit: Any = None) -> None:
         self.routes: dict[str, list[Listener]] = {}
         self.every: list[Listener] = []
         self.step_of = step_of
         self.tid_of = tid_of
+        self.audit = audit  # the scheduler when it audits: listeners read state freely
 
     def subscribe(self, fn: Listener, kinds: tuple[str, ...] | None = None) -> None:
         """Call ``fn`` for events of ``kinds`` (None: every event), in subscription order."""
@@ -69,5 +72,14 @@ class EventBus:
         if not fns:
             return
         ev = Event(kind, self.tid_of(), self.step_of(), data)
-        for fn in fns:
-            fn(ev)
+        audit = self.audit
+        if audit is None:
+            for fn in fns:
+                fn(ev)
+            return
+        audit.exempt += 1
+        try:
+            for fn in fns:
+                fn(ev)
+        finally:
+            audit.exempt -= 1

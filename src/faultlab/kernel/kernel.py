@@ -1,81 +1,135 @@
 """The Kernel object: the state of one run of the model (threads, memory, files, pmem, counters).
 
-A run builds one Kernel, executes the scenario's threads on it, and throws it away whole."""
+A run builds one Kernel from a scenario and a design's linked kernel image, executes the
+scenario's threads on it, and throws it away whole.  The Kernel knows no design and no file kind
+by name: the scenario's files get the file system type the image provides for ``scenario.fs``,
+and everything file-specific goes through that type's operations.
+"""
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from types import FrameType
 from typing import TYPE_CHECKING
 
+from faultlab.errors import UserError
 from faultlab.kernel.events import EventBus
-from faultlab.kernel.flags import PAGE_SIZE
-from faultlab.kernel.fs import Inode, PmemDevice
-from faultlab.kernel.locking import Lock
-from faultlab.kernel.mm import MmStruct
-from faultlab.kernel.page import PageAllocator
+from faultlab.kernel.flags import PAGE_SIZE, size_in_pages
+from faultlab.kernel.locking import Lock, Mutex, RWSem
+from faultlab.kernel.mm import AuditedMmStruct, MmStruct
+from faultlab.kernel.state.cell import READ, WRITE, Cell, CellMap
+from faultlab.kernel.state.inode import AuditedInode, Inode
+from faultlab.kernel.state.page import PG_UPTODATE, Page, PageAllocator, page_fill
+from faultlab.kernel.state.pagecache import AddressSpace, AuditedAddressSpace
+from faultlab.kernel.state.pagetable import Pte
+from faultlab.kernel.state.pmem import PmemDevice
 from faultlab.sched import Scheduler
 
 if TYPE_CHECKING:
-    from faultlab.designs.base import Design
-    from faultlab.scenario.model import Scenario
+    from faultlab.kernel.image import KernelImage
+    from faultlab.scenario.model import FileSpec, Scenario
 
-_MODEL_PREFIXES = ("faultlab.kernel.", "faultlab.designs.")
-_SKIP_FUNCS = frozenset({
-    "point", "lock_page", "trylock_page", "unlock_page", "down_read", "down_write", "up_read",
-    "up_write", "lock", "unlock", "i_size_read", "i_size_write", "pte_read", "pte_write", "pte_clear",
-    "_yield_to_chooser", "mutex_lock", "i_mmap_lock_read", "i_mmap_lock_write", "i_mmap_unlock_read",
-    "i_mmap_unlock_write", "sleep", "<lambda>",
-})
+MAP_BASE = 0x40000000
 
 
 class Kernel:
-    """One model machine: a scheduler, the event bus, memory, files, one mm shared by the threads."""
+    """One model machine: a scheduler, the event bus, memory, files, one mm shared by the threads
+    (or one per thread)."""
 
-    def __init__(self, scenario: Scenario, design: Design, sched: Scheduler) -> None:
+    def __init__(self, scenario: Scenario, image: KernelImage, sched: Scheduler) -> None:
         self.scenario = scenario
-        self.design = design
+        self.image = image
         self.sched = sched
-        self.events = EventBus(lambda: sched.nsteps - 1, self.tid)
-        self.alloc = PageAllocator(scenario.memory_limit_pages)
-        self.pmem = PmemDevice(scenario.pmem_size)
+        self.audit = sched.audit
+        self.events = EventBus(lambda: sched.nsteps - 1, self.tid, sched if sched.audit else None)
+        self.alloc = PageAllocator(sched, scenario.memory_limit_pages)
+        self.pmem = PmemDevice(sched, scenario.pmem_size)
+        self._mm_cls = AuditedMmStruct if sched.audit else MmStruct
         # One mm for all threads (threads of a process), or one per thread (processes).
         self.mms: dict[int, MmStruct] = {}
-        self.shared_mm = MmStruct("mm") if scenario.mm == "shared" else None
+        self.shared_mm = self._new_mm("mm") if scenario.mm == "shared" else None
         self.counters: Counter[str] = Counter()
         self.lock_counts: Counter[str] = Counter()
         self.held: dict[int, list[tuple[Lock, str]]] = {}
-        self.next_map_slot = 0x40000000
-        # Kernel-global state a design keeps (XIP's sparse page and xip_sparse_mutex, ...).
-        self.design_state: dict[str, object] = {}
-        i_mmap_cls = "&mapping->i_mmap_mutex" if design.i_mmap_is_mutex else "&mapping->i_mmap_rwsem"
+        self.next_map_slot = MAP_BASE
+        # A file system's own kernel globals (3.14 XIP's sparse page...): named cells, and locks.
+        self.statics: dict[str, object] = {}
+        self.static_cells: CellMap[str] = CellMap("static")
+        self.static_locks: dict[str, Lock] = {}
+        # Pages a kernel global holds a reference to (they are not leaked at the end of a run).
+        self.pinned: list[Page] = []
+        self.fstype = image.filesystem(scenario.fs)
         self.inodes: dict[str, Inode] = {}
         for f in scenario.files:
-            inode = Inode(f.name, scenario.fs, f.size, f.fill, f.hole, i_mmap_cls)
-            if scenario.fs == "dax" and inode.initial_pages:
-                base = self.pmem.reserve(inode.initial_pages)
-                if base is None:
-                    raise ValueError(f"file {f.name} does not fit on the {scenario.pmem_size}-byte pmem device")
-                inode.initial_base = base
-            self.inodes[f.name] = inode
-        sched.func_of = self.current_function
+            self.inodes[f.name] = self._create_file(f)
+
+    def _new_mm(self, name: str) -> MmStruct:
+        mm = self._mm_cls(self.sched, name)
+        if self.audit:
+            mm._audit_sched = self.sched
+        return mm
+
+    def _create_file(self, f: FileSpec) -> Inode:
+        fstype = self.fstype
+        pages = 0 if f.hole else size_in_pages(f.size)
+        inode = (AuditedInode if self.audit else Inode)(self.sched, f.name, fstype, f.size, f.fill, pages)
+        if fstype.dax and pages:
+            base = self.pmem.reserve(pages, inode.initial_contents)
+            if base is None:
+                raise UserError(f"file {f.name} ({f.size} bytes) does not fit on the {self.scenario.pmem_size}-byte "
+                                "pmem device", where=str(f.loc))
+            inode.initial_base = base
+        lock: Lock = Mutex("&mapping->i_mmap_mutex", f"{f.name}.i_mmap") if self.image.i_mmap_is_mutex else \
+            RWSem("&mapping->i_mmap_rwsem", f"{f.name}.i_mmap")
+        mapping_cls = AuditedAddressSpace if self.audit else AddressSpace
+        initial = 0 if fstype.dax else pages
+        mapping = mapping_cls(self.sched, inode, lock, initial, self._initial_page)
+        if self.audit:
+            inode._audit_sched = self.sched
+            mapping._audit_sched = self.sched
+        inode.mapping = mapping
+        return inode
+
+    def _initial_page(self, mapping: AddressSpace, index: int) -> Page | None:
+        """A cached page holding the file's initial contents, made the first time it is looked up
+        (None: no memory for it under the scenario's limit)."""
+        page = self.alloc.try_new_page(self.tid())
+        if page is None:
+            return None
+        page_fill(page, mapping.host.initial_contents(index))
+        page._flags = PG_UPTODATE
+        page._mapping = mapping
+        page._index = index
+        return page
+
+    def pte_target(self, pte: Pte) -> Cell:
+        """The cell a PTE's access touches: the page's contents, or the pmem block."""
+        page = pte.page
+        if page is not None:
+            return page.data
+        assert pte.block is not None
+        return self.pmem.cells[pte.block]
+
+    # -- a file system's kernel globals -----------------------------------------------------------------
+    def static_get(self, name: str) -> object:
+        self.sched.point(self.static_cells[name], READ, "read " + name)
+        return self.statics.get(name)
+
+    def static_set(self, name: str, value: object) -> None:
+        self.sched.point(self.static_cells[name], WRITE, "set " + name)
+        self.statics[name] = value
+
+    def static_mutex(self, name: str) -> Mutex:
+        """A statically initialised mutex (DEFINE_MUTEX): made on first use, the same for everyone."""
+        lock = self.static_locks.get(name)
+        if lock is None:
+            lock = self.static_locks[name] = Mutex(name, name)
+        assert isinstance(lock, Mutex)
+        return lock
 
     # -- threads ----------------------------------------------------------------------------------
     def tid(self) -> int:
         cur = self.sched.current
         return -1 if cur is None else cur.tid
-
-    def current_function(self) -> str:
-        """The innermost model (kernel or design) function on the running thread's stack."""
-        f: FrameType | None = sys._getframe(2)
-        while f is not None:
-            mod = f.f_globals.get("__name__", "")
-            if mod.startswith(_MODEL_PREFIXES) and f.f_code.co_name not in _SKIP_FUNCS:
-                if not mod.startswith(("faultlab.kernel.locking", "faultlab.kernel.page", "faultlab.kernel.kernel")):
-                    return f.f_code.co_name
-            f = f.f_back
-        return ""
 
     @property
     def mm(self) -> MmStruct:
@@ -86,8 +140,7 @@ class Kernel:
         mm = self.mms.get(tid)
         if mm is None:
             name = self.sched.threads[tid].name if tid >= 0 else "setup"
-            mm = MmStruct(f"mm.{name}")
-            self.mms[tid] = mm
+            mm = self.mms[tid] = self._new_mm(f"mm.{name}")
         return mm
 
     def all_mms(self) -> list[MmStruct]:
@@ -96,6 +149,13 @@ class Kernel:
         return [self.mms[t] for t in sorted(self.mms)]
 
     # -- lock bookkeeping (what the checks see) ---------------------------------------------------
+    def lock_attempt(self, lock: Lock, mode: str, exclude: tuple[Lock, ...] = ()) -> None:
+        held = self.held.get(self.tid())
+        if held:
+            held = [h for h in held if h[0] not in exclude] if exclude else list(held)
+            if held:
+                self.events.emit("lock_attempt", lock=lock, cls=lock.cls, mode=mode, held=held)
+
     def lock_acquired(self, lock: Lock, mode: str, trylock: bool = False) -> None:
         held = self.held.setdefault(self.tid(), [])
         self.lock_counts[lock.cls] += 1

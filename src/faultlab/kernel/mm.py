@@ -1,79 +1,59 @@
-"""mm_struct, vm_area_struct, the page table with split page-table locks, and struct vm_fault."""
+"""mm_struct, vm_area_struct and struct vm_fault.
+
+An mm's VMA list and rss counters are shared state (cells ``vmas`` and ``rss``); its page table is
+a :class:`~faultlab.kernel.state.pagetable.PageTable`.  A VMA is an immutable value: mprotect(),
+munmap() and friends replace VMAs in the list (under mmap_sem for write, which no fault in that mm
+can hold at the same time), so a fault may read its VMA's fields freely once find_vma() gave it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from faultlab.kernel.flags import PAGE_SHIFT, PMD_SIZE, FaultFlag, VmFault, VmFlag
-from faultlab.kernel.locking import RWSem, SpinLock
-from faultlab.kernel.page import Page
+from faultlab.kernel.flags import FAULT_FLAG_WRITE, PAGE_SHIFT, VM_MAYWRITE, VM_SHARED, VM_WRITE
+from faultlab.kernel.locking import RWSem
+from faultlab.kernel.state.cell import READ, UPDATE, WRITE, Cell, audited_subclass
+from faultlab.kernel.state.pagetable import PageTable, Pte
 
 if TYPE_CHECKING:
-    from faultlab.kernel.fs import Inode
+    from faultlab.fs.ops import VmOperations
     from faultlab.kernel.kernel import Kernel
+    from faultlab.kernel.state.inode import Inode
+    from faultlab.kernel.state.page import Page
+    from faultlab.sched.core import Scheduler
 
 
-@dataclass(frozen=True, slots=True)
-class Pte:
-    """A present page-table entry: a struct page (file, anon, hole or zero page) or, for DAX, a
-    special pfn PTE naming a pmem block.  Equality is pte_same(): same target, same bits."""
-
-    page: Page | None
-    block: int | None  # pmem block behind a special (pfn) PTE
-    write: bool
-    dirty: bool
-
-    @property
-    def special(self) -> bool:
-        return self.page is None
-
-    def describe(self) -> str:
-        target = f"pfn(block {self.block})" if self.page is None else repr(self.page)
-        return f"{target} {'rw' if self.write else 'ro'}{' dirty' if self.dirty else ''}"
-
-
-FaultHandler = Callable[["Kernel", "VmFaultData"], VmFault]
-
-
-@dataclass(slots=True)
-class VmOps:
-    """vm_operations_struct: the handlers a filesystem gives its mappings."""
-
-    name: str
-    fault: FaultHandler | None = None
-    map_pages: Callable[[Kernel, VmFaultData, int, int], None] | None = None
-    page_mkwrite: FaultHandler | None = None
-    pfn_mkwrite: FaultHandler | None = None
-
-
-@dataclass(eq=False, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class Vma:
-    """vm_area_struct."""
+    """vm_area_struct (immutable; compared by identity)."""
 
     mm: MmStruct
     start: int
     end: int
     pgoff: int
     file: Inode
-    flags: VmFlag
-    vm_ops: VmOps
-    name: str = ""
-    shared: bool = False  # VM_SHARED, kept as a bool: tested on every fault
+    flags: int
+    vm_ops: VmOperations
+    shared: bool = field(init=False)  # VM_SHARED, tested on every fault
+    writenotify: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.shared = bool(self.flags & VmFlag.SHARED)
+        object.__setattr__(self, "shared", bool(self.flags & VM_SHARED))
+        wn = bool(self.flags & VM_SHARED and self.flags & VM_WRITE) and (
+            self.vm_ops.page_mkwrite is not None or self.vm_ops.pfn_mkwrite is not None)
+        object.__setattr__(self, "writenotify", wn)
 
-    def wants_writenotify(self) -> bool:
-        """vma_wants_writenotify(): shared and writable, with ->page_mkwrite or ->pfn_mkwrite."""
-        if not (self.flags & VmFlag.SHARED and self.flags & VmFlag.WRITE):
-            return False
-        return self.vm_ops.page_mkwrite is not None or self.vm_ops.pfn_mkwrite is not None
+    def __repr__(self) -> str:
+        return f"vma({self.file.name} {self.start:#x}-{self.end:#x})"
 
     def page_prot_writable(self) -> bool:
-        """Whether vma->vm_page_prot itself allows writes (shared-writable without write-notify)."""
-        return bool(self.flags & VmFlag.SHARED and self.flags & VmFlag.WRITE) and not self.wants_writenotify()
+        """Whether vma->vm_page_prot itself allows writes: shared and writable, without
+        write-notify (vma_wants_writenotify())."""
+        return bool(self.flags & VM_SHARED and self.flags & VM_WRITE) and not self.writenotify
+
+    def may_write(self) -> bool:
+        return bool(self.flags & (VM_WRITE | VM_MAYWRITE))
 
     def linear_page_index(self, address: int) -> int:
         return ((address - self.start) >> PAGE_SHIFT) + self.pgoff
@@ -81,50 +61,91 @@ class Vma:
     def address_of(self, pgoff: int) -> int:
         return self.start + ((pgoff - self.pgoff) << PAGE_SHIFT)
 
+    def npages(self) -> int:
+        return (self.end - self.start) >> PAGE_SHIFT
+
+    def maps(self, pgoff: int) -> bool:
+        return self.pgoff <= pgoff < self.pgoff + self.npages()
+
 
 class MmStruct:
-    """mm_struct: mmap_sem, the VMAs, the page table (one PTE table, and one split page-table
-    lock, per 2 MiB of address space) and the rss counters."""
+    """mm_struct: mmap_sem, the VMAs, the page table and the rss counters."""
 
-    def __init__(self, name: str) -> None:
+    __slots__ = ("name", "mmap_sem", "vma_cell", "rss_cell", "pt", "_vmas", "_rss_anon", "_rss_file")
+
+    def __init__(self, sched: Scheduler, name: str) -> None:
         self.name = name
         self.mmap_sem = RWSem("&mm->mmap_sem", f"{name}.mmap_sem")
-        self.vmas: list[Vma] = []
-        self.ptes: dict[int, Pte] = {}
-        self.ptls: dict[int, SpinLock] = {}
-        self.rss_file = 0
-        self.rss_anon = 0
+        self.vma_cell = Cell(f"{name}.vmas")
+        self.rss_cell = Cell(f"{name}.rss")
+        self.pt = PageTable(sched, name)
+        self._vmas: tuple[Vma, ...] = ()
+        self._rss_anon = 0
+        self._rss_file = 0
 
-    def find_vma(self, address: int) -> Vma | None:
-        for vma in self.vmas:
+    def __repr__(self) -> str:
+        return self.name
+
+    def find_vma(self, k: Kernel, address: int) -> Vma | None:
+        k.sched.point(self.vma_cell, READ, "find_vma")
+        for vma in self._vmas:
             if vma.start <= address < vma.end:
                 return vma
         return None
 
-    def pte_lockptr(self, address: int) -> SpinLock:
-        """The split PTE lock of the page table covering ``address``."""
-        key = address // PMD_SIZE
-        ptl = self.ptls.get(key)
-        if ptl is None:
-            ptl = SpinLock("ptlock", f"{self.name}.ptl[{key:#x}]")
-            self.ptls[key] = ptl
-        return ptl
+    def vmas(self, k: Kernel) -> tuple[Vma, ...]:
+        k.sched.point(self.vma_cell, READ, "walk vmas")
+        return self._vmas
+
+    def set_vmas(self, k: Kernel, vmas: tuple[Vma, ...], label: str) -> None:
+        k.sched.point(self.vma_cell, WRITE, label)
+        self._vmas = vmas
+
+    def add_rss(self, k: Kernel, anon: bool, delta: int) -> None:
+        """add_mm_counter(MM_ANONPAGES or MM_FILEPAGES): an UPDATE (counter changes commute)."""
+        k.sched.point(self.rss_cell, UPDATE, "add_mm_counter")
+        if anon:
+            self._rss_anon += delta
+        else:
+            self._rss_file += delta
+
+    # -- for checks and reports ----------------------------------------------------------------------
+    def peek_vmas(self) -> tuple[Vma, ...]:
+        return _RAW_VMAS.__get__(self)
+
+    def peek_rss(self) -> tuple[int, int]:
+        return _RAW_ANON.__get__(self), _RAW_FILE.__get__(self)
+
+    def peek_ptes(self) -> list[tuple[int, Pte]]:
+        return sorted(dict.items(self.pt.ptes), key=lambda kv: kv[0])
 
 
-@dataclass(slots=True)
-class VmFaultData:
-    """struct vm_fault (the 4.x fields the model uses).  ``entry`` is 4.7's locked DAX entry
-    (VM_FAULT_DAX_LOCKED); ``cow_page`` is the seed patch's pre-allocated COW page."""
+_RAW_VMAS = MmStruct.__dict__["_vmas"]
+_RAW_ANON = MmStruct.__dict__["_rss_anon"]
+_RAW_FILE = MmStruct.__dict__["_rss_file"]
 
-    vma: Vma
-    address: int
-    pgoff: int
-    flags: FaultFlag
-    orig_pte: Pte | None = None
-    cow_page: Page | None = None
-    page: Page | None = None
-    entry: Any = None
-    write: bool = False  # FAULT_FLAG_WRITE, kept as a bool: tested on every path
+AuditedMmStruct = audited_subclass(
+    MmStruct,
+    {"_vmas": lambda m: m.vma_cell, "_rss_anon": lambda m: m.rss_cell, "_rss_file": lambda m: m.rss_cell},
+    counters=("_rss_anon", "_rss_file"),
+)
 
-    def __post_init__(self) -> None:
-        self.write = bool(self.flags & FaultFlag.WRITE)
+
+class VmFault:
+    """struct vm_fault: one fault's own state (not shared).  ``entry`` is 4.7's locked DAX entry
+    (VM_FAULT_DAX_LOCKED); ``cow_page`` the pre-allocated COW page; ``ptl_held`` stands for
+    4.10's ``vmf->pte`` being mapped and locked."""
+
+    __slots__ = ("vma", "address", "pgoff", "flags", "write", "orig_pte", "cow_page", "page", "entry", "ptl_held")
+
+    def __init__(self, vma: Vma, address: int, pgoff: int, flags: int) -> None:
+        self.vma = vma
+        self.address = address
+        self.pgoff = pgoff
+        self.flags = flags
+        self.write = bool(flags & FAULT_FLAG_WRITE)
+        self.orig_pte: Pte | None = None
+        self.cow_page: Page | None = None
+        self.page: Page | None = None
+        self.entry: object = None
+        self.ptl_held = False

@@ -1,9 +1,11 @@
 """The user side: system calls and loads/stores through mappings, with the arch fault handler.
 
-A load or store is what the CPU does: walk the PTE and touch the page (one atomic step), or take a
-page fault (``do_page_fault``: mmap_sem for read, find_vma, access check, handle_mm_fault) and try
-again.  Faults are accounted per operation the way getrusage() sees them (mm_account_fault(),
-5.9+: a fault that returns an error or VM_FAULT_RETRY is not counted; MAJOR goes to majflt).
+System calls reach a file only through its file system's operations (``inode.fs.f_op``,
+``i_op``).  A load or store is what the CPU does: walk the PTE and touch the page it maps (one
+atomic step), or take a page fault (``do_page_fault``: mmap_sem for read, find_vma, access check,
+the era's handle_mm_fault) and try again.  Faults are accounted per operation the way getrusage()
+sees them: a fault that returns an error is not counted (x86 __do_page_fault returns before the
+accounting in 4.x; mm_account_fault() skips it from 5.9), VM_FAULT_MAJOR goes to majflt.
 """
 
 from __future__ import annotations
@@ -11,30 +13,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from faultlab.kernel import dax_common as dax
-from faultlab.kernel.filemap import generic_file_read, generic_perform_write, lock_page, unlock_page
-from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, VM_FAULT_ERROR, FaultFlag, VmFault, VmFlag
-from faultlab.kernel.fs import DaxEntry, Inode
-from faultlab.kernel.memory import (
-    handle_mm_fault,
-    i_mmap_lock_read,
-    i_mmap_lock_write,
-    i_mmap_unlock_read,
-    i_mmap_unlock_write,
-    pte_read,
-    set_pte_at,
-    zap_pte_range,
+from faultlab.kernel.eras import v4_10 as era  # linked per design: its generic fault code
+from faultlab.kernel.flags import (
+    FAULT_FLAG_USER,
+    FAULT_FLAG_WRITE,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_FAULT_ERROR,
+    VM_FAULT_HWPOISON,
+    VM_FAULT_MAJOR,
+    VM_FAULT_OOM,
+    VM_FAULT_RETRY,
+    VM_FAULT_SIGBUS,
+    VM_FAULT_SIGSEGV,
+    VM_MAYREAD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
 )
-from faultlab.kernel.mm import Pte, Vma, VmOps
-from faultlab.kernel.page import Page
-from faultlab.kernel.truncate import pagecache_setattr_size, zero_tail_of_last_page
-from faultlab.scenario.model import Outcome
-from faultlab.sched import Access
+from faultlab.kernel.memory import i_mmap_lock_write, i_mmap_unlock_write, zap_pte_range
+from faultlab.kernel.mm import Vma
+from faultlab.kernel.state.page import page_bytes, page_store
+from faultlab.kernel.state.pagetable import Pte
+from faultlab.scenario.model import Op, Outcome
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
+    from faultlab.kernel.state.inode import Inode
 
 EINVAL = "EINVAL"
+ERRNO_NAMES = {-12: "ENOMEM", -28: "ENOSPC", -22: "EINVAL", -5: "EIO", -95: "EOPNOTSUPP"}
 
 
 @dataclass(slots=True)
@@ -45,39 +56,27 @@ class FaultTally:
     majflt: int = 0
 
 
-def page_cache_vm_ops(fs: str) -> VmOps:
-    from faultlab.kernel.filemap import filemap_fault, filemap_map_pages, filemap_page_mkwrite, shmem_fault
-
-    if fs == "tmpfs":
-        return VmOps("shmem_vm_ops", fault=shmem_fault, map_pages=filemap_map_pages)
-    return VmOps("ext4_file_vm_ops", fault=filemap_fault, map_pages=filemap_map_pages,
-                 page_mkwrite=filemap_page_mkwrite)
-
-
 # -- mmap, munmap, madvise ---------------------------------------------------------------------------
 def sys_mmap(k: Kernel, inode: Inode, offset: int, length: int, shared: bool, writable: bool) -> Vma | str:
-    """mmap(2) of a file opened O_RDWR, at the next 2 MiB-aligned address."""
+    """mmap(2) of a file opened O_RDWR, at the next 2 MiB-aligned address: ->mmap picks the
+    vm_operations_struct (and adds flags such as VM_MIXEDMAP for DAX)."""
     if length <= 0 or offset & (PAGE_SIZE - 1):
         return EINVAL
     mm = k.mm
-    span = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    span = (length + PAGE_SIZE - 1) & PAGE_MASK
     start = k.map_slot(span)
-    flags = VmFlag.READ | VmFlag.MAYREAD | VmFlag.MAYWRITE
+    flags = VM_READ | VM_MAYREAD | VM_MAYWRITE
     if writable:
-        flags |= VmFlag.WRITE
+        flags |= VM_WRITE
     if shared:
-        flags |= VmFlag.SHARED | VmFlag.MAYSHARE
-    if inode.fs == "dax":
-        vm_ops = k.design.dax_vm_ops()
-        flags |= VmFlag.MIXEDMAP
-    else:
-        vm_ops = page_cache_vm_ops(inode.fs)
-    vma = Vma(mm, start, start + span, offset >> PAGE_SHIFT, inode, flags, vm_ops)
+        flags |= VM_SHARED | VM_MAYSHARE
+    vm_ops, extra = inode.fs.f_op.mmap(k, inode)
+    vma = Vma(mm, start, start + span, offset >> PAGE_SHIFT, inode, flags | extra, vm_ops)
     mm.mmap_sem.down_write(k)
     i_mmap_lock_write(k, inode.mapping)
-    inode.mapping.i_mmap.append(vma)
+    inode.mapping.vma_link(k, vma)
     i_mmap_unlock_write(k, inode.mapping)
-    mm.vmas.append(vma)
+    mm.set_vmas(k, (*mm.vmas(k), vma), "insert_vm_struct")
     mm.mmap_sem.up_write(k)
     return vma
 
@@ -85,15 +84,16 @@ def sys_mmap(k: Kernel, inode: Inode, offset: int, length: int, shared: bool, wr
 def sys_munmap(k: Kernel, vma: Vma) -> Outcome:
     mm = k.mm
     mm.mmap_sem.down_write(k)
-    if vma not in mm.vmas:
+    vmas = mm.vmas(k)
+    if vma not in vmas:
         mm.mmap_sem.up_write(k)
         return Outcome.ok()
     zap_pte_range(k, vma, vma.start, vma.end, None)
     mapping = vma.file.mapping
     i_mmap_lock_write(k, mapping)
-    mapping.i_mmap.remove(vma)
+    mapping.vma_unlink(k, vma)
     i_mmap_unlock_write(k, mapping)
-    mm.vmas.remove(vma)
+    mm.set_vmas(k, tuple(v for v in vmas if v is not vma), "remove_vma")
     mm.mmap_sem.up_write(k)
     return Outcome.ok()
 
@@ -102,7 +102,7 @@ def sys_madvise_dontneed(k: Kernel, vma: Vma) -> Outcome:
     """madvise(MADV_DONTNEED): zap_page_range() over the mapping, private copies included."""
     mm = k.mm
     mm.mmap_sem.down_read(k)
-    if vma not in mm.vmas:
+    if vma not in mm.vmas(k):
         mm.mmap_sem.up_read(k)
         return Outcome.errno("ENOMEM")  # "addresses in the range are not currently mapped"
     zap_pte_range(k, vma, vma.start, vma.end, None)
@@ -111,24 +111,21 @@ def sys_madvise_dontneed(k: Kernel, vma: Vma) -> Outcome:
 
 
 # -- loads and stores ----------------------------------------------------------------------------------
-def do_page_fault(k: Kernel, address: int, write: bool, tally: FaultTally) -> VmFault:
+def do_page_fault(k: Kernel, address: int, write: bool, tally: FaultTally) -> int:
     """__do_page_fault() (x86): mmap_sem for read, find_vma, access_error, handle_mm_fault."""
     mm = k.mm
     mm.mmap_sem.down_read(k)
-    vma = mm.find_vma(address)
-    if vma is None:
+    vma = mm.find_vma(k, address)
+    if vma is None or (write and not vma.flags & VM_WRITE):
         mm.mmap_sem.up_read(k)
-        return VmFault.SIGSEGV
-    if write and not vma.flags & VmFlag.WRITE:
-        mm.mmap_sem.up_read(k)
-        return VmFault.SIGSEGV
-    flags = FaultFlag.USER | (FaultFlag.WRITE if write else FaultFlag.NONE)
-    ret = handle_mm_fault(k, vma, address & ~(PAGE_SIZE - 1), flags)
+        return VM_FAULT_SIGSEGV
+    flags = FAULT_FLAG_USER | (FAULT_FLAG_WRITE if write else 0)
+    ret = era.handle_mm_fault(k, vma, address & PAGE_MASK, flags)
     mm.mmap_sem.up_read(k)
-    if ret & VmFault.RETRY:
+    if ret & VM_FAULT_RETRY:
         k.count("fault.retries")
     elif not ret & VM_FAULT_ERROR:
-        if ret & VmFault.MAJOR:
+        if ret & VM_FAULT_MAJOR:
             tally.majflt += 1
             k.count("faults.major")
         else:
@@ -136,64 +133,48 @@ def do_page_fault(k: Kernel, address: int, write: bool, tally: FaultTally) -> Vm
     return ret
 
 
-def _target(pte: Pte) -> object:
-    return pte.page if pte.page is not None else ("block", pte.block)
-
-
 def _access_once(k: Kernel, vma: Vma, page_addr: int, off: int, n: int, data: bytes | None) -> bytes | None:
-    """The CPU's access: one atomic step reading the PTE and touching what it maps.  Returns the
-    bytes (a store returns b""), or None when the PTE does not allow the access."""
-    mm = k.mm
-    write = data is not None
-    peek = mm.ptes.get(page_addr)
-    obj2 = _target(peek) if peek is not None else None
-    label = f"{'store' if write else 'load'} {page_addr + off:#x}"
-    access = Access.WRITE if write else Access.READ  # a store may set the dirty bit
-    k.sched.point(("pte", mm, page_addr), access, label, more=() if obj2 is None else ((obj2, access),))
-    pte = mm.ptes.get(page_addr)
-    if pte is None or pte != peek or (write and not pte.write):
+    """The CPU's access (see PageTable.cpu_access): the bytes loaded (b"" for a store), or None
+    when the PTE does not allow it (a page fault)."""
+    pte = vma.mm.pt.cpu_access(k, page_addr, data is not None, k.pte_target)
+    if pte is None:
         return None
-    if write:
-        assert data is not None
-        if not pte.dirty:
-            mm.ptes[page_addr] = Pte(pte.page, pte.block, pte.write, True)  # the CPU sets the dirty bit
-        _store(k, vma, pte, page_addr, off, data)
-        return b""
-    return _load(k, vma, pte, page_addr, off, n)
+    if data is None:
+        return _load(k, pte, off, n)
+    _store(k, vma, pte, page_addr, off, data)
+    return b""
 
 
-def _load(k: Kernel, vma: Vma, pte: Pte, page_addr: int, off: int, n: int) -> bytes:
+def _load(k: Kernel, pte: Pte, off: int, n: int) -> bytes:
     if pte.page is not None:
         k.events.emit("page_access", page=pte.page, write=False)
-        return pte.page.read(off, n)
+        return page_bytes(pte.page, off, n)
     assert pte.block is not None
     k.events.emit("block_access", block=pte.block, write=False, user=True)
-    index = vma.linear_page_index(page_addr)
-    return k.pmem.read(pte.block, off, n, dax.initial_block_contents(vma.file, pte.block, index))
+    return k.pmem.raw_read(pte.block, off, n)
 
 
 def _store(k: Kernel, vma: Vma, pte: Pte, page_addr: int, off: int, data: bytes) -> None:
-    index = vma.linear_page_index(page_addr)
     if pte.page is not None:
         k.events.emit("page_access", page=pte.page, write=True)
-        pte.page.write(off, data)
+        page_store(pte.page, off, data)
     else:
         assert pte.block is not None
         k.events.emit("block_access", block=pte.block, write=True, user=True)
-        k.pmem.write(pte.block, off, data, dax.initial_block_contents(vma.file, pte.block, index))
+        k.pmem.raw_write(pte.block, off, data)
+    index = vma.linear_page_index(page_addr)
     k.events.emit("store_done", kind="shared-map" if vma.shared else "private-map", inode=vma.file,
                   offset=(index << PAGE_SHIFT) + off, data=data, pte=pte, vma=vma)
 
 
-def user_access(k: Kernel, vma: Vma, offset: int, length: int, data: bytes | None,
-                tally: FaultTally) -> Outcome:
+def user_access(k: Kernel, vma: Vma, offset: int, length: int, data: bytes | None, tally: FaultTally) -> Outcome:
     """A load of ``length`` bytes (data None) or a store of ``data`` at ``offset`` in the mapping."""
     addr = vma.start + offset
     end = addr + (len(data) if data is not None else length)
     out = bytearray()
     done = 0
     while addr < end:
-        page_addr = addr & ~(PAGE_SIZE - 1)
+        page_addr = addr & PAGE_MASK
         off = addr - page_addr
         n = min(PAGE_SIZE - off, end - addr)
         chunk = None if data is None else data[done : done + n]
@@ -203,11 +184,11 @@ def user_access(k: Kernel, vma: Vma, offset: int, length: int, data: bytes | Non
                 out += got
                 break
             ret = do_page_fault(k, addr, chunk is not None, tally)
-            if ret & VmFault.SIGSEGV:
+            if ret & VM_FAULT_SIGSEGV:
                 return Outcome.signal("SIGSEGV")
-            if ret & (VmFault.SIGBUS | VmFault.HWPOISON):
+            if ret & (VM_FAULT_SIGBUS | VM_FAULT_HWPOISON):
                 return Outcome.signal("SIGBUS")
-            if ret & VmFault.OOM:
+            if ret & VM_FAULT_OOM:
                 return Outcome.signal("SIGKILL")
         addr += n
         done += n
@@ -215,98 +196,39 @@ def user_access(k: Kernel, vma: Vma, offset: int, length: int, data: bytes | Non
 
 
 # -- read(2), write(2), ftruncate(2), fsync(2), msync(2) ----------------------------------------------------
+def _errno(ret: int) -> Outcome:
+    return Outcome.errno(ERRNO_NAMES.get(ret, f"E{-ret}")) if ret < 0 else Outcome.ok()
+
+
 def sys_read(k: Kernel, inode: Inode, pos: int, count: int) -> Outcome:
-    if inode.fs == "dax":
-        return Outcome.of_data(k.design.dax_read(k, inode, pos, count))
-    return Outcome.of_data(generic_file_read(k, inode, pos, count))
+    return Outcome.of_data(inode.fs.f_op.read_iter(k, inode, pos, count))
 
 
 def sys_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> Outcome:
-    """pwrite(2): i_rwsem held across the write, as generic_file_write_iter() does."""
-    inode.i_rwsem.lock(k)
-    if inode.fs == "dax":
-        ret = k.design.dax_write(k, inode, pos, data)
-    else:
-        if pos > inode.i_size and inode.fs == "ext4":
-            zero_tail_of_last_page(k, inode, inode.i_size)
-        ret = generic_perform_write(k, inode, pos, data)
-    inode.i_rwsem.unlock(k)
-    if ret == -28:
-        return Outcome.errno("ENOSPC")
-    if ret == -12:
-        return Outcome.errno("ENOMEM")
-    return Outcome.ok()
+    """pwrite(2): ->write_iter, which takes i_rwsem itself (generic_file_write_iter)."""
+    return _errno(inode.fs.f_op.write_iter(k, inode, pos, data))
 
 
 def sys_ftruncate(k: Kernel, inode: Inode, size: int) -> Outcome:
     """do_truncate() -> notify_change() -> ->setattr, with i_rwsem held."""
     inode.i_rwsem.lock(k)
     k.events.emit("truncate_begin", inode=inode, size=size)
-    if inode.fs == "dax":
-        k.design.dax_setattr_size(k, inode, size)
-    else:
-        pagecache_setattr_size(k, inode, size)
+    inode.fs.i_op.setattr(k, inode, size)
     inode.file_update_time(k)
     k.events.emit("truncate_end", inode=inode, size=size)
     inode.i_rwsem.unlock(k)
     return Outcome.ok()
 
 
-def page_mkclean(k: Kernel, inode: Inode, page: Page) -> None:
-    """page_mkclean(): write-protect and clean every shared PTE of the page (under i_mmap read)."""
-    mapping = inode.mapping
-    i_mmap_lock_read(k, mapping)
-    for vma in list(mapping.i_mmap):
-        if not vma.shared:
-            continue
-        npages = (vma.end - vma.start) >> PAGE_SHIFT
-        if not vma.pgoff <= page.index < vma.pgoff + npages:
-            continue
-        address = vma.address_of(page.index)
-        ptl = vma.mm.pte_lockptr(address)
-        ptl.lock(k)
-        pte = pte_read(k, vma.mm, address)
-        if pte is not None and pte.page is page and (pte.write or pte.dirty):
-            if pte.dirty:
-                page.dirty = True
-            set_pte_at(k, vma, address, Pte(page, None, False, False))
-            k.events.emit("pte_wrprotect", mm=vma.mm, addr=address)
-        ptl.unlock(k)
-    i_mmap_unlock_read(k, mapping)
-
-
-def filemap_write_and_wait(k: Kernel, inode: Inode) -> None:
-    """write_cache_pages() for WB_SYNC_ALL on ext4: lock each page, clear_page_dirty_for_io()
-    (page_mkclean: the next store write-faults again), write it, unlock."""
-    mapping = inode.mapping
-    for index in sorted(i for i, p in mapping.page_tree.items() if isinstance(p, Page)):
-        page = mapping.page_tree.get(index)
-        if not isinstance(page, Page):
-            continue
-        k.alloc.get_page(page)
-        lock_page(k, page)
-        if page.mapping is mapping:
-            page_mkclean(k, inode, page)
-            if page.dirty:
-                page.dirty = False
-                k.count("pages_written_back")
-        unlock_page(k, page)
-        k.alloc.put_page(k, page)
-
-
 def sys_fsync(k: Kernel, inode: Inode) -> Outcome:
-    if inode.fs == "dax":
-        k.design.dax_fsync(k, inode)
-    elif inode.fs == "ext4":
-        filemap_write_and_wait(k, inode)
-    return Outcome.ok()
+    return _errno(inode.fs.f_op.fsync(k, inode))
 
 
 def sys_msync(k: Kernel, vma: Vma) -> Outcome:
     """msync(MS_SYNC): vfs_fsync_range() on the file of a shared mapping; nothing for private."""
     mm = k.mm
     mm.mmap_sem.down_read(k)
-    mapped = vma in mm.vmas
+    mapped = vma in mm.vmas(k)
     mm.mmap_sem.up_read(k)
     if not mapped:
         return Outcome.errno("ENOMEM")
@@ -315,32 +237,35 @@ def sys_msync(k: Kernel, vma: Vma) -> Outcome:
     return Outcome.ok()
 
 
-SNAPSHOT_LIMIT = 64 << 20
-
-
-def file_snapshot(k: Kernel, inode: Inode) -> bytes | None:
-    """The file's contents as read(2) would return them, read without scheduling (for reports
-    and checks once the run is over); None for a file larger than SNAPSHOT_LIMIT, which would not
-    fit in a report (the model itself keeps only what was touched)."""
-    if inode.i_size > SNAPSHOT_LIMIT:
-        return None
-    out = bytearray()
-    for index in range((inode.i_size + PAGE_SIZE - 1) >> PAGE_SHIFT):
-        n = min(PAGE_SIZE, inode.i_size - (index << PAGE_SHIFT))
-        out += backing_bytes(k, inode, index)[:n]
-    return bytes(out)
-
-
-def backing_bytes(k: Kernel, inode: Inode, index: int) -> bytes:
-    """What the file holds at page ``index`` right now (page cache, or pmem for DAX)."""
-    if inode.fs == "dax":
-        ext = dax.lookup_extent(inode, index)
-        if ext is None or ext.unwritten:
-            return bytes(PAGE_SIZE)
-        return k.pmem.read(ext.block, 0, PAGE_SIZE, dax.initial_block_contents(inode, ext.block, index))
-    entry = inode.mapping.page_tree.get(index)
-    if isinstance(entry, Page):
-        return entry.read(0, PAGE_SIZE)
-    if isinstance(entry, DaxEntry):
-        return bytes(PAGE_SIZE)
-    return inode.initial_contents(index) or bytes(PAGE_SIZE)
+def run_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Outcome:
+    """Carry out one scenario operation."""
+    kind = op.kind
+    if kind == "mmap":
+        mapped = sys_mmap(k, k.inodes[op.file], op.offset, op.length, op.shared, op.writable)
+        if isinstance(mapped, str):
+            return Outcome.errno(mapped)
+        maps[op.var] = mapped
+        return Outcome.ok()
+    if kind in ("munmap", "load", "store", "msync", "madvise"):
+        vma = maps.get(op.map)
+        if vma is None:
+            return Outcome.signal("SIGSEGV") if kind in ("load", "store") else Outcome.errno(EINVAL)
+        if kind == "munmap":
+            return sys_munmap(k, vma)
+        if kind == "load":
+            return user_access(k, vma, op.offset, op.length, None, tally)
+        if kind == "store":
+            return user_access(k, vma, op.offset, len(op.data), op.data, tally)
+        if kind == "msync":
+            return sys_msync(k, vma)
+        return sys_madvise_dontneed(k, vma)
+    inode = k.inodes[op.file]
+    if kind == "read":
+        return sys_read(k, inode, op.offset, op.length)
+    if kind == "write":
+        return sys_write(k, inode, op.offset, op.data)
+    if kind == "truncate":
+        return sys_ftruncate(k, inode, op.size)
+    if kind == "fsync":
+        return sys_fsync(k, inode)
+    raise ValueError(f"unknown op kind {kind}")

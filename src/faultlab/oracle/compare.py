@@ -528,7 +528,7 @@ def comparison_json(scenario: Scenario, c: Comparison) -> dict[str, Any]:
 # -- running ----------------------------------------------------------------------------------------------
 
 
-def run_model(scenario: Scenario, design: type[Design]) -> tuple[RunRecord, str | None]:
+def run_model(scenario: Scenario, design: Design) -> tuple[RunRecord, str | None]:
     """The model's sequential run (threads in declaration order) and its model error, if any."""
     result = ModelExecution(scenario, design).run(SequentialChooser())
     errors = [v.message for v in result.violations if v.id == "model-error"]
@@ -587,14 +587,14 @@ def _run_dax_vm(
     return out
 
 
-def resolve_design(design: str | type[Design]) -> type[Design]:
+def resolve_design(design: str | Design) -> Design:
     return get_design(design) if isinstance(design, str) else design
 
 
 def run_oracle(
     scenarios: Sequence[Scenario],
     kernel: str | None = None,
-    design: str | type[Design] = "v4.10",
+    design: str | Design = "v4.10",
     *,
     log: Callable[[str], None] | None = None,
 ) -> list[tuple[Scenario, Comparison]]:

@@ -1,0 +1,229 @@
+"""fs/dax.c of Linux 4.10: ``dax_iomap_fault`` finishes the COW itself (Jan Kara, b1aa812b2108
+"mm: move handling of COW faults into DAX code"), with ext4's iomap side.
+
+The COW branch copies into ``vmf->cow_page`` and calls ``finish_fault()`` while still holding the
+entry lock, then returns VM_FAULT_DONE_COW.  Holes are loaded through finish_fault() too, and
+->pfn_mkwrite dirties the entry and makes the PTE writable under the entry lock (f449b936).  The
+entry is locked *before* ``->iomap_begin`` (b1aa812b's order, and again after 13e451fdc1af, tagged
+for stable; the 4.10 release's reverse order, 9f141d6ef625, is the known bug
+``v4.10-iomap-first``), and invalidation waits for a locked entry (4.12, with that fix).  Entry
+locking, writeback and truncate are 4.7's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from faultlab.fs.dax.v4_0 import EIO, buffer_written, dax_do_io_read, dax_fault_return, dax_free_blocks
+from faultlab.fs.dax.v4_7 import (
+    dax_delete_mapping_entry,
+    dax_entry_handed_to_page,
+    dax_insert_mapping_entry,
+    dax_io_write,
+    dax_wake_mapping_entry_waiter,
+    dax_writeback_mapping_range,
+    ext4_dax_get_block,
+    ext4_dax_setattr,
+    get_unlocked_mapping_entry,
+    grab_mapping_entry,
+    lock_slot,
+    put_locked_mapping_entry,
+    put_unlocked_mapping_entry,
+)
+from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
+from faultlab.kernel.eras.v4_10 import finish_fault, finish_mkwrite_fault
+from faultlab.kernel.filemap import find_or_create_page
+from faultlab.kernel.flags import (
+    FAULT_FLAG_WRITE,
+    PAGE_SIZE,
+    VM_FAULT_DONE_COW,
+    VM_FAULT_MAJOR,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_OOM,
+    VM_FAULT_SIGBUS,
+    VM_MIXEDMAP,
+    size_in_pages,
+)
+from faultlab.kernel.memory import vm_insert_mixed
+from faultlab.kernel.mm import VmFault
+from faultlab.kernel.state.inode import Extent
+from faultlab.kernel.state.page import Page, SetPageUptodate, clear_page, get_page, put_page
+from faultlab.kernel.state.pagecache import DaxEntry, Entry
+
+if TYPE_CHECKING:
+    from faultlab.kernel.kernel import Kernel
+    from faultlab.kernel.state.inode import Inode
+    from faultlab.kernel.state.pagecache import AddressSpace
+
+__all__ = [
+    "dax_delete_mapping_entry",
+    "dax_entry_handed_to_page",
+    "dax_wake_mapping_entry_waiter",
+    "dax_free_blocks",
+    "ext4_dax_setattr",
+]
+
+
+def ext4_iomap_begin(k: Kernel, vmf: VmFault) -> tuple[Extent | None, bool, int]:
+    """ext4_iomap_begin() for a fault: a write that is not a COW (IOMAP_WRITE) allocates a zeroed
+    block (EXT4_GET_BLOCKS_CREATE_ZERO; IOMAP_F_NEW); a COW never allocates."""
+    return ext4_dax_get_block(k, vmf.vma.file, vmf.pgoff, vmf.write and vmf.cow_page is None)
+
+
+def dax_fault_lookup(k: Kernel, vmf: VmFault) -> tuple[Entry | None, Extent | None, bool, int]:
+    """The start of dax_iomap_fault (inline in 4.10): lock the entry, then ask ->iomap_begin for
+    the block (13e451fdc1af's order: invalidation after write(2) waits for us, or we see its
+    block).  Returns (the locked entry or None on an early error, the block, IOMAP_F_NEW, error)."""
+    entry = grab_mapping_entry(k, vmf.vma.file.mapping, vmf.pgoff)
+    ext, new, error = ext4_iomap_begin(k, vmf)
+    return entry, ext, new, error
+
+
+def dax_iomap_fault(k: Kernel, vmf: VmFault) -> int:
+    """dax_iomap_fault() (4.10)."""
+    inode = vmf.vma.file
+    mapping = inode.mapping
+    if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):
+        return VM_FAULT_SIGBUS
+    entry, ext, new, error = dax_fault_lookup(k, vmf)
+    if error or entry is None:
+        if entry is not None:
+            put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
+        return dax_fault_return(error, 0)
+    if vmf.cow_page is not None:
+        ret = dax_fault_cow_page(k, vmf, ext)
+        put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
+        return ret
+    if ext is None:
+        if vmf.write:  # the file system did not allocate: "WARN_ON_ONCE(1); error = -EIO"
+            put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
+            return dax_fault_return(EIO, 0)
+        return dax_load_hole(k, mapping, entry, vmf)
+    major = VM_FAULT_MAJOR if new else 0
+    entry = dax_insert_mapping_entry(k, mapping, vmf.pgoff, entry, ext.block, vmf.write)
+    error = vm_insert_mixed(k, vmf.vma, vmf.address, ext.block)
+    put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
+    return dax_fault_return(error, major)
+
+
+def dax_fault_cow_page(k: Kernel, vmf: VmFault, ext: Extent | None) -> int:
+    """The COW branch of dax_iomap_fault (dax_fault_cow_page() in later kernels): copy pmem or
+    zeros into cow_page, then finish_fault() with the entry still locked; DONE_COW if it mapped."""
+    cow_page = vmf.cow_page
+    assert cow_page is not None
+    if buffer_written(ext):
+        assert ext is not None
+        k.pmem.copy_to_page(k, ext.block, cow_page, "copy_user_dax")
+        k.count("bytes_copied", PAGE_SIZE)
+    else:
+        clear_page(k, cow_page, "clear_user_highpage")
+        k.count("pages_zeroed")
+    SetPageUptodate(k, cow_page)
+    ret = finish_fault(k, vmf)
+    return VM_FAULT_DONE_COW if ret == 0 else ret
+
+
+def dax_load_hole(k: Kernel, mapping: AddressSpace, entry: Entry, vmf: VmFault) -> int:
+    """dax_load_hole() after f449b936: map the hole page with finish_fault() and return NOPAGE;
+    the page (now the entry) is unlocked by put_locked_mapping_entry."""
+    page = entry if isinstance(entry, Page) else find_or_create_page(k, mapping, vmf.pgoff)
+    if page is None:
+        put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
+        return VM_FAULT_OOM
+    vmf.page = page
+    get_page(k, page)  # the PTE's reference
+    ret = finish_fault(k, vmf)
+    vmf.page = None
+    if ret != 0:
+        put_page(k, page)
+    put_locked_mapping_entry(k, mapping, vmf.pgoff, page)
+    return VM_FAULT_NOPAGE if ret == 0 else ret
+
+
+def dax_invalidate_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> bool:
+    """invalidate_inode_pages2_range() meeting a DAX entry (4.12, with 13e451fdc1af): wait for a
+    fault that holds it (it may be about to map a hole page), then have the index looked at again."""
+    mapping.tree_lock.lock(k)
+    entry = get_unlocked_mapping_entry(k, mapping, index)
+    mapping.tree_lock.unlock(k)
+    put_unlocked_mapping_entry(k, mapping, index, entry)
+    return True
+
+
+def ext4_dax_fault(k: Kernel, vmf: VmFault) -> int:
+    """ext4_dax_fault() (4.10): file_update_time on writes; i_mmap_sem for read around the fault."""
+    inode = vmf.vma.file
+    if vmf.write:
+        inode.file_update_time(k)
+    inode.i_mmap_sem.down_read(k)
+    ret = dax_iomap_fault(k, vmf)
+    inode.i_mmap_sem.up_read(k)
+    return ret
+
+
+def ext4_dax_mkwrite(k: Kernel, vmf: VmFault) -> int:
+    vmf.flags |= FAULT_FLAG_WRITE
+    vmf.write = True
+    vmf.page = None
+    return ext4_dax_fault(k, vmf)
+
+
+def ext4_dax_pfn_mkwrite(k: Kernel, vmf: VmFault) -> int:
+    """ext4_dax_pfn_mkwrite() -> dax_pfn_mkwrite() (4.10, f449b936): tag DIRTY and make the PTE
+    writable (finish_mkwrite_fault) with the entry locked, so writeback can clean race-free."""
+    inode = vmf.vma.file
+    mapping = inode.mapping
+    inode.file_update_time(k)
+    inode.i_mmap_sem.down_read(k)
+    if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):
+        inode.i_mmap_sem.up_read(k)
+        return VM_FAULT_SIGBUS
+    mapping.tree_lock.lock(k)
+    entry = get_unlocked_mapping_entry(k, mapping, vmf.pgoff)
+    if not isinstance(entry, DaxEntry):
+        mapping.tree_lock.unlock(k)
+        put_unlocked_mapping_entry(k, mapping, vmf.pgoff, entry)
+        inode.i_mmap_sem.up_read(k)
+        return VM_FAULT_NOPAGE
+    mapping.tag_dirty(k, vmf.pgoff)
+    entry = lock_slot(k, mapping, vmf.pgoff)
+    mapping.tree_lock.unlock(k)
+    finish_mkwrite_fault(k, vmf)
+    put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
+    inode.i_mmap_sem.up_read(k)
+    return VM_FAULT_NOPAGE
+
+
+def ext4_dax_read(k: Kernel, inode: Inode, pos: int, count: int) -> bytes:
+    """dax_iomap_rw() for reads."""
+    return dax_do_io_read(k, inode, pos, count, ext4_dax_get_block)
+
+
+def ext4_dax_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
+    """dax_iomap_rw() for writes, under i_rwsem: IOMAP_F_NEW blocks get their hole pages invalidated."""
+    inode.i_rwsem.lock(k)
+    ret = dax_io_write(k, inode, pos, data, ext4_dax_get_block)
+    inode.i_rwsem.unlock(k)
+    return ret
+
+
+def ext4_dax_fsync(k: Kernel, inode: Inode) -> int:
+    return dax_writeback_mapping_range(k, inode.mapping)
+
+
+def ext4_dax_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:
+    return ext4_dax_vm_ops, VM_MIXEDMAP
+
+
+ext4_dax_vm_ops = VmOperations("ext4_dax_vm_ops", fault=ext4_dax_fault, page_mkwrite=ext4_dax_mkwrite,
+                               pfn_mkwrite=ext4_dax_pfn_mkwrite)
+
+FS = FileSystemType(
+    "ext4 (dax)",
+    dax=True,
+    disk=True,
+    i_op=InodeOperations("ext4_file_inode_operations", setattr=ext4_dax_setattr),
+    f_op=FileOperations("ext4_dax_file_operations", read_iter=ext4_dax_read, write_iter=ext4_dax_write,
+                        fsync=ext4_dax_fsync, mmap=ext4_dax_mmap),
+    a_ops=AddressSpaceOperations("ext4_dax_aops"),
+)

@@ -1,0 +1,90 @@
+"""ext4 files in the page cache (no DAX), as the 4.x designs run them: filemap_fault and
+fault-around, ->page_mkwrite on shared write faults, pages read back from the disk, writeback on
+fsync.  The disk holds the file's initial contents (a hole reads as zeros).
+
+One 6.x behaviour is kept because the oracle measured it on this machine's kernel: when a file
+grows past a partial last page, the bytes past the old EOF in that page are zeroed, so a store made
+through a mapping past EOF does not reappear (tmpfs keeps them).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
+from faultlab.kernel.filemap import (
+    do_generic_file_read,
+    filemap_fault,
+    filemap_map_pages,
+    filemap_page_mkwrite,
+    filemap_write_and_wait,
+    find_lock_page,
+    generic_perform_write,
+)
+from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.state.page import Page, page_zero_range, put_page, unlock_page
+from faultlab.kernel.truncate import truncate_setsize
+
+if TYPE_CHECKING:
+    from faultlab.kernel.kernel import Kernel
+    from faultlab.kernel.state.inode import Inode
+
+
+def ext4_readpage(k: Kernel, inode: Inode, page: Page) -> int:
+    """->readpage.  A page the cache never held that still has its initial contents is made on
+    lookup (see AddressSpace.lookup), so one read here has none on the disk: a hole, or a page
+    truncated away.  It reads as zeros, which a new page already holds."""
+    return 0
+
+
+def zero_tail_of_last_page(k: Kernel, inode: Inode, old_size: int) -> None:
+    """Zero the bytes past ``old_size`` in its page before the file grows (ext4, 6.x)."""
+    if old_size & (PAGE_SIZE - 1) == 0:
+        return
+    page = find_lock_page(k, inode.mapping, old_size >> PAGE_SHIFT)
+    if page is None:
+        return
+    page_zero_range(k, page, old_size & (PAGE_SIZE - 1), PAGE_SIZE, "zero tail past EOF")
+    unlock_page(k, page)
+    put_page(k, page)
+
+
+def ext4_setattr(k: Kernel, inode: Inode, newsize: int) -> None:
+    """ext4_setattr() for ATTR_SIZE: zero the old tail when growing, then truncate_setsize()."""
+    oldsize = inode.i_size_read(k)
+    if newsize > oldsize:
+        zero_tail_of_last_page(k, inode, oldsize)
+    truncate_setsize(k, inode, newsize)
+
+
+def ext4_file_write_iter(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
+    """ext4_file_write_iter(): i_rwsem across the copy; a write past EOF zeroes the old tail first."""
+    inode.i_rwsem.lock(k)
+    size = inode.i_size_read(k)
+    if pos > size:
+        zero_tail_of_last_page(k, inode, size)
+    ret = generic_perform_write(k, inode, pos, data)
+    inode.i_rwsem.unlock(k)
+    return ret
+
+
+def ext4_sync_file(k: Kernel, inode: Inode) -> int:
+    return filemap_write_and_wait(k, inode)
+
+
+def ext4_file_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:
+    return ext4_file_vm_ops, 0
+
+
+ext4_file_vm_ops = VmOperations("ext4_file_vm_ops", fault=filemap_fault, map_pages=filemap_map_pages,
+                                page_mkwrite=filemap_page_mkwrite)
+
+FS = FileSystemType(
+    "ext4",
+    dax=False,
+    disk=True,
+    i_op=InodeOperations("ext4_file_inode_operations", setattr=ext4_setattr),
+    f_op=FileOperations("ext4_file_operations", read_iter=do_generic_file_read, write_iter=ext4_file_write_iter,
+                        fsync=ext4_sync_file, mmap=ext4_file_mmap),
+    a_ops=AddressSpaceOperations("ext4_aops", readpage=ext4_readpage),
+)

@@ -1,0 +1,91 @@
+"""tmpfs (mm/shmem.c, 4.x): page cache with no disk behind it and no write notification.
+
+A hole is filled with a zeroed page on a fault (shmem_getpage_gfp), read(2) of a hole returns
+zeros without allocating, fsync does nothing, and shared mappings are writable straight away (no
+->page_mkwrite: a store after a read takes no fault).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
+from faultlab.kernel.filemap import (
+    add_to_page_cache_lru,
+    delete_from_page_cache,
+    do_generic_file_read,
+    filemap_map_pages,
+    find_lock_page,
+    generic_perform_write,
+)
+from faultlab.kernel.flags import VM_FAULT_LOCKED, VM_FAULT_OOM, VM_FAULT_SIGBUS, size_in_pages
+from faultlab.kernel.mm import VmFault
+from faultlab.kernel.state.page import SetPageUptodate, page_mapping, put_page, unlock_page
+from faultlab.kernel.truncate import truncate_setsize
+
+if TYPE_CHECKING:
+    from faultlab.kernel.kernel import Kernel
+    from faultlab.kernel.state.inode import Inode
+
+
+def shmem_fault(k: Kernel, vmf: VmFault) -> int:
+    """shmem_fault() -> shmem_getpage_gfp(SGP_CACHE): find and lock the page, or add a zeroed one
+    for a hole; past EOF (checked before, and again once the page is locked) is SIGBUS."""
+    inode = vmf.vma.file
+    mapping = inode.mapping
+    if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):
+        return VM_FAULT_SIGBUS
+    while True:  # repeat:
+        page = find_lock_page(k, mapping, vmf.pgoff)
+        if page is not None:
+            break
+        page = k.alloc.alloc_page(k)
+        if page is None:
+            return VM_FAULT_OOM
+        if add_to_page_cache_lru(k, page, mapping, vmf.pgoff) == 0:
+            k.count("pages_zeroed")
+            SetPageUptodate(k, page)
+            break
+        put_page(k, page)  # -EEXIST: another fault added it first; look again
+    if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):  # "the page may have been truncated"
+        if page_mapping(k, page) is mapping:
+            delete_from_page_cache(k, page)
+        unlock_page(k, page)
+        put_page(k, page)
+        return VM_FAULT_SIGBUS
+    vmf.page = page
+    return VM_FAULT_LOCKED
+
+
+def shmem_setattr(k: Kernel, inode: Inode, newsize: int) -> None:
+    """shmem_setattr() for ATTR_SIZE: truncate_setsize()."""
+    truncate_setsize(k, inode, newsize)
+
+
+def shmem_file_write_iter(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
+    """generic_file_write_iter(): i_rwsem across the copy."""
+    inode.i_rwsem.lock(k)
+    ret = generic_perform_write(k, inode, pos, data)
+    inode.i_rwsem.unlock(k)
+    return ret
+
+
+def noop_fsync(k: Kernel, inode: Inode) -> int:
+    return 0
+
+
+def shmem_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:
+    return shmem_vm_ops, 0
+
+
+shmem_vm_ops = VmOperations("shmem_vm_ops", fault=shmem_fault, map_pages=filemap_map_pages)
+
+FS = FileSystemType(
+    "tmpfs",
+    dax=False,
+    disk=False,
+    i_op=InodeOperations("shmem_inode_operations", setattr=shmem_setattr),
+    f_op=FileOperations("shmem_file_operations", read_iter=do_generic_file_read, write_iter=shmem_file_write_iter,
+                        fsync=noop_fsync, mmap=shmem_mmap),
+    a_ops=AddressSpaceOperations("shmem_aops"),
+)

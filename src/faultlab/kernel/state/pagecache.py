@@ -1,0 +1,229 @@
+"""struct address_space: the page-cache tree (pages and DAX entries), its dirty tags, i_mmap, and
+the file's untouched initial pages.
+
+Granularity: one cell per tree index; one cell for the set of occupied indices (a walk READs it,
+an insertion or deletion UPDATEs it, so insertions at different indices commute); one cell for the
+set of DIRTY-tagged indices (tagging is an UPDATE of it and a WRITE of the index); one cell for
+the *initial* watermark: indices below it that were never touched still hold the file's initial
+contents, a page being made for them the first time they are looked up.  That materialisation is
+not a change of the file's state (the page was, in effect, already cached), so a lookup READs the
+watermark and the slot; truncate lowering the watermark WRITEs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+from faultlab.kernel.locking import Lock, SpinLock
+from faultlab.kernel.state.cell import READ, UPDATE, WRITE, Cell, CellMap, audited_subclass, new_dict, new_set
+from faultlab.kernel.state.page import Page
+from faultlab.sched import WaitQueue
+
+if TYPE_CHECKING:
+    from faultlab.kernel.kernel import Kernel
+    from faultlab.kernel.mm import Vma
+    from faultlab.kernel.state.inode import Inode
+    from faultlab.sched.core import Accesses, Scheduler
+
+
+class DaxEntry(NamedTuple):
+    """A DAX exceptional radix-tree entry (4.7+): a pmem block, or empty; with the lock bit."""
+
+    block: int | None
+    locked: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return self.block is None
+
+
+Entry = Page | DaxEntry
+
+
+class AddressSpace:
+    """struct address_space."""
+
+    __slots__ = (
+        "host", "name", "cells", "members", "dirty", "initial_cell", "i_mmap_cell", "pages", "tags",
+        "_initial", "_i_mmap", "i_mmap_rwsem", "tree_lock", "invalidate_lock", "waitqueues",
+        "entry_locks", "materialise",
+    )
+
+    def __init__(self, sched: Scheduler, host: Inode, i_mmap_lock: Lock, initial: int,
+                 materialise: Callable[[AddressSpace, int], Page | None]) -> None:
+        name = host.name
+        self.host = host
+        self.name = name
+        self.cells: CellMap[int] = CellMap(f"{name}.i_pages")
+        self.members = Cell(f"{name}.i_pages")
+        self.dirty = Cell(f"{name}.dirty-tags")
+        self.initial_cell = Cell(f"{name}.initial-pages")
+        self.i_mmap_cell = Cell(f"{name}.i_mmap")
+        self.pages: dict[int, Entry] = new_dict(sched, f"{name} page cache", self.cells.__getitem__, self.members)
+        self.tags: set[int] = new_set(sched, f"{name} dirty tags", self.cells.__getitem__, self.dirty)
+        self._initial = initial
+        self._i_mmap: tuple[Vma, ...] = ()
+        self.i_mmap_rwsem = i_mmap_lock
+        self.tree_lock = SpinLock("&mapping->tree_lock", f"{name}.tree_lock")
+        self.invalidate_lock = _new_rwsem("&mapping->invalidate_lock", f"{name}.invalidate_lock")
+        self.waitqueues: dict[int, WaitQueue] = {}
+        self.entry_locks: dict[int, Lock] = {}
+        self.materialise = materialise
+
+    def __repr__(self) -> str:
+        return f"mapping({self.name})"
+
+    # -- the tree --------------------------------------------------------------------------------
+    def lookup(self, k: Kernel, index: int, label: str = "find_get_entry",
+               more: Accesses = ()) -> Entry | None:
+        """radix_tree_lookup(): the page or DAX entry at ``index``, if any.  ``more``: further
+        objects the caller touches in the same step (the wait queue it may go on to join)."""
+        more = (*more, (self.initial_cell, READ))
+        if index < _RAW_INITIAL.__get__(self):  # may make the page: the allocator is touched too
+            more = (*more, (k.alloc.cell, k.alloc.mode))
+        k.sched.point(self.cells[index], READ, label, more=more)
+        entry = self.pages.get(index)
+        if entry is None and index < self._initial:
+            entry = self.materialise(self, index)  # None: no memory for it now
+            if entry is not None:
+                dict.__setitem__(self.pages, index, entry)  # not a change of state: see the module docstring
+        return entry
+
+    def insert(self, k: Kernel, index: int, entry: Entry, label: str = "page_cache_tree_insert",
+               more: Accesses = (),
+               replaces: Callable[[Entry], bool] | None = None) -> tuple[bool, Entry | None]:
+        """Insert ``entry`` at ``index`` if it is empty, or if ``replaces(occupant)`` says the
+        occupant may be replaced (an untouched initial page counts as an occupant).  Returns
+        (inserted, what was there).  ``more``: further objects the caller touches in the same step
+        (a new page's lock bit)."""
+        more = (*more, (self.members, UPDATE), (self.initial_cell, READ))
+        if index < _RAW_INITIAL.__get__(self):
+            more = (*more, (k.alloc.cell, k.alloc.mode))
+        k.sched.point(self.cells[index], WRITE, label, more=more)
+        old = self.pages.get(index)
+        if old is None and index < self._initial:
+            old = self.materialise(self, index)
+            if old is None:  # the file's page is there, but there is no memory to hold it
+                return False, None
+            dict.__setitem__(self.pages, index, old)
+        if old is not None and (replaces is None or not replaces(old)):
+            return False, old
+        self.pages[index] = entry
+        return True, old
+
+    def modify(self, k: Kernel, index: int, change: Callable[[Entry | None], Entry | None], label: str,
+               more: Accesses = ()) -> tuple[Entry | None, Entry | None]:
+        """Read the entry at ``index`` and replace it by ``change(entry)`` in one step (what
+        tree_lock makes atomic: lock_slot(), unlock_slot()); returns (old, new)."""
+        k.sched.point(self.cells[index], WRITE, label, more=more)
+        old = self.pages.get(index)
+        new = change(old)
+        if new is not old and new is not None:
+            self.pages[index] = new
+        return old, new
+
+    def tagged(self, k: Kernel, index: int) -> bool:
+        """radix_tree_tag_get(DIRTY) for one index."""
+        k.sched.point(self.cells[index], READ, "radix_tree_tag_get DIRTY")
+        return index in self.tags
+
+    def replace(self, k: Kernel, index: int, entry: Entry, label: str = "radix_tree_replace_slot") -> Entry | None:
+        """Put ``entry`` at ``index`` whatever is there; returns what was."""
+        k.sched.point(self.cells[index], WRITE, label, more=((self.members, UPDATE),))
+        old = self.pages.get(index)
+        self.pages[index] = entry
+        return old
+
+    def delete(self, k: Kernel, index: int, expect: Entry | None = None, label: str = "radix_tree_delete") -> bool:
+        """Remove the entry at ``index`` (only if it is ``expect``, when given)."""
+        k.sched.point(self.cells[index], WRITE, label, more=((self.members, UPDATE),))
+        old = self.pages.get(index)
+        if old is None or (expect is not None and old is not expect and old != expect):
+            return False
+        del self.pages[index]
+        if index in self.tags:
+            self.tags.discard(index)
+        return True
+
+    def scan(self, k: Kernel, start: int, end: int | None = None, label: str = "pagevec_lookup") -> list[int]:
+        """The cached indices in [start, end] (end None: to the end), in order; untouched initial
+        pages are not listed (see :meth:`drop_initial`)."""
+        k.sched.point(self.members, READ, label)
+        return sorted(i for i in self.pages if i >= start and (end is None or i <= end))
+
+    def initial_pages(self, k: Kernel) -> int:
+        k.sched.point(self.initial_cell, READ, "initial pages")
+        return self._initial
+
+    def drop_initial(self, k: Kernel, start: int) -> None:
+        """The untouched initial pages at and past ``start`` leave the cache (and the disk)."""
+        if _RAW_INITIAL.__get__(self) <= start:
+            return  # none there; and the watermark only ever goes down, so none will be
+        k.sched.point(self.initial_cell, WRITE, "drop untouched pages", more=((self.members, UPDATE),))
+        if start < self._initial:
+            self._initial = start
+
+    # -- DIRTY tags ------------------------------------------------------------------------------
+    def tag_dirty(self, k: Kernel, index: int) -> None:
+        k.sched.point(self.cells[index], WRITE, "radix_tree_tag_set DIRTY", more=((self.dirty, UPDATE),))
+        self.tags.add(index)
+
+    def clear_dirty(self, k: Kernel, index: int) -> None:
+        k.sched.point(self.cells[index], WRITE, "radix_tree_tag_clear DIRTY", more=((self.dirty, UPDATE),))
+        self.tags.discard(index)
+
+    def tagged_dirty(self, k: Kernel) -> list[int]:
+        """The DIRTY-tagged indices, in order (tag_pages_for_writeback / a tagged lookup)."""
+        k.sched.point(self.dirty, READ, "tagged lookup DIRTY")
+        return sorted(self.tags)
+
+    # -- i_mmap ------------------------------------------------------------------------------------
+    def vmas(self, k: Kernel) -> tuple[Vma, ...]:
+        """vma_interval_tree_foreach(): the VMAs mapping this file (under the i_mmap lock)."""
+        k.sched.point(self.i_mmap_cell, READ, "walk i_mmap")
+        return self._i_mmap
+
+    def vma_link(self, k: Kernel, vma: Vma) -> None:
+        k.sched.point(self.i_mmap_cell, WRITE, "vma_interval_tree_insert")
+        self._i_mmap = (*self._i_mmap, vma)
+
+    def vma_unlink(self, k: Kernel, vma: Vma) -> None:
+        k.sched.point(self.i_mmap_cell, WRITE, "vma_interval_tree_remove")
+        self._i_mmap = tuple(v for v in self._i_mmap if v is not vma)
+
+    # -- wait queues -------------------------------------------------------------------------------
+    def waitqueue(self, index: int) -> WaitQueue:
+        """dax_entry_waitqueue(): the wait queue for (mapping, index)."""
+        wq = self.waitqueues.get(index)
+        if wq is None:
+            wq = self.waitqueues[index] = WaitQueue(f"{self.name}[{index}]")
+        return wq
+
+    # -- for checks and reports, once a run is over or from an event --------------------------------
+    def peek(self, index: int) -> Entry | None:
+        return dict.get(self.pages, index)
+
+    def peek_all(self) -> list[tuple[int, Entry]]:
+        return sorted(dict.items(self.pages), key=lambda kv: kv[0])
+
+    def peek_vmas(self) -> tuple[Vma, ...]:
+        return _RAW_I_MMAP.__get__(self)
+
+    def peek_initial(self) -> int:
+        return _RAW_INITIAL.__get__(self)
+
+
+def _new_rwsem(cls: str, name: str) -> Lock:
+    from faultlab.kernel.locking import RWSem
+
+    return RWSem(cls, name)
+
+
+_RAW_INITIAL = AddressSpace.__dict__["_initial"]
+_RAW_I_MMAP = AddressSpace.__dict__["_i_mmap"]
+
+AuditedAddressSpace = audited_subclass(
+    AddressSpace,
+    {"_initial": lambda m: m.initial_cell, "_i_mmap": lambda m: m.i_mmap_cell},
+)

@@ -1,0 +1,146 @@
+"""A persistent-memory device of 4 KiB blocks, as shared state.
+
+Granularity: one cell per block (its contents) and one for the allocator (which blocks are free:
+the order of allocations and frees decides which block a file gets, so it is a WRITE).  Block data
+exists only once written; freed blocks are kept as sorted ranges and reused lowest first, so a
+stale mapping to a freed block can be caught when the block is handed out again.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.state.cell import READ, WRITE, Cell, CellMap, new_dict
+
+if TYPE_CHECKING:
+    from faultlab.kernel.kernel import Kernel
+    from faultlab.kernel.state.page import Page
+    from faultlab.sched.core import Scheduler
+
+
+class PmemDevice:
+    """The device.  Freeing a block leaves its contents in place, as on real media: whoever
+    allocates it next zeroes it before the file can reach it (or maps it unwritten)."""
+
+    def __init__(self, sched: Scheduler, size: int) -> None:
+        self.nblocks = size >> PAGE_SHIFT
+        self.cells: CellMap[int] = CellMap("pmem.block")
+        self.allocator = Cell("pmem allocator")
+        self.next_fresh = 0
+        self.free_ranges: list[tuple[int, int]] = []  # sorted, disjoint [start, end)
+        self.data: dict[int, bytearray] = new_dict(sched, "pmem", self.cells.__getitem__, self.allocator)
+        # What the device held when the run began: (first block, count, contents of the i-th one).
+        self.images: list[tuple[int, int, Callable[[int], bytes | None]]] = []
+        self.allocated = 0
+        self.freed_total = 0
+        self.allocated_total = 0
+
+    # -- the allocator -----------------------------------------------------------------------------
+    def reserve(self, count: int, contents: Callable[[int], bytes | None]) -> int | None:
+        """Contiguous blocks for a file created with contents (the scenario's set-up); block
+        ``base + i`` initially holds ``contents(i)``."""
+        if self.next_fresh + count > self.nblocks:
+            return None
+        base = self.next_fresh
+        self.next_fresh += count
+        self.allocated += count
+        self.images.append((base, count, contents))
+        return base
+
+    def initial(self, block: int) -> bytes | None:
+        """What ``block`` held when the run began (None: zeros)."""
+        for base, count, contents in self.images:
+            if base <= block < base + count:
+                return contents(block - base)
+        return None
+
+    def alloc(self, k: Kernel) -> int | None:
+        """One free block, lowest first; None when the device is full."""
+        k.sched.point(self.allocator, WRITE, "allocate block")
+        if self.free_ranges:
+            start, end = self.free_ranges[0]
+            if start + 1 == end:
+                self.free_ranges.pop(0)
+            else:
+                self.free_ranges[0] = (start + 1, end)
+            block = start
+        elif self.next_fresh < self.nblocks:
+            block = self.next_fresh
+            self.next_fresh += 1
+        else:
+            return None
+        self.allocated += 1
+        self.allocated_total += 1
+        return block
+
+    def free(self, k: Kernel, start: int, count: int = 1) -> None:
+        k.sched.point(self.allocator, WRITE, "free blocks")
+        end = start + count
+        i = bisect.bisect_left(self.free_ranges, (start, end))
+        self.free_ranges.insert(i, (start, end))
+        merged: list[tuple[int, int]] = []
+        for s, e in self.free_ranges:
+            if merged and merged[-1][1] >= s:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        self.free_ranges = merged
+        self.allocated -= count
+        self.freed_total += count
+
+    def is_free(self, block: int) -> bool:
+        if block >= self.next_fresh:
+            return True
+        i = bisect.bisect_right(self.free_ranges, (block, 1 << 62)) - 1
+        return i >= 0 and self.free_ranges[i][0] <= block < self.free_ranges[i][1]
+
+    # -- contents ------------------------------------------------------------------------------------
+    def read(self, k: Kernel, block: int, off: int, n: int, label: str = "read pmem") -> bytes:
+        k.sched.point(self.cells[block], READ, label)
+        return self.raw_read(block, off, n)
+
+    def write(self, k: Kernel, block: int, off: int, data: bytes, label: str = "write pmem") -> None:
+        k.sched.point(self.cells[block], WRITE, label)
+        self.raw_write(block, off, data)
+
+    def zero(self, k: Kernel, block: int, label: str = "clear_pmem") -> None:
+        k.sched.point(self.cells[block], WRITE, label)
+        self.data[block] = bytearray(PAGE_SIZE)
+
+    def copy_to_page(self, k: Kernel, block: int, page: Page, label: str) -> None:
+        """Copy a whole block into a page, one step (copy_user_bh(), copy_user_dax(), a COW of a
+        pfn through the user mapping)."""
+        from faultlab.kernel.state.page import page_fill
+
+        k.sched.point(self.cells[block], READ, label, more=((page.data, WRITE),))
+        k.events.emit("block_access", block=block, write=False, user=False)
+        page_fill(page, self.raw_read(block, 0, PAGE_SIZE))
+
+    # -- for an access the caller has announced (the CPU's load or store through a PTE) ----------------
+    def raw_read(self, block: int, off: int, n: int) -> bytes:
+        buf = self.data.get(block)
+        if buf is not None:
+            return bytes(buf[off : off + n])
+        initial = self.initial(block)
+        if initial is not None:
+            return initial[off : off + n]
+        return bytes(n)
+
+    def raw_write(self, block: int, off: int, data: bytes) -> None:
+        buf = self.data.get(block)
+        if buf is None:
+            initial = self.initial(block)
+            buf = bytearray(initial) if initial is not None else bytearray(PAGE_SIZE)
+            self.data[block] = buf
+        buf[off : off + len(data)] = data
+
+    # -- for checks and reports --------------------------------------------------------------------
+    def peek(self, block: int) -> bytes:
+        buf = dict.get(self.data, block)
+        if buf is not None:
+            return bytes(buf)
+        initial = self.initial(block)
+        return initial if initial is not None else bytes(PAGE_SIZE)
