@@ -266,6 +266,7 @@ def test_cli_exits_1_and_prints_the_nearest_model_schedule(monkeypatch: pytest.M
     assert "DIFFERENCE: kernel outcome K1 (10 runs, first in run 0) is not one the model (v4.10) produces" in out
     assert "op 3 (truncator) `truncate data 1p`: kernel EIO, model ok" in out
     assert "replay it: faultlab replay " in out and "--schedule fl1:" in out
+    assert '(after setting fs = "tmpfs" in the file)' in out  # the seed is written for dax
     assert "1 kernel outcome the model does not produce" in out
 
     code, out, _ = invoke("--concurrent", "20", "--kernel", "host-tmpfs", "--json", str(SEED))

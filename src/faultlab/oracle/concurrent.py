@@ -581,6 +581,11 @@ def run_concurrent_oracle(
         notes = list(c.notes)
         if written[i] != scenario.fs:
             notes.insert(0, f"written for fs={written[i]}, run as fs={scenario.fs} (--kernel {kernel})")
+            # a schedule is tied to the scenario it was recorded on: the file needs the fs it ran as
+            c.unexplained = [
+                replace(u, replay=f'{u.replay}  (after setting fs = "{scenario.fs}" in the file)') if u.replay else u
+                for u in c.unexplained
+            ]
         out.append(replace(c, notes=tuple(notes)))
     return out
 

@@ -1,6 +1,7 @@
 /*
- * faultlab probe: run one sequential scenario against the real kernel and report what a
- * program observes (op outcomes, minor/major fault counts per op, final file contents).
+ * faultlab probe: run one scenario against the real kernel and report what a program observes:
+ * sequentially, op outcomes, minor/major fault counts per op and final file contents; or, in the
+ * concurrent mode, the distinct outcomes of many runs of its threads racing for real.
  *
  * C11 + libc (and pthreads) only; builds with `cc -std=c11 -O2 -Wall -Wextra -Werror -pthread` and
  * with `-static`.
