@@ -245,6 +245,16 @@ def test_qemu_command_matches_the_recipe(tmp_path: Path) -> None:
         f"-initrd {tmp_path}/combined -append console=ttyS0 memmap=64M!256M panic=-1 loglevel=4 quiet"
     )
 
+    two = vm.qemu_command(assets, tmp_path / "combined", smp=2)
+    assert two[1:3] == ["-accel", "tcg,thread=multi"] and two[5:7] == ["-smp", "2"]
+    assert two[7:] == argv[7:]
+
+
+def test_run_jobs_rejects_a_bad_cpu_count(tmp_path: Path) -> None:
+    assets = vm.VmAssets(tmp_path, "pkg", "1", "r", tmp_path / "vmlinuz", tmp_path / "i", Path("/q"))
+    with pytest.raises(ValueError, match="smp"):
+        vm.run_jobs(assets, Path("/bin/ls"), [("a", "")], smp=0)
+
 
 def test_run_jobs_rejects_dynamic_programs(tmp_path: Path) -> None:
     assets = vm.VmAssets(tmp_path, "pkg", "1", "r", tmp_path / "vmlinuz", tmp_path / "i", Path("/q"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from faultlab.oracle.errors import CompilerNotFoundError, ProbeBuildError
 
-CFLAGS: tuple[str, ...] = ("-std=c11", "-O2", "-Wall", "-Wextra", "-Werror")
+CFLAGS: tuple[str, ...] = ("-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread")
 STATIC_FLAGS: tuple[str, ...] = ("-static",)
 COMPILER_CANDIDATES: tuple[str, ...] = ("cc", "gcc", "clang")
 _BUILD_TIMEOUT_S = 120.0

@@ -1,8 +1,13 @@
 """``faultlab oracle``: run scenarios on the model and on a real kernel, side by side.
 
-Exit status: 0 when every observable the model claims agrees, 1 when one differs, 2 (one line on
-stderr) for bad input or when the probe or the DAX VM cannot be had. The command object is
-:data:`oracle_cmd`; ``faultlab.cli`` registers it with ``main.add_command(oracle_cmd)``.
+Sequentially by default; with ``--concurrent N`` the scenario's threads race for real N times and
+every outcome the kernel shows must be one the model's exploration produces
+(:mod:`faultlab.oracle.concurrent`).
+
+Exit status: 0 when every observable the model claims agrees (every kernel outcome is a model
+outcome), 1 when one differs, 2 (one line on stderr) for bad input or when the probe or the DAX VM
+cannot be had. The command object is :data:`oracle_cmd`; ``faultlab.cli`` registers it with
+``main.add_command(oracle_cmd)``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from faultlab.oracle.compare import (
     resolve_design,
     run_oracle,
 )
+from faultlab.oracle.concurrent import MAX_RUNS, check_json, run_concurrent_oracle
+from faultlab.oracle.report_concurrent import print_concurrent
 from faultlab.results import FileState, OpRecord
 from faultlab.scenario import load_scenario
 from faultlab.scenario.model import Scenario, format_bytes
@@ -170,7 +177,12 @@ def print_comparison(out: Console, scenario: Scenario, c: Comparison) -> None:
     help="where to run: host-tmpfs, host-ext4 (this machine) or dax-vm (a 6.1 kernel under "
     "qemu with DAX); default: the one that matches each scenario's fs",
 )
-@click.option("--design", "design_name", default="v4.10", show_default=True, help="the model's design")
+@click.option(
+    "--design",
+    "design_name",
+    default=None,
+    help="the model's design (default: v4.10; with --concurrent, the design that matches the kernel)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document")
 @click.option(
     "--setup",
@@ -178,19 +190,114 @@ def print_comparison(out: Console, scenario: Scenario, c: Comparison) -> None:
     is_flag=True,
     help="prepare the DAX VM (host packages, kernel, initramfs; cached) and exit",
 )
+@click.option(
+    "--concurrent",
+    "runs_text",
+    metavar="N",
+    default=None,
+    help="run the threads concurrently N times (threads, or processes for mm = per-thread) and check "
+    "that every outcome the kernel shows is one the model's exploration produces",
+)
+@click.option("--seed", "seed_text", metavar="S", default=None, help="--concurrent: seed of the timing plans (0)")
+@click.option(
+    "--bound",
+    "bound_text",
+    metavar="B",
+    default=None,
+    help="--concurrent: preemption bound of the model's exploration (default: unbounded, falling back "
+    "to bound 2 past --max-schedules)",
+)
+@click.option(
+    "--max-schedules",
+    "max_text",
+    metavar="M",
+    default=None,
+    help="--concurrent: cap on the model's exploration (5000 unbounded, 50000 bounded)",
+)
 def oracle_cmd(
-    scenario_paths: tuple[str, ...], kernel: str | None, design_name: str, as_json: bool, setup_only: bool
+    scenario_paths: tuple[str, ...],
+    kernel: str | None,
+    design_name: str | None,
+    as_json: bool,
+    setup_only: bool,
+    runs_text: str | None,
+    seed_text: str | None,
+    bound_text: str | None,
+    max_text: str | None,
 ) -> None:
     """Run each SCENARIO sequentially on the model and on a real kernel and compare what the model
     claims (docs/fidelity.md): op outcomes, minor/major faults per op, final file sizes and contents.
 
+    With --concurrent N the threads race for real, N times, and every distinct outcome the kernel
+    shows (ops' outcomes, final files; no fault counts) must be one the model's exploration of the
+    interleavings produces; model outcomes the kernel never showed are only coverage.
+
     Exits 1 when a claimed observable differs, 2 on bad input or when the probe or VM is missing."""
     try:
-        code = _oracle(scenario_paths, kernel, design_name, as_json, setup_only)
+        if runs_text is None:
+            for name, value in (("--seed", seed_text), ("--bound", bound_text), ("--max-schedules", max_text)):
+                if value is not None:
+                    raise UserError(f"{name} applies to --concurrent N only")
+            code = _oracle(scenario_paths, kernel, design_name or "v4.10", as_json, setup_only)
+        else:
+            code = _concurrent(
+                scenario_paths,
+                kernel,
+                design_name,
+                as_json,
+                setup_only,
+                runs=_whole("--concurrent N", runs_text, 1, MAX_RUNS, "a positive number of runs"),
+                seed=0 if seed_text is None else _whole("--seed", seed_text, 0, (1 << 64) - 1, "0..2^64-1"),
+                bound=None if bound_text is None else _whole("--bound", bound_text, 0, 1000, "0 or more"),
+                max_schedules=None if max_text is None else _whole("--max-schedules", max_text, 1, None, "1 or more"),
+            )
     except UserError as e:
         click.echo(f"faultlab oracle: {one_line(e)}", err=True)
         sys.exit(2)
     sys.exit(code)
+
+
+def _whole(option: str, text: str, low: int, high: int | None, expected: str) -> int:
+    """``text`` as a whole number in [low, high]; a UserError naming the option otherwise."""
+    value = int(text) if text.strip().isdigit() else None
+    if value is None or value < low or (high is not None and value > high):
+        raise UserError(f"{option}: expected a whole number, {expected}, got {text!r}")
+    return value
+
+
+def _concurrent(
+    paths: tuple[str, ...],
+    kernel: str | None,
+    design_name: str | None,
+    as_json: bool,
+    setup_only: bool,
+    *,
+    runs: int,
+    seed: int,
+    bound: int | None,
+    max_schedules: int | None,
+) -> int:
+    if setup_only:
+        raise UserError("--setup prepares the DAX VM and exits; it does not take --concurrent")
+    if not paths:
+        raise UserError("give at least one SCENARIO file")
+    if design_name is not None:
+        resolve_design(design_name)  # an unknown design is refused before anything runs
+    scenarios = [load_scenario(p) for p in paths]
+    checks = run_concurrent_oracle(
+        scenarios, runs, kernel, design_name, seed=seed, bound=bound, max_schedules=max_schedules, log=_setup_log
+    )
+    if as_json:
+        docs = [check_json(c) for c in checks]
+        total = sum(d["differences"] for d in docs)
+        click.echo(json.dumps({"runs": runs, "seed": seed, "differences": total, "scenarios": docs}, indent=2))
+    else:
+        out = _console()
+        for i, c in enumerate(checks):
+            if i:
+                out.print()
+            print_concurrent(out, c)
+    return 1 if any(not c.ok for c in checks) else 0
 
 
 def _setup_log(message: str) -> None:

@@ -1,8 +1,10 @@
 /*
- * faultlab probe: run one sequential scenario against the real kernel and report what a
- * program observes (op outcomes, minor/major fault counts per op, final file contents).
+ * faultlab probe: run one scenario against the real kernel and report what a program observes:
+ * sequentially, op outcomes, minor/major fault counts per op and final file contents; or, in the
+ * concurrent mode, the distinct outcomes of many runs of its threads racing for real.
  *
- * C11 + libc only; builds with `cc -std=c11 -O2 -Wall -Wextra -Werror` and with `-static`.
+ * C11 + libc (and pthreads) only; builds with `cc -std=c11 -O2 -Wall -Wextra -Werror -pthread` and
+ * with `-static`.
  *
  * INPUT (stdin), one directive per line; blank lines and lines starting with '#' are ignored.
  * Numbers are unsigned decimal. <hex> is a string of hex byte pairs ("41", "4142"), or "-" for
@@ -28,6 +30,10 @@
  *   op <i> fsync <file>                     fsync()
  *   op <i> madvise <var> dontneed           madvise(MADV_DONTNEED) over the mapping
  *   time read|cow|shared <pages> [<reps>]   timing mode, see below
+ *   thread <t>                          the ops that follow belong to thread <t> (0..15; default
+ *                                       0); only the concurrent mode uses it
+ *   concurrent <runs> <seed> threads|processes <limit>
+ *                                       concurrent mode, see below
  *   end                                     optional; nothing after it is read
  *
  * The whole program is parsed before anything runs; directives then run in order.
@@ -69,6 +75,29 @@
  * PROT_NONE afterwards; msync/madvise on an unmapped variable briefly lift that reservation so
  * the kernel answers as for an unmapped range (ENOMEM).
  *
+ * CONCURRENT MODE. `concurrent <runs> <seed> threads|processes <limit>` runs the program <runs>
+ * times in this one process, each thread's ops (`thread <t>`) on its own worker: a pthread
+ * (`threads`: one mm, like a multi-threaded program) or a forked process (`processes`: one mm
+ * each). The workers live for the whole job; every run goes:
+ *   1. the coordinator (the main thread or parent) unlinks and re-creates every file exactly as
+ *      its `file` line says, and draws the run's timing plan from <seed> and the run number;
+ *   2. barrier; processes open the files afresh; every worker moves to the run's CPU choice
+ *      (any CPU, all on one CPU, or one CPU each, round robin); barrier: they start together;
+ *   3. each worker spins a random while (none, or log-uniform up to 2^16 iterations; sometimes
+ *      sched_yield() instead), then runs its ops in order with such a pause between two ops;
+ *   4. barrier; the coordinator reads each file (fstat size, pread contents; contents of a
+ *      file larger than <limit> bytes are not read); barrier; the workers drop their mappings.
+ * Nothing is measured (no getrusage) and nothing is printed while runs go on. A SIGBUS or
+ * SIGSEGV in an access is caught by the faulting worker (per-thread sigsetjmp state and
+ * alternate stack) and is that op's outcome. `require-dax` is checked on the first run's files.
+ * Each distinct outcome (every op's outcome and every file's size and contents; no fault
+ * counts) is kept once, with how many runs gave it and the first run that did. At the end:
+ *   concurrent <runs> threads|processes <cpus>     <cpus>: CPUs the probe may run on
+ *   outcome <count> <first-run>                    one block per distinct outcome, in order of
+ *   res <i> <outcome>                              first appearance: every op's outcome (as in
+ *   file <name> <size> <hex>|*                     the sequential mode, without fault counts),
+ *   end-outcome                                    every file (* = contents not read)
+ *
  * TIMING MODE. `time <kind> <pages> [<reps>]` (default 7 reps) creates <dir>/time-<kind> of
  * <pages> pages with 4 KiB write()s, then per rep maps it at a 2 MiB-aligned address and touches
  * every page once: read = load through MAP_PRIVATE PROT_READ, cow = store through MAP_PRIVATE,
@@ -80,16 +109,23 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,6 +142,9 @@
 #define ALT_STACK_SIZE (256UL * 1024)
 #define DEFAULT_REPS 7
 #define MAX_REPS 101
+#define MAX_THREADS 16
+#define MAX_RUNS 100000000UL
+#define MAX_SPIN_SHIFT 16
 
 /* ------------------------------------------------------------------------------------------ */
 /* Program representation                                                                       */
@@ -149,7 +188,7 @@ enum op_kind {
 	OP_MADVISE,
 };
 
-enum cmd_kind { CMD_FILE, CMD_REQUIRE_DAX, CMD_OP, CMD_TIME };
+enum cmd_kind { CMD_FILE, CMD_REQUIRE_DAX, CMD_OP, CMD_TIME, CMD_CONCURRENT };
 
 enum time_kind { TIME_READ, TIME_COW, TIME_SHARED };
 
@@ -160,6 +199,9 @@ struct cmd {
 	size_t file;
 	/* CMD_OP */
 	unsigned long index;
+	int thread;      /* `thread <t>` in force when the op was read */
+	size_t ordinal;  /* position among the program's ops */
+	size_t data_off; /* concurrent mode: where a load/read puts its bytes in the shared area */
 	enum op_kind op;
 	size_t mapping; /* mapping instance the op uses (mmap: the one it creates) */
 	uint64_t offset;
@@ -183,6 +225,20 @@ static struct cmd *g_cmds;
 static size_t g_ncmds;
 static size_t g_reserve_len; /* sum of all slots */
 static unsigned char *g_base; /* reservation, 2 MiB aligned */
+static int g_cur_thread;      /* `thread <t>` in force while parsing */
+static int g_nthreads = 1;    /* 1 + the highest thread number used */
+static size_t g_nops;
+static int g_measure = 1;     /* getrusage around each op (the sequential mode) */
+
+enum worker_kind { WORKER_THREADS, WORKER_PROCESSES };
+
+static struct {
+	int on;
+	unsigned long runs;
+	uint64_t seed;
+	enum worker_kind kind;
+	uint64_t limit; /* contents of larger files are not read */
+} g_conc;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers                                                                               */
@@ -485,6 +541,8 @@ static void parse_op(char **tok, int ntok)
 		parse_fail("expected: op <index> <kind> ...");
 	struct cmd *c = new_cmd(CMD_OP);
 	c->index = (unsigned long)parse_u64(tok[1], "op index");
+	c->thread = g_cur_thread;
+	c->ordinal = g_nops++;
 	const char *k = tok[2];
 	if (strcmp(k, "mmap") == 0) {
 		need(ntok, 9, "op <i> mmap <var> <file> <offset> <length> private|shared ro|rw");
@@ -583,6 +641,37 @@ static void parse_time(char **tok, int ntok)
 	c->mapping = new_slot(c->pages * PAGE);
 }
 
+static void parse_thread(char **tok, int ntok)
+{
+	need(ntok, 2, "thread <t>");
+	uint64_t t = parse_u64(tok[1], "thread");
+	if (t >= MAX_THREADS)
+		parse_fail("thread must be 0..%d, got %llu", MAX_THREADS - 1, (unsigned long long)t);
+	g_cur_thread = (int)t;
+	if (g_cur_thread + 1 > g_nthreads)
+		g_nthreads = g_cur_thread + 1;
+}
+
+static void parse_concurrent(char **tok, int ntok)
+{
+	need(ntok, 5, "concurrent <runs> <seed> threads|processes <limit>");
+	if (g_conc.on)
+		parse_fail("concurrent given twice");
+	g_conc.runs = (unsigned long)parse_u64(tok[1], "runs");
+	if (g_conc.runs == 0 || g_conc.runs > MAX_RUNS)
+		parse_fail("runs must be 1..%lu", MAX_RUNS);
+	g_conc.seed = parse_u64(tok[2], "seed");
+	if (strcmp(tok[3], "threads") == 0)
+		g_conc.kind = WORKER_THREADS;
+	else if (strcmp(tok[3], "processes") == 0)
+		g_conc.kind = WORKER_PROCESSES;
+	else
+		parse_fail("expected threads or processes, got '%s'", tok[3]);
+	g_conc.limit = parse_u64(tok[4], "limit");
+	g_conc.on = 1;
+	new_cmd(CMD_CONCURRENT);
+}
+
 static int tokenize(char *line, char **tok)
 {
 	int n = 0;
@@ -629,12 +718,20 @@ static void parse_program(FILE *in)
 			parse_op(tok, ntok);
 		else if (strcmp(tok[0], "time") == 0)
 			parse_time(tok, ntok);
+		else if (strcmp(tok[0], "thread") == 0)
+			parse_thread(tok, ntok);
+		else if (strcmp(tok[0], "concurrent") == 0)
+			parse_concurrent(tok, ntok);
 		else
 			parse_fail("unknown directive '%s'", tok[0]);
 	}
 	free(line);
 	if (!have_dir)
 		parse_fail("empty program: expected `dir <path>`");
+	if (g_conc.on)
+		for (size_t i = 0; i < g_ncmds; i++)
+			if (g_cmds[i].kind == CMD_TIME)
+				parse_fail("the timing mode and the concurrent mode do not mix");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -674,12 +771,12 @@ struct result {
 	long ret;
 };
 
+/* The access in progress, per thread: a concurrent run's workers fault independently. */
 static struct rusage g_r0, g_r1;
-static sigjmp_buf g_jmp;
-static volatile sig_atomic_t g_armed;
-static volatile sig_atomic_t g_sig;
-static volatile uintptr_t g_lo, g_hi;
-static unsigned char *g_alt_stack;
+static _Thread_local sigjmp_buf g_jmp;
+static _Thread_local volatile sig_atomic_t g_armed;
+static _Thread_local volatile sig_atomic_t g_sig;
+static _Thread_local volatile uintptr_t g_lo, g_hi;
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
@@ -697,13 +794,19 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	_exit(4);
 }
 
-static void install_handlers(void)
+/* A pre-touched alternate signal stack for the calling thread (each thread needs its own). */
+static void alt_stack(void)
 {
-	g_alt_stack = xcalloc(ALT_STACK_SIZE, 1);
-	pretouch(g_alt_stack, ALT_STACK_SIZE);
-	stack_t ss = {.ss_sp = g_alt_stack, .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
+	unsigned char *stack = xcalloc(ALT_STACK_SIZE, 1);
+	pretouch(stack, ALT_STACK_SIZE);
+	stack_t ss = {.ss_sp = stack, .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
 	if (sigaltstack(&ss, NULL) != 0)
 		die(1, "sigaltstack %s", errno_name(errno));
+}
+
+static void install_handlers(void)
+{
+	alt_stack();
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = on_fault;
@@ -713,8 +816,22 @@ static void install_handlers(void)
 		die(1, "sigaction %s", errno_name(errno));
 }
 
+static void window_start(void)
+{
+	if (g_measure)
+		getrusage(RUSAGE_SELF, &g_r0);
+}
+
+static void window_end(void)
+{
+	if (g_measure)
+		getrusage(RUSAGE_SELF, &g_r1);
+}
+
 static void finish_window(struct result *r)
 {
+	if (!g_measure)
+		return;
 	r->minflt = g_r1.ru_minflt - g_r0.ru_minflt;
 	r->majflt = g_r1.ru_majflt - g_r0.ru_majflt;
 }
@@ -728,7 +845,7 @@ static __attribute__((noinline)) void access_window(int store, unsigned char *ad
 	g_lo = (uintptr_t)addr;
 	g_hi = (uintptr_t)addr + n;
 	if (sigsetjmp(g_jmp, 1) == 0) {
-		getrusage(RUSAGE_SELF, &g_r0);
+		window_start();
 		g_armed = 1;
 		if (store) {
 			volatile unsigned char *d = addr;
@@ -741,7 +858,7 @@ static __attribute__((noinline)) void access_window(int store, unsigned char *ad
 		}
 		g_armed = 0;
 	}
-	getrusage(RUSAGE_SELF, &g_r1);
+	window_end();
 	finish_window(r);
 	r->sig = g_sig;
 }
@@ -765,7 +882,7 @@ static __attribute__((noinline)) void call_window(const struct call *c, struct r
 	long ret = 0;
 	int err = 0;
 	memset(r, 0, sizeof *r);
-	getrusage(RUSAGE_SELF, &g_r0);
+	window_start();
 	switch (c->kind) {
 	case CALL_MMAP: {
 		void *p = mmap(c->addr, c->len, c->prot, c->flags, c->fd, (off_t)c->off);
@@ -819,7 +936,7 @@ static __attribute__((noinline)) void call_window(const struct call *c, struct r
 	}
 	if (ret < 0)
 		err = errno;
-	getrusage(RUSAGE_SELF, &g_r1);
+	window_end();
 	finish_window(r);
 	r->ret = ret;
 	r->err = err;
@@ -992,11 +1109,13 @@ static void range_call(const struct cmd *c, struct call *call, struct result *r)
 		reserve_at(addr, span);
 }
 
-static void run_op(const struct cmd *c)
+/* Carry out one op. A load or read puts its bytes in buf (room for c->length) and sets *ndata;
+ * a store or write takes its c->data_len bytes from buf. Returns 1 when the outcome is data. */
+static int exec_op(const struct cmd *c, unsigned char *buf, struct result *r, size_t *ndata)
 {
-	struct result r;
 	struct call call;
 	memset(&call, 0, sizeof call);
+	*ndata = 0;
 	/* A program may have no mappings (or no files) at all: only ops that name one use it. */
 	struct file *f = g_files ? &g_files[c->file] : NULL;
 	struct mapping *m = g_maps ? &g_maps[c->mapping] : NULL;
@@ -1011,90 +1130,89 @@ static void run_op(const struct cmd *c)
 		call.flags = (c->shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED;
 		call.fd = f->fd;
 		call.off = c->offset;
-		call_window(&call, &r);
-		if (r.ret == 0)
+		call_window(&call, r);
+		if (r->ret == 0)
 			m->mapped = 1;
 		else if (call.len)
 			reserve_at(addr, round_up(call.len, PAGE));
-		print_result(c, &r, NULL, 0);
-		return;
+		return 0;
 	case OP_MUNMAP:
 		call.kind = CALL_MUNMAP;
 		call.addr = addr;
 		call.len = m->len;
-		call_window(&call, &r);
-		if (r.ret == 0 && m->len)
+		call_window(&call, r);
+		if (r->ret == 0 && m->len)
 			reserve_at(addr, round_up(m->len, PAGE));
-		if (r.ret == 0)
+		if (r->ret == 0)
 			m->mapped = 0;
-		print_result(c, &r, NULL, 0);
-		return;
+		return 0;
 	case OP_MSYNC:
 		call.kind = CALL_MSYNC;
-		range_call(c, &call, &r);
-		print_result(c, &r, NULL, 0);
-		return;
+		range_call(c, &call, r);
+		return 0;
 	case OP_MADVISE:
 		call.kind = CALL_MADVISE;
-		range_call(c, &call, &r);
-		print_result(c, &r, NULL, 0);
-		return;
-	case OP_LOAD: {
-		unsigned char *buf = touched_buffer((size_t)c->length);
-		access_window(0, addr + c->offset, buf, (size_t)c->length, &r);
-		print_result(c, &r, buf, (size_t)c->length);
-		free(buf);
-		return;
-	}
-	case OP_STORE: {
-		unsigned char *buf = touched_buffer(c->data_len);
-		if (c->data_len)
-			memcpy(buf, c->data, c->data_len);
-		access_window(1, addr + c->offset, buf, c->data_len, &r);
-		print_result(c, &r, NULL, 0);
-		free(buf);
-		return;
-	}
-	case OP_READ: {
-		unsigned char *buf = touched_buffer((size_t)c->length);
+		range_call(c, &call, r);
+		return 0;
+	case OP_LOAD:
+		access_window(0, addr + c->offset, buf, (size_t)c->length, r);
+		*ndata = (size_t)c->length;
+		return 1;
+	case OP_STORE:
+		access_window(1, addr + c->offset, buf, c->data_len, r);
+		return 0;
+	case OP_READ:
 		call.kind = CALL_PREAD;
 		call.fd = f->fd;
 		call.buf = buf;
 		call.len = (size_t)c->length;
 		call.off = c->offset;
-		call_window(&call, &r);
-		print_result(c, &r, buf, r.ret > 0 ? (size_t)r.ret : 0);
-		free(buf);
-		return;
-	}
-	case OP_WRITE: {
-		unsigned char *buf = touched_buffer(c->data_len);
-		if (c->data_len)
-			memcpy(buf, c->data, c->data_len);
+		call_window(&call, r);
+		*ndata = r->ret > 0 ? (size_t)r->ret : 0;
+		return 1;
+	case OP_WRITE:
 		call.kind = CALL_PWRITE;
 		call.fd = f->fd;
 		call.buf = buf;
 		call.len = c->data_len;
 		call.off = c->offset;
-		call_window(&call, &r);
-		print_result(c, &r, NULL, 0);
-		free(buf);
-		return;
-	}
+		call_window(&call, r);
+		return 0;
 	case OP_TRUNCATE:
 		call.kind = CALL_FTRUNCATE;
 		call.fd = f->fd;
 		call.off = c->length;
-		call_window(&call, &r);
-		print_result(c, &r, NULL, 0);
-		return;
+		call_window(&call, r);
+		return 0;
 	case OP_FSYNC:
 		call.kind = CALL_FSYNC;
 		call.fd = f->fd;
-		call_window(&call, &r);
-		print_result(c, &r, NULL, 0);
-		return;
+		call_window(&call, r);
+		return 0;
 	}
+	return 0;
+}
+
+static size_t op_buffer_size(const struct cmd *c)
+{
+	if (c->op == OP_LOAD || c->op == OP_READ)
+		return (size_t)c->length;
+	if (c->op == OP_STORE || c->op == OP_WRITE)
+		return c->data_len;
+	return 0;
+}
+
+/* Sequential mode: run one op between measurement windows and print its result. */
+static void run_op(const struct cmd *c)
+{
+	struct result r;
+	size_t n;
+	unsigned char *buf = touched_buffer(op_buffer_size(c));
+	if ((c->op == OP_STORE || c->op == OP_WRITE) && c->data_len)
+		memcpy(buf, c->data, c->data_len);
+	int has_data = exec_op(c, buf, &r, &n);
+	print_result(c, &r, has_data ? buf : NULL, n);
+	free(buf);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1200,6 +1318,522 @@ static void dump_files(void)
 	}
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Concurrent mode                                                                             */
+
+/* A reusable barrier in memory shared by every worker (threads or forked processes). */
+struct barrier {
+	atomic_uint count;
+	atomic_uint gen;
+	unsigned n;
+};
+
+struct thread_plan {
+	int cpu; /* -1: any of the probe's CPUs */
+	unsigned start_spin;
+	int start_yield;
+};
+
+struct op_plan {
+	unsigned spin; /* the pause before this op (not before a thread's first op) */
+	int yield;
+};
+
+struct op_result {
+	int sig, err, has_data;
+	size_t n;
+};
+
+struct shared {
+	struct barrier bar;
+	struct thread_plan thread[MAX_THREADS];
+};
+
+static struct shared *g_shm;
+static struct op_plan *g_op_plan;     /* [g_nops], shared */
+static struct op_result *g_op_result; /* [g_nops], shared */
+static unsigned char *g_op_data;      /* bytes returned by loads and reads, shared */
+static int g_cpus[CPU_SETSIZE];
+static int g_ncpus;
+static size_t *g_thread_ops[MAX_THREADS]; /* indices into g_cmds, per thread, in order */
+static size_t g_thread_nops[MAX_THREADS];
+static pid_t g_worker_pid[MAX_THREADS];
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static void spin(unsigned n)
+{
+	for (volatile unsigned i = 0; i < n; i++) {
+	}
+}
+
+/* The coordinator, waiting at a barrier: stop if a worker process died (it would wait forever).
+ * A worker that exited with status 0 has finished its last run: the barrier is about to open. */
+static void check_workers(void)
+{
+	if (g_conc.kind != WORKER_PROCESSES)
+		return; /* a thread cannot die alone: its die() ends the process */
+	siginfo_t info;
+	memset(&info, 0, sizeof info);
+	if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0)
+		return;
+	if (info.si_code == CLD_EXITED && info.si_status == 0)
+		return;
+	die(1, "concurrent worker %d stopped (%s %d)", (int)info.si_pid,
+	    info.si_code == CLD_EXITED ? "exit status" : "signal", info.si_status);
+}
+
+static void barrier_wait(int coordinator)
+{
+	struct barrier *b = &g_shm->bar;
+	unsigned gen = atomic_load(&b->gen);
+	if (atomic_fetch_add(&b->count, 1) + 1 == b->n) {
+		atomic_store(&b->count, 0);
+		atomic_fetch_add(&b->gen, 1);
+		syscall(SYS_futex, (unsigned *)&b->gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+		return;
+	}
+	for (unsigned spins = 0; atomic_load(&b->gen) == gen;) {
+		if (spins < 256) {
+			spins++;
+			cpu_relax();
+			continue;
+		}
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+		syscall(SYS_futex, (unsigned *)&b->gen, FUTEX_WAIT, gen, &ts, NULL, 0);
+		if (coordinator && atomic_load(&b->gen) == gen)
+			check_workers();
+	}
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* 0 a quarter of the time, else uniform below 2^k for k uniform in 0..MAX_SPIN_SHIFT. */
+static unsigned random_spin(uint64_t *s)
+{
+	if (splitmix(s) % 4 == 0)
+		return 0;
+	unsigned k = (unsigned)(splitmix(s) % (MAX_SPIN_SHIFT + 1));
+	return (unsigned)(splitmix(s) & ((1ULL << k) - 1));
+}
+
+/* The timing plan of one run: a function of the seed and the run number only. */
+static void make_plan(unsigned long run)
+{
+	uint64_t s = g_conc.seed ^ (run * 0xd1342543de82ef95ULL);
+	splitmix(&s);
+	unsigned mode = (unsigned)(splitmix(&s) % 3); /* any CPU, one CPU for all, one CPU each */
+	unsigned base = (unsigned)(splitmix(&s) % (uint64_t)g_ncpus);
+	for (int t = 0; t < g_nthreads; t++) {
+		struct thread_plan *p = &g_shm->thread[t];
+		p->cpu = mode == 0 ? -1 : g_cpus[mode == 1 ? base : (base + (unsigned)t) % (unsigned)g_ncpus];
+		p->start_yield = splitmix(&s) % 8 == 0;
+		p->start_spin = random_spin(&s);
+	}
+	for (size_t i = 0; i < g_nops; i++) {
+		g_op_plan[i].yield = splitmix(&s) % 8 == 0;
+		g_op_plan[i].spin = random_spin(&s);
+	}
+}
+
+static void pause_for(unsigned n, int yield)
+{
+	if (yield)
+		sched_yield();
+	else
+		spin(n);
+}
+
+static void set_cpu(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	if (cpu < 0)
+		for (int i = 0; i < g_ncpus; i++)
+			CPU_SET(g_cpus[i], &set);
+	else
+		CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof set, &set) != 0)
+		die(1, "sched_setaffinity %s", errno_name(errno));
+}
+
+static void open_files(void)
+{
+	char path[PATH_MAX];
+	for (size_t i = 0; i < g_nfiles; i++) {
+		join_path(path, sizeof path, "", g_files[i].name);
+		g_files[i].fd = open(path, O_RDWR | O_CLOEXEC);
+		if (g_files[i].fd < 0)
+			die(1, "open %s %s", g_files[i].name, errno_name(errno));
+	}
+}
+
+static void close_files(void)
+{
+	for (size_t i = 0; i < g_nfiles; i++) {
+		if (g_files[i].fd >= 0)
+			close(g_files[i].fd);
+		g_files[i].fd = -1;
+	}
+}
+
+static void worker_loop(int t)
+{
+	alt_stack();
+	int cpu = -2;
+	for (unsigned long run = 0; run < g_conc.runs; run++) {
+		barrier_wait(0); /* the run's files exist */
+		if (g_conc.kind == WORKER_PROCESSES)
+			open_files();
+		const struct thread_plan *plan = &g_shm->thread[t];
+		if (plan->cpu != cpu) {
+			set_cpu(plan->cpu);
+			cpu = plan->cpu;
+		}
+		barrier_wait(0); /* start together */
+		pause_for(plan->start_spin, plan->start_yield);
+		for (size_t k = 0; k < g_thread_nops[t]; k++) {
+			const struct cmd *c = &g_cmds[g_thread_ops[t][k]];
+			if (k)
+				pause_for(g_op_plan[c->ordinal].spin, g_op_plan[c->ordinal].yield);
+			struct op_result *o = &g_op_result[c->ordinal];
+			unsigned char *buf = (c->op == OP_LOAD || c->op == OP_READ) ? g_op_data + c->data_off : c->data;
+			struct result r;
+			o->has_data = exec_op(c, buf, &r, &o->n);
+			o->sig = r.sig;
+			o->err = r.err;
+		}
+		barrier_wait(0); /* every op done: the coordinator reads the files */
+		barrier_wait(0); /* files read */
+		for (size_t k = 0; k < g_thread_nops[t]; k++) {
+			const struct cmd *c = &g_cmds[g_thread_ops[t][k]];
+			if (c->op == OP_MMAP) {
+				reserve_at(slot_addr(c->mapping), g_maps[c->mapping].slot_len);
+				g_maps[c->mapping].mapped = 0;
+			}
+		}
+		if (g_conc.kind == WORKER_PROCESSES)
+			close_files();
+	}
+}
+
+static void *worker_thread(void *arg)
+{
+	worker_loop((int)(intptr_t)arg);
+	return NULL;
+}
+
+/* Distinct outcomes: serialized, hashed, counted. */
+struct outcome {
+	unsigned char *bytes;
+	size_t len;
+	uint64_t hash;
+	unsigned long count, first;
+};
+
+static struct outcome *g_outcomes;
+static size_t g_noutcomes, g_outcomes_cap;
+static size_t *g_outcome_index; /* open addressing: 1 + index into g_outcomes, or 0 */
+static size_t g_index_cap;
+static unsigned char *g_ser;
+static size_t g_ser_len, g_ser_cap;
+
+static void ser_put(const void *p, size_t n)
+{
+	g_ser = xgrow(g_ser, &g_ser_cap, g_ser_len + n, 1);
+	memcpy(g_ser + g_ser_len, p, n);
+	g_ser_len += n;
+}
+
+static void ser_u64(uint64_t v)
+{
+	ser_put(&v, sizeof v);
+}
+
+enum { RES_OK, RES_SIGBUS, RES_SIGSEGV, RES_ERRNO, RES_DATA };
+
+static void index_insert(size_t i)
+{
+	size_t mask = g_index_cap - 1;
+	size_t h = (size_t)g_outcomes[i].hash & mask;
+	while (g_outcome_index[h])
+		h = (h + 1) & mask;
+	g_outcome_index[h] = i + 1;
+}
+
+static void remember_outcome(unsigned long run)
+{
+	uint64_t hash = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < g_ser_len; i++)
+		hash = (hash ^ g_ser[i]) * 0x100000001b3ULL;
+	if (g_index_cap == 0 || 2 * (g_noutcomes + 1) > g_index_cap) {
+		free(g_outcome_index);
+		g_index_cap = g_index_cap ? 2 * g_index_cap : 64;
+		g_outcome_index = xcalloc(g_index_cap, sizeof *g_outcome_index);
+		for (size_t i = 0; i < g_noutcomes; i++)
+			index_insert(i);
+	}
+	size_t mask = g_index_cap - 1;
+	for (size_t h = (size_t)hash & mask; g_outcome_index[h]; h = (h + 1) & mask) {
+		struct outcome *o = &g_outcomes[g_outcome_index[h] - 1];
+		if (o->hash == hash && o->len == g_ser_len && memcmp(o->bytes, g_ser, g_ser_len) == 0) {
+			o->count++;
+			return;
+		}
+	}
+	g_outcomes = xgrow(g_outcomes, &g_outcomes_cap, g_noutcomes + 1, sizeof *g_outcomes);
+	struct outcome *o = &g_outcomes[g_noutcomes];
+	o->bytes = xcalloc(g_ser_len, 1);
+	memcpy(o->bytes, g_ser, g_ser_len);
+	o->len = g_ser_len;
+	o->hash = hash;
+	o->count = 1;
+	o->first = run;
+	index_insert(g_noutcomes++);
+}
+
+/* Serialize the run's outcome (every op in program order, then every file) and count it. */
+static void record_run(unsigned long run)
+{
+	static unsigned char *buf;
+	static size_t cap;
+	g_ser_len = 0;
+	for (size_t i = 0; i < g_ncmds; i++) {
+		const struct cmd *c = &g_cmds[i];
+		if (c->kind != CMD_OP)
+			continue;
+		const struct op_result *o = &g_op_result[c->ordinal];
+		unsigned char kind = o->sig == SIGBUS ? RES_SIGBUS
+				     : o->sig == SIGSEGV ? RES_SIGSEGV
+				     : o->err ? RES_ERRNO
+				     : o->has_data ? RES_DATA
+				     : RES_OK;
+		ser_put(&kind, 1);
+		if (kind == RES_ERRNO)
+			ser_u64((uint64_t)o->err);
+		if (kind == RES_DATA) {
+			ser_u64(o->n);
+			ser_put(g_op_data + c->data_off, o->n);
+		}
+	}
+	for (size_t i = 0; i < g_nfiles; i++) {
+		struct file *f = &g_files[i];
+		struct stat st;
+		if (fstat(f->fd, &st) != 0)
+			die(1, "fstat %s %s", f->name, errno_name(errno));
+		uint64_t size = (uint64_t)st.st_size;
+		unsigned char read_it = size <= g_conc.limit;
+		ser_u64(size);
+		ser_put(&read_it, 1);
+		if (!read_it)
+			continue;
+		buf = xgrow(buf, &cap, (size_t)size + 1, 1);
+		size_t done = 0;
+		while (done < size) {
+			ssize_t k = pread(f->fd, buf + done, (size_t)size - done, (off_t)done);
+			if (k < 0)
+				die(1, "pread %s %s", f->name, errno_name(errno));
+			if (k == 0)
+				break;
+			done += (size_t)k;
+		}
+		ser_u64(done);
+		ser_put(buf, done);
+	}
+	remember_outcome(run);
+}
+
+static uint64_t take_u64(const unsigned char **p)
+{
+	uint64_t v;
+	memcpy(&v, *p, sizeof v);
+	*p += sizeof v;
+	return v;
+}
+
+static void print_outcomes(void)
+{
+	printf("concurrent %lu %s %d\n", g_conc.runs, g_conc.kind == WORKER_THREADS ? "threads" : "processes",
+	       g_ncpus);
+	for (size_t k = 0; k < g_noutcomes; k++) {
+		const struct outcome *o = &g_outcomes[k];
+		const unsigned char *p = o->bytes;
+		printf("outcome %lu %lu\n", o->count, o->first);
+		for (size_t i = 0; i < g_ncmds; i++) {
+			const struct cmd *c = &g_cmds[i];
+			if (c->kind != CMD_OP)
+				continue;
+			unsigned char kind = *p++;
+			printf("res %lu ", c->index);
+			if (kind == RES_SIGBUS)
+				fputs("SIGBUS", stdout);
+			else if (kind == RES_SIGSEGV)
+				fputs("SIGSEGV", stdout);
+			else if (kind == RES_ERRNO)
+				printf("errno %s", errno_name((int)take_u64(&p)));
+			else if (kind == RES_DATA) {
+				size_t n = (size_t)take_u64(&p);
+				fputs("data ", stdout);
+				print_hex(p, n);
+				p += n;
+			} else
+				fputs("ok", stdout);
+			fputc('\n', stdout);
+		}
+		for (size_t i = 0; i < g_nfiles; i++) {
+			uint64_t size = take_u64(&p);
+			unsigned char read_it = *p++;
+			printf("file %s %llu ", g_files[i].name, (unsigned long long)size);
+			if (read_it) {
+				size_t n = (size_t)take_u64(&p);
+				print_hex(p, n);
+				p += n;
+			} else
+				fputc('*', stdout);
+			fputc('\n', stdout);
+		}
+		printf("end-outcome\n");
+	}
+}
+
+static void recreate_files(void)
+{
+	char path[PATH_MAX];
+	for (size_t i = 0; i < g_ncmds; i++) {
+		if (g_cmds[i].kind != CMD_FILE)
+			continue;
+		struct file *f = &g_files[g_cmds[i].file];
+		if (f->fd >= 0)
+			close(f->fd);
+		join_path(path, sizeof path, "", f->name);
+		if (unlink(path) != 0 && errno != ENOENT)
+			die(1, "unlink %s %s", f->name, errno_name(errno));
+		create_file(f);
+	}
+}
+
+static void concurrent_setup(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) != 0)
+		die(1, "sched_getaffinity %s", errno_name(errno));
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, &set))
+			g_cpus[g_ncpus++] = i;
+	if (g_ncpus == 0)
+		die(1, "no CPU to run on");
+
+	size_t data_len = 0;
+	size_t caps[MAX_THREADS] = {0};
+	for (size_t i = 0; i < g_ncmds; i++) {
+		struct cmd *c = &g_cmds[i];
+		if (c->kind != CMD_OP)
+			continue;
+		int t = c->thread;
+		g_thread_ops[t] = xgrow(g_thread_ops[t], &caps[t], g_thread_nops[t] + 1, sizeof(size_t));
+		g_thread_ops[t][g_thread_nops[t]++] = i;
+		if (c->op == OP_LOAD || c->op == OP_READ) {
+			c->data_off = data_len;
+			data_len += (size_t)c->length;
+		}
+	}
+	size_t plan_off = round_up(sizeof(struct shared), 64);
+	size_t result_off = round_up(plan_off + g_nops * sizeof(struct op_plan), 64);
+	size_t data_off = round_up(result_off + g_nops * sizeof(struct op_result), 64);
+	size_t len = data_off + data_len;
+	unsigned char *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		die(1, "shared-memory %s (%zu bytes)", errno_name(errno), len);
+	g_shm = (struct shared *)p;
+	g_op_plan = (struct op_plan *)(p + plan_off);
+	g_op_result = (struct op_result *)(p + result_off);
+	g_op_data = p + data_off;
+	atomic_init(&g_shm->bar.count, 0);
+	atomic_init(&g_shm->bar.gen, 0);
+	g_shm->bar.n = (unsigned)g_nthreads + 1;
+}
+
+static void start_workers(pthread_t *threads)
+{
+	fflush(stdout); /* nothing buffered may be printed twice by a forked worker */
+	pid_t parent = getpid();
+	for (int t = 0; t < g_nthreads; t++) {
+		if (g_conc.kind == WORKER_THREADS) {
+			int e = pthread_create(&threads[t], NULL, worker_thread, (void *)(intptr_t)t);
+			if (e != 0)
+				die(1, "pthread_create %s", errno_name(e));
+			continue;
+		}
+		pid_t pid = fork();
+		if (pid < 0)
+			die(1, "fork %s", errno_name(errno));
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(1);
+			close_files(); /* the coordinator's; each run opens the files afresh */
+			worker_loop(t);
+			_exit(0);
+		}
+		g_worker_pid[t] = pid;
+	}
+}
+
+static void stop_workers(pthread_t *threads)
+{
+	for (int t = 0; t < g_nthreads; t++) {
+		if (g_conc.kind == WORKER_THREADS) {
+			pthread_join(threads[t], NULL);
+			continue;
+		}
+		int status;
+		if (waitpid(g_worker_pid[t], &status, 0) != g_worker_pid[t])
+			die(1, "waitpid %s", errno_name(errno));
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			die(1, "concurrent worker %d stopped (status %d)", t, status);
+	}
+}
+
+static void run_concurrent(void)
+{
+	g_measure = 0;
+	concurrent_setup();
+	int want_dax = 0;
+	for (size_t i = 0; i < g_ncmds; i++)
+		want_dax |= g_cmds[i].kind == CMD_REQUIRE_DAX;
+	pthread_t threads[MAX_THREADS];
+	for (unsigned long run = 0; run < g_conc.runs; run++) {
+		make_plan(run);
+		recreate_files();
+		if (run == 0) {
+			if (want_dax)
+				require_dax();
+			start_workers(threads);
+		}
+		barrier_wait(1); /* files exist */
+		barrier_wait(1); /* start */
+		barrier_wait(1); /* ops done */
+		record_run(run);
+		barrier_wait(1); /* files read: the workers drop their mappings */
+	}
+	stop_workers(threads);
+	close_files();
+	print_outcomes();
+}
+
 int main(int argc, char **argv)
 {
 	(void)argv;
@@ -1212,6 +1846,10 @@ int main(int argc, char **argv)
 	pretouch_stack();
 	install_handlers();
 	reserve_all();
+	if (g_conc.on) {
+		run_concurrent();
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
 	calibrate();
 	for (size_t i = 0; i < g_ncmds; i++) {
 		const struct cmd *c = &g_cmds[i];
@@ -1227,6 +1865,8 @@ int main(int argc, char **argv)
 			break;
 		case CMD_TIME:
 			run_time(c);
+			break;
+		case CMD_CONCURRENT:
 			break;
 		}
 	}

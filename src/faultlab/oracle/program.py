@@ -64,10 +64,15 @@ def _check_token(text: str, what: str) -> None:
         raise UnsupportedScenarioError(f"{what} {text!r} cannot be passed to the probe (empty or has spaces)")
 
 
-def to_probe_program(scenario: Scenario, workdir: str, *, require_dax: bool = False) -> ProbeProgram:
+def to_probe_program(
+    scenario: Scenario, workdir: str, *, require_dax: bool = False, concurrent: str | None = None
+) -> ProbeProgram:
     """The probe input that runs ``scenario`` sequentially with its files in ``workdir``.
 
     ``require_dax=True`` makes the probe refuse to run unless every file has STATX_ATTR_DAX.
+    ``concurrent`` is a probe ``concurrent ...`` directive (see
+    :func:`faultlab.oracle.concurrent.concurrent_program`): the program then says which thread
+    (0, 1, ... in declaration order) each op belongs to, and runs them concurrently.
     """
     _check_token(workdir, "working directory")
     if scenario.memory_limit_pages is not None:
@@ -88,10 +93,14 @@ def to_probe_program(scenario: Scenario, workdir: str, *, require_dax: bool = Fa
         lines.append(f"file {token} {spec.size} {how}")
     if require_dax:
         lines.append("require-dax")
+    if concurrent is not None:
+        lines.append(concurrent)
 
     map_tokens: dict[str, str] = {}
     refs: list[ProbeOp] = []
-    for thread in scenario.threads:
+    for t, thread in enumerate(scenario.threads):
+        if concurrent is not None and thread.ops:
+            lines.append(f"thread {t}")
         for op in thread.ops:
             index = len(refs)
             lines.append(f"op {index} {_op_text(op, file_tokens, map_tokens, scenario.path)}")
@@ -155,7 +164,8 @@ def probe_error(line: str) -> ProbeFailedError:
     return ProbeFailedError(f"the probe stopped: error {rest}")
 
 
-def _outcome(words: list[str], line: str) -> Outcome:
+def outcome_from_words(words: list[str], line: str) -> Outcome:
+    """The outcome a probe result line spells with ``words`` (``ok``, ``SIGBUS``, ``data 41``...)."""
     if words == ["ok"]:
         return Outcome.ok()
     if len(words) == 1 and words[0] in SIGNALS:
@@ -187,7 +197,7 @@ def parse_probe_output(program: ProbeProgram, output: str) -> RunRecord:
                 OpRecord(
                     thread=ref.thread,
                     op=ref.op,
-                    outcome=_outcome(words[2:-2], line),
+                    outcome=outcome_from_words(words[2:-2], line),
                     minflt=int(words[-2]),
                     majflt=int(words[-1]),
                     line=ref.line,

@@ -740,13 +740,17 @@ def _console_tail(lines: Sequence[str], n: int = _TAIL_LINES) -> list[str]:
     return [ln for ln in clean if ln.strip()][-n:]
 
 
-def qemu_command(assets: VmAssets, initrd: Path) -> list[str]:
-    """The qemu command line for one boot with the given (combined) initrd."""
+def qemu_command(assets: VmAssets, initrd: Path, smp: int = 1) -> list[str]:
+    """The qemu command line for one boot with the given (combined) initrd and ``smp`` CPUs.
+
+    With more than one CPU qemu runs one host thread per guest CPU (multi-threaded TCG), so the
+    guest's threads really run at the same time."""
+    accel = "tcg,thread=multi" if smp > 1 else "tcg"
     return [
         str(assets.qemu),
-        "-accel", "tcg",
+        "-accel", accel,
         "-cpu", "max",
-        "-smp", "1",
+        "-smp", str(smp),
         "-m", "512M",
         "-nographic",
         "-no-reboot",
@@ -763,9 +767,11 @@ def run_jobs(
     timeout: float = 300,
     *,
     log: Log | None = None,
+    smp: int = 1,
 ) -> dict[str, JobOutput]:
     """Boot the guest once and run ``probe_static < jobs/<name>.in`` for every job, in order.
 
+    The guest has ``smp`` CPUs (1 by default; the concurrent oracle asks for 2).
     Each job runs with its working directory ``/mnt/<name>`` on the DAX-mounted ext4 (created
     fresh; all jobs share the one filesystem). A leading ``dir <path>`` line in the job text is
     rewritten to ``dir /mnt/<name>`` (see :func:`prepare_job_input`). The result maps each job
@@ -775,6 +781,8 @@ def run_jobs(
     console lines); the whole console is kept in ``<cache>/last-console.log``.
     """
     _validate_jobs(jobs)
+    if not 1 <= smp <= 64:
+        raise ValueError(f"smp must be 1..64 CPUs, not {smp}")
     probe_static = Path(probe_static)
     if not probe_static.is_file():
         raise VmError(f"probe program not found: {probe_static}")
@@ -794,7 +802,7 @@ def run_jobs(
     with tempfile.TemporaryDirectory(prefix="faultlab-vm-") as tmp:
         initrd = Path(tmp) / "initrd.cpio.gz"
         initrd.write_bytes(initrd_data)
-        argv = qemu_command(assets, initrd)
+        argv = qemu_command(assets, initrd, smp)
         t0 = time.monotonic()
         timed_out = False
         try:
