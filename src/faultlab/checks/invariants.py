@@ -14,7 +14,7 @@ from faultlab.kernel.locking import SpinLock
 from faultlab.kernel.mm import MmStruct, Vma
 from faultlab.kernel.snapshot import backing_bytes
 from faultlab.kernel.state.inode import Inode
-from faultlab.kernel.state.page import PG_ANON, Page
+from faultlab.kernel.state.page import Page
 from faultlab.kernel.state.pagetable import Pte
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class InvariantChecker:
         page = pte.page
         if page is None or page.zero:
             return
-        anon = bool(page._flags & PG_ANON)
+        anon = bool(page._anon)
         if (page.cow or (not vma.shared and pte.write)) and not anon:
             self.report("cow-accounting",
                         f"private PTE {addr:#x} maps the COW copy {page!r} as a file page "
@@ -125,7 +125,7 @@ class InvariantChecker:
         write(2) put data (the 4.12 fix 13e451fdc1af)."""
         inode = vma.file
         page = pte.page
-        if not inode.fs.dax or page is None or page._flags & PG_ANON or page._mapping is None:
+        if not inode.fs.dax or page is None or page._anon or page._mapping is None:
             return
         if inode.peek_extent(pgoff) is not None and self.written_since_hole(inode, pgoff):
             self.report("stale-read",
@@ -175,7 +175,7 @@ class InvariantChecker:
         data: bytes = d["data"]
         if d["kind"] == "private-map":
             pte: Pte = d["pte"]
-            if pte.page is None or not pte.page._flags & PG_ANON:
+            if pte.page is None or not pte.page._anon:
                 target = "pmem" if pte.page is None else repr(pte.page)
                 self.report("cow-leak", f"a store through private mapping {d['vma'].start:#x} reached {target} "
                             f"of {inode.name} at offset {offset}")
@@ -197,7 +197,7 @@ class InvariantChecker:
                 if not vma.start <= addr < vma.end:
                     continue
                 pte = dict.get(vma.mm.pt.ptes, addr)
-                if pte is None or (pte.page is not None and pte.page._flags & PG_ANON):
+                if pte is None or (pte.page is not None and pte.page._anon):
                     continue
                 if not self.is_current_backing(inode, pgoff, pte):
                     self.report("stale-read", f"after write(2) to {inode.name} page {pgoff}, {addr:#x} still "
@@ -250,7 +250,7 @@ class InvariantChecker:
 
     def check_rss_of(self, mm: MmStruct) -> None:
         pages = [p.page for _a, p in mm.peek_ptes() if p.page is not None and not p.page.zero]
-        anon = sum(1 for page in pages if page._flags & PG_ANON)
+        anon = sum(1 for page in pages if page._anon)
         file = len(pages) - anon
         rss_anon, rss_file = mm.peek_rss()
         if (anon, file) != (rss_anon, rss_file):

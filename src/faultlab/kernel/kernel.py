@@ -18,7 +18,7 @@ from faultlab.kernel.locking import Lock, Mutex, RWSem
 from faultlab.kernel.mm import AuditedMmStruct, MmStruct
 from faultlab.kernel.state.cell import READ, WRITE, Cell, CellMap
 from faultlab.kernel.state.inode import AuditedInode, Inode
-from faultlab.kernel.state.page import PG_UPTODATE, Page, PageAllocator, page_fill
+from faultlab.kernel.state.page import Page, PageAllocator, page_fill
 from faultlab.kernel.state.pagecache import AddressSpace, AuditedAddressSpace
 from faultlab.kernel.state.pagetable import Pte
 from faultlab.kernel.state.pmem import PmemDevice
@@ -96,7 +96,7 @@ class Kernel:
         if page is None:
             return None
         page_fill(page, mapping.host.initial_contents(index))
-        page._flags = PG_UPTODATE
+        page._uptodate = True
         page._mapping = mapping
         page._index = index
         return page

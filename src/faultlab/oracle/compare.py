@@ -92,7 +92,7 @@ WAIVERS: dict[str, Waiver] = {
             ("tmpfs", "ext4", "dax"),
             ("contents",),
             "the model does not snapshot the final contents of a file larger than its limit "
-            "(faultlab.kernel.syscalls.SNAPSHOT_LIMIT, 64 MiB): that file's size is compared, its "
+            "(faultlab.kernel.snapshot.SNAPSHOT_LIMIT, 64 MiB): that file's size is compared, its "
             "contents are not",
         ),
         Waiver(

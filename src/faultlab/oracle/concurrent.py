@@ -33,7 +33,7 @@ from faultlab.explore import explore
 from faultlab.explore.replay import replay_traced
 from faultlab.explore.results import EXHAUSTED, ExploreResult
 from faultlab.explore.schedule import encode
-from faultlab.kernel.syscalls import SNAPSHOT_LIMIT
+from faultlab.kernel.snapshot import SNAPSHOT_LIMIT
 from faultlab.oracle.compare import DAX_ACTIVE_NOTE, FS_KERNEL, GUEST_DIR, KERNEL_FS, check_kernel
 from faultlab.oracle.errors import ProbeFailedError, UnsupportedScenarioError
 from faultlab.oracle.program import ProbeProgram, outcome_from_words, probe_error, to_probe_program
@@ -180,7 +180,7 @@ class _Recording:
 
 
 def _explore(
-    scenario: Scenario, design: type[Design], bound: int | None, max_schedules: int | None
+    scenario: Scenario, design: Design, bound: int | None, max_schedules: int | None
 ) -> tuple[dict[Hashable, tuple[int, ...]], frozenset[Hashable], ExploreResult]:
     lockdep = LockDep()
     seen: dict[Hashable, tuple[int, ...]] = {}
@@ -204,7 +204,7 @@ def _bounded_how(result: ExploreResult) -> str:
 
 def model_outcomes(
     scenario: Scenario,
-    design: type[Design],
+    design: Design,
     *,
     bound: int | None = None,
     max_schedules: int | None = None,
@@ -255,13 +255,13 @@ def model_outcomes(
     )
 
 
-def shortest_schedule(scenario: Scenario, design: type[Design], trace: Sequence[int]) -> list[int]:
+def shortest_schedule(scenario: Scenario, design: Design, trace: Sequence[int]) -> list[int]:
     """``trace`` cut after its last choice that differs from the replay's default continuation."""
     replayed = replay_traced(lambda: ModelExecution(scenario, design), trace)
     return replayed.shortest_schedule()
 
 
-def replay_command(scenario: Scenario, design: type[Design], trace: Sequence[int]) -> tuple[str, str]:
+def replay_command(scenario: Scenario, design: Design, trace: Sequence[int]) -> tuple[str, str]:
     """The schedule string of ``trace`` and the ``faultlab replay`` command that re-runs it."""
     schedule = encode(shortest_schedule(scenario, design, trace), scenario.digest(), design.name)
     return schedule, f"faultlab replay {scenario.path} --design {design.name} --schedule {schedule}"
@@ -506,7 +506,7 @@ def nearest_model_outcome(outcome: Observed, model: ModelOutcomes) -> Observed |
 
 
 def check(
-    scenario: Scenario, kernel: KernelOutcomes, model: ModelOutcomes, design: type[Design] | None = None
+    scenario: Scenario, kernel: KernelOutcomes, model: ModelOutcomes, design: Design | None = None
 ) -> ConcurrentCheck:
     """Every kernel outcome must be a model outcome. ``design`` (the class named by
     ``model.design``) is needed to print replay commands for the nearest model outcomes."""
@@ -532,7 +532,7 @@ def run_concurrent_oracle(
     scenarios: Sequence[Scenario],
     runs: int,
     kernel: str | None = None,
-    design: str | type[Design] | None = None,
+    design: str | Design | None = None,
     *,
     seed: int = DEFAULT_SEED,
     bound: int | None = None,
@@ -556,7 +556,7 @@ def run_concurrent_oracle(
             raise UserError(f"unknown kernel {kernel!r}: choose one of {', '.join(KERNEL_FS)}")
         scenarios = [replace(s, fs=KERNEL_FS[kernel]) for s in scenarios]
     chosen = [kernel or FS_KERNEL[s.fs] for s in scenarios]
-    designs: list[type[Design]] = []
+    designs: list[Design] = []
     for s, k in zip(scenarios, chosen, strict=True):
         check_kernel(s, k)
         check_concurrent(s)

@@ -1,12 +1,17 @@
 """struct page and the page allocator, as shared state.
 
-A page's fields sit behind five cells, so that accesses that commute in Linux commute for the
-explorer too:
+A page's fields sit behind cells of their own, so that accesses that commute in Linux commute for
+the explorer too:
 
-* ``ref``: the refcount (and whether the page has been freed).  get_page() is an UPDATE (two
-  gets commute); put_page() is a WRITE, since the put that drops the last reference frees the page.
+* ``ref``: the refcount.  get_page() and put_page() are UPDATEs: atomic increments and
+  decrements commute, and no caller branches on the value.  The put that brings the count to
+  zero frees the page, whichever thread it is; a READ of the count (page_count()) depends on all
+  of them.  The price: a refcount *bug* whose effect depends on the order of gets and puts (a get
+  that would resurrect a page another thread's extra put freed) may be explored in one order
+  only.  The end-of-run refcount check still reports every count that does not match the
+  references held, and correct code cannot tell the orders apart.
 * ``maps``: the mapcount; page_add_*_rmap()/page_remove_rmap() are UPDATEs, page_mapped() a READ.
-* ``flags``: PG_uptodate, PG_dirty, PG_hwpoison and PageAnon.
+* one cell per flag: PG_uptodate, PG_dirty, PG_hwpoison, PageAnon.
 * ``owner``: ->mapping and ->index (set and cleared only by the page cache, under the page lock).
 * ``data``: the contents.
 
@@ -27,10 +32,17 @@ if TYPE_CHECKING:
     from faultlab.kernel.state.pagecache import AddressSpace
     from faultlab.sched.core import Scheduler
 
-PG_UPTODATE = 1
-PG_DIRTY = 2
-PG_HWPOISON = 4
-PG_ANON = 8
+class PageCell(Cell):
+    """A cell of one page field (named lazily: pages are made on every fault)."""
+
+    __slots__ = ("page", "what")
+
+    def __init__(self, page: Page, what: str) -> None:
+        self.page = page
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"{self.page.name}.{self.what}"
 
 
 class Page:
@@ -39,8 +51,9 @@ class Page:
 
     __slots__ = (
         "pfn", "name", "zero", "cow", "label", "lock",
-        "_count", "_freed", "_mapcount", "_flags", "_mapping", "_index", "_data",
-        "ref", "maps", "flags", "owner", "data",
+        "_count", "_freed", "_mapcount", "_uptodate", "_dirty", "_hwpoison", "_anon", "_mapping", "_index",
+        "_data",
+        "ref", "maps", "uptodate", "dirty", "hwpoison", "anon", "owner", "data",
     )
 
     def __init__(self, pfn: int, name: str) -> None:
@@ -53,20 +66,26 @@ class Page:
         self._count = 1
         self._freed = False
         self._mapcount = 0
-        self._flags = 0
+        self._uptodate = False
+        self._dirty = False
+        self._hwpoison = False
+        self._anon = False
         self._mapping: AddressSpace | None = None
         self._index = 0
         self._data: bytearray | None = None
-        self.ref = Cell(f"{name}.count")
-        self.maps = Cell(f"{name}.mapcount")
-        self.flags = Cell(f"{name}.flags")
-        self.owner = Cell(f"{name}.mapping")
-        self.data = Cell(f"{name}.data")
+        self.ref = PageCell(self, "count")
+        self.maps = PageCell(self, "mapcount")
+        self.uptodate = PageCell(self, "PG_uptodate")
+        self.dirty = PageCell(self, "PG_dirty")
+        self.hwpoison = PageCell(self, "PG_hwpoison")
+        self.anon = PageCell(self, "PageAnon")
+        self.owner = PageCell(self, "mapping")
+        self.data = PageCell(self, "data")
 
     def __repr__(self) -> str:
         if self.label:
             return f"{self.name}({self.label})"
-        if _RAW_FLAGS.__get__(self) & PG_ANON:
+        if _RAW_ANON.__get__(self):
             return f"{self.name}(anon)"
         if self.cow:
             return f"{self.name}(cow)"
@@ -76,7 +95,7 @@ class Page:
         return f"{self.name}(idx{index})" if _RAW_MAPPING.__get__(self) is not None else self.name
 
 
-_RAW_FLAGS = Page.__dict__["_flags"]
+_RAW_ANON = Page.__dict__["_anon"]
 _RAW_INDEX = Page.__dict__["_index"]
 _RAW_MAPPING = Page.__dict__["_mapping"]
 
@@ -86,18 +105,21 @@ AuditedPage = audited_subclass(
         "_count": lambda p: p.ref,
         "_freed": lambda p: p.ref,
         "_mapcount": lambda p: p.maps,
-        "_flags": lambda p: p.flags,
+        "_uptodate": lambda p: p.uptodate,
+        "_dirty": lambda p: p.dirty,
+        "_hwpoison": lambda p: p.hwpoison,
+        "_anon": lambda p: p.anon,
         "_mapping": lambda p: p.owner,
         "_index": lambda p: p.owner,
         "_data": lambda p: p.data,
     },
-    counters=("_count", "_mapcount"),
+    counters=("_count", "_freed", "_mapcount"),
 )
 
 
 # -- refcount ----------------------------------------------------------------------------------------
 def get_page(k: Kernel, page: Page) -> None:
-    """get_page(): take a reference (an UPDATE: references commute with each other)."""
+    """get_page(): take a reference."""
     if page.zero:
         return
     k.sched.point(page.ref, UPDATE, "get_page " + page.name)
@@ -105,10 +127,11 @@ def get_page(k: Kernel, page: Page) -> None:
 
 
 def put_page(k: Kernel, page: Page) -> None:
-    """put_page(): drop a reference; the last one frees the page."""
+    """put_page(): drop a reference; the last one frees the page (back to the allocator)."""
     if page.zero:
         return
-    k.sched.point(page.ref, WRITE, "put_page " + page.name)
+    alloc = k.alloc
+    k.sched.point(page.ref, UPDATE, "put_page " + page.name, more=((alloc.cell, alloc.mode),))
     page._count -= 1
     count = page._count
     if count < 0:
@@ -127,8 +150,8 @@ def page_add_file_rmap(k: Kernel, page: Page) -> None:
 
 def page_add_new_anon_rmap(k: Kernel, page: Page) -> None:
     """page_add_new_anon_rmap(): the page becomes anonymous and mapped once."""
-    k.sched.point(page.maps, UPDATE, "page_add_new_anon_rmap " + page.name, more=((page.flags, WRITE),))
-    page._flags |= PG_ANON
+    k.sched.point(page.maps, UPDATE, "page_add_new_anon_rmap " + page.name, more=((page.anon, WRITE),))
+    page._anon = True
     page._mapcount += 1
 
 
@@ -143,49 +166,49 @@ def page_mapcount(k: Kernel, page: Page) -> int:
 
 
 # -- flags ---------------------------------------------------------------------------------------------
-def _test(k: Kernel, page: Page, bit: int, what: str) -> bool:
-    k.sched.point(page.flags, READ, what + " " + page.name)
-    return bool(page._flags & bit)
+def _test(k: Kernel, page: Page, flag: str, what: str) -> bool:
+    k.sched.point(getattr(page, flag), READ, what + " " + page.name)
+    return bool(getattr(page, "_" + flag))
 
 
-def _set(k: Kernel, page: Page, bit: int, what: str) -> None:
-    k.sched.point(page.flags, WRITE, what + " " + page.name)
-    page._flags |= bit
+def _set(k: Kernel, page: Page, flag: str, what: str) -> None:
+    k.sched.point(getattr(page, flag), WRITE, what + " " + page.name)
+    setattr(page, "_" + flag, True)
 
 
-def _clear(k: Kernel, page: Page, bit: int, what: str) -> bool:
-    k.sched.point(page.flags, WRITE, what + " " + page.name)
-    old = bool(page._flags & bit)
-    page._flags &= ~bit
+def _clear(k: Kernel, page: Page, flag: str, what: str) -> bool:
+    k.sched.point(getattr(page, flag), WRITE, what + " " + page.name)
+    old = bool(getattr(page, "_" + flag))
+    setattr(page, "_" + flag, False)
     return old
 
 
 def PageUptodate(k: Kernel, page: Page) -> bool:  # noqa: N802 - the kernel's name
-    return _test(k, page, PG_UPTODATE, "PageUptodate")
+    return _test(k, page, "uptodate", "PageUptodate")
 
 
 def SetPageUptodate(k: Kernel, page: Page) -> None:  # noqa: N802
-    _set(k, page, PG_UPTODATE, "SetPageUptodate")
+    _set(k, page, "uptodate", "SetPageUptodate")
 
 
 def PageDirty(k: Kernel, page: Page) -> bool:  # noqa: N802
-    return _test(k, page, PG_DIRTY, "PageDirty")
+    return _test(k, page, "dirty", "PageDirty")
 
 
 def SetPageDirty(k: Kernel, page: Page) -> None:  # noqa: N802
-    _set(k, page, PG_DIRTY, "set_page_dirty")
+    _set(k, page, "dirty", "set_page_dirty")
 
 
 def TestClearPageDirty(k: Kernel, page: Page) -> bool:  # noqa: N802
-    return _clear(k, page, PG_DIRTY, "clear_page_dirty")
+    return _clear(k, page, "dirty", "clear_page_dirty")
 
 
 def PageHWPoison(k: Kernel, page: Page) -> bool:  # noqa: N802
-    return _test(k, page, PG_HWPOISON, "PageHWPoison")
+    return _test(k, page, "hwpoison", "PageHWPoison")
 
 
 def PageAnon(k: Kernel, page: Page) -> bool:  # noqa: N802
-    return _test(k, page, PG_ANON, "PageAnon")
+    return _test(k, page, "anon", "PageAnon")
 
 
 # -- ->mapping and ->index -------------------------------------------------------------------------------
@@ -295,7 +318,7 @@ class PageAllocator:
         self.live: dict[int, Page] = {}
         self.zero_page = Page(0, "zero page")
         self.zero_page.zero = True
-        self.zero_page._flags = PG_UPTODATE
+        self.zero_page._uptodate = True
         self.zero_page._count = 1 << 30
 
     def try_new_page(self, tid: int) -> Page | None:

@@ -135,8 +135,6 @@ def install_pte(k: Kernel, mm: MmLike, address: int, pte: Pte, anon: bool, label
     """One step under the page-table lock, as do_set_pte()/alloc_set_pte() is in Linux: count the
     page in the mm's rss, add its reverse mapping (a new anonymous one for a COW page), and write
     the entry.  A pfn entry (no struct page) is written alone."""
-    from faultlab.kernel.state.page import PG_ANON
-
     pt = mm.pt
     page = pte.page
     if page is None or page.zero:
@@ -146,11 +144,11 @@ def install_pte(k: Kernel, mm: MmLike, address: int, pte: Pte, anon: bool, label
         return
     more: tuple[tuple[Cell, Access], ...] = ((pt.present, UPDATE), (mm.rss_cell, UPDATE), (page.maps, UPDATE))
     if anon:
-        more = (*more, (page.flags, WRITE))
+        more = (*more, (page.anon, WRITE))
     k.sched.point(pt.cells[address], WRITE, label, more=more)
     if anon:
         mm._rss_anon += 1
-        page._flags |= PG_ANON
+        page._anon = True
     else:
         mm._rss_file += 1
     page._mapcount += 1
@@ -162,8 +160,6 @@ def remove_pte(k: Kernel, mm: MmLike, address: int, pte: Pte, label: str = "zap 
     """Clear the entry, known to be ``pte`` (read under the page-table lock just before), and undo
     its rss count and reverse mapping, in one step (zap_pte_range's body for one entry).  Returns
     whether the page was anonymous (PageAnon)."""
-    from faultlab.kernel.state.page import PG_ANON
-
     pt = mm.pt
     page = pte.page
     if page is None or page.zero:
@@ -171,9 +167,9 @@ def remove_pte(k: Kernel, mm: MmLike, address: int, pte: Pte, label: str = "zap 
         pt.ptes.pop(address, None)
         return False
     k.sched.point(pt.cells[address], WRITE, label,
-                  more=((pt.present, UPDATE), (mm.rss_cell, UPDATE), (page.maps, UPDATE), (page.flags, READ)))
+                  more=((pt.present, UPDATE), (mm.rss_cell, UPDATE), (page.maps, UPDATE), (page.anon, READ)))
     pt.ptes.pop(address, None)
-    anon = bool(page._flags & PG_ANON)
+    anon = page._anon
     if anon:
         mm._rss_anon -= 1
     else:
@@ -186,24 +182,22 @@ def replace_pte(k: Kernel, mm: MmLike, address: int, old: Pte, new: Pte) -> None
     """wp_page_copy()'s switch, one step under the page-table lock: the new anonymous page gains
     its reverse mapping, the old page (if a struct page: not a pfn, not the zero page) loses its
     own, and the rss counters follow (a file page's count moves to anon)."""
-    from faultlab.kernel.state.page import PG_ANON
-
     pt = mm.pt
     page = new.page
     assert page is not None
     more: tuple[tuple[Cell, Access], ...] = (
-        (pt.present, UPDATE), (mm.rss_cell, UPDATE), (page.maps, UPDATE), (page.flags, WRITE))
+        (pt.present, UPDATE), (mm.rss_cell, UPDATE), (page.maps, UPDATE), (page.anon, WRITE))
     was = old.page if old.page is not None and not old.page.zero else None
     if was is not None:
-        more = (*more, (was.maps, UPDATE), (was.flags, READ))
+        more = (*more, (was.maps, UPDATE), (was.anon, READ))
     k.sched.point(pt.cells[address], WRITE, "wp_page_copy: set_pte_at", more=more)
     if was is None:
         mm._rss_anon += 1
-    elif not was._flags & PG_ANON:
+    elif not was._anon:
         mm._rss_file -= 1
         mm._rss_anon += 1
     if was is not None:
         was._mapcount -= 1
-    page._flags |= PG_ANON
+    page._anon = True
     page._mapcount += 1
     pt.ptes[address] = new
