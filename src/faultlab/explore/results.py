@@ -14,6 +14,7 @@ FIRST_VIOLATION = "violation"  # stopped at the first violation (stop_on_first)
 MAX_SCHEDULES = "max-schedules"  # the schedule cap (or, for pct and random, the sample size) was reached
 MAX_STEPS = "max-steps"
 TIME_BUDGET = "time-budget"
+INTERRUPTED = "interrupted"  # SIGINT or SIGTERM
 
 
 @dataclass(frozen=True)
