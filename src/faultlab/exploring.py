@@ -136,26 +136,29 @@ class RecordingLockDep(LockDep):
 
 class ScenarioProgram:
     """A scenario under a design as a program (see :mod:`faultlab.explore.program`), with one
-    lockdep across its runs; split searches keep that lockdep exact through the task hooks."""
+    lockdep across its runs; split searches keep that lockdep exact through the task hooks (a task
+    records into a lockdep of its own, merged into ``lockdep`` by the coordinator)."""
 
     def __init__(self, scenario: Scenario, design: type[Design]) -> None:
         self.scenario = scenario
         self.design = design
         self.lockdep: LockDep = LockDep()
+        self.task_lockdep: RecordingLockDep | None = None
 
     def __call__(self) -> ModelExecution:
-        return ModelExecution(self.scenario, self.design, lockdep=self.lockdep)
+        lockdep = self.task_lockdep if self.task_lockdep is not None else self.lockdep
+        return ModelExecution(self.scenario, self.design, lockdep=lockdep)
 
     def begin_task(self) -> None:
-        self.lockdep = RecordingLockDep()
-
-    def end_task(self) -> list[tuple[str, str, str]]:
-        lockdep = self.lockdep
-        return lockdep.added if isinstance(lockdep, RecordingLockDep) else []
+        self.task_lockdep = RecordingLockDep()
 
     def task_mark(self) -> int:
-        lockdep = self.lockdep
-        return len(lockdep.added) if isinstance(lockdep, RecordingLockDep) else 0
+        return len(self.task_lockdep.added) if self.task_lockdep is not None else 0
+
+    def end_task(self) -> list[tuple[str, str, str]]:
+        added = self.task_lockdep.added if self.task_lockdep is not None else []
+        self.task_lockdep = None
+        return added
 
     def save_state(self) -> tuple[object, ...]:
         ld = self.lockdep

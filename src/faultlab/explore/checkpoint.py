@@ -24,14 +24,19 @@ from typing import Any
 from faultlab.errors import UserError
 
 FORMAT = "faultlab-checkpoint-1"
-DEFAULT_INTERVAL = 10.0  # seconds between saves while a search runs
+DEFAULT_INTERVAL = 10.0  # seconds between saves while a search runs (FAULTLAB_CHECKPOINT_INTERVAL)
 
 
 class Checkpoint:
     """The checkpoint file of one command; ``key`` selects the search being run."""
 
-    def __init__(self, path: str, *, resume: bool, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(self, path: str, *, resume: bool, interval: float | None = None) -> None:
         self.path = Path(path)
+        if interval is None:
+            try:
+                interval = float(os.environ.get("FAULTLAB_CHECKPOINT_INTERVAL", DEFAULT_INTERVAL))
+            except ValueError:
+                raise UserError("FAULTLAB_CHECKPOINT_INTERVAL must be a number of seconds") from None
         self.interval = interval
         self.key = ""
         self.entries: dict[str, Any] = {}
