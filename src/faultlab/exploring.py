@@ -94,7 +94,7 @@ class SearchOptions:
     """How exhaustive searches run (not what they find): worker processes, the engine that runs
     their tasks, and a checkpoint file."""
 
-    jobs: int = 1
+    jobs: int = 1  # 0 with Ray: every CPU of the cluster
     engine: str = "process"  # "process" (a local pool) or "ray"
     address: str | None = None  # the Ray cluster (None: a local Ray started for the run)
     checkpoint: Checkpoint | None = None
@@ -103,7 +103,7 @@ class SearchOptions:
         if self.engine == "ray":
             from faultlab.explore.ray_engine import RayExecutor
 
-            return lambda program: RayExecutor(program, address=self.address, jobs=self.jobs)
+            return lambda program: RayExecutor(program, address=self.address, jobs=self.jobs or None)
         return None
 
 
@@ -216,7 +216,7 @@ def explore_design(
         max_schedules=max_schedules,
         budget_seconds=budget_seconds,
         progress=progress,
-        jobs=opts.jobs if exhaustive else 1,
+        jobs=max(opts.jobs, 1) if exhaustive else 1,
         executor=factory(program) if factory is not None else None,
         checkpoint=checkpoint,
     )

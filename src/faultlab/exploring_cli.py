@@ -32,8 +32,9 @@ def make_search_options(jobs: int | None, engine: str, address: str | None, chec
             cp.entries = saved
     elif checkpoint is not None:
         cp = Checkpoint(checkpoint, resume=False)
-    return SearchOptions(jobs=jobs if jobs is not None else default_jobs(), engine=engine, address=address,
-                         checkpoint=cp)
+    if jobs is None:  # every core here, or (0) every CPU of the Ray cluster
+        jobs = 0 if engine == "ray" else default_jobs()
+    return SearchOptions(jobs=jobs, engine=engine, address=address, checkpoint=cp)
 
 
 def timing_json(verdicts: Sequence[DesignVerdict]) -> dict[str, Any]:
