@@ -54,6 +54,8 @@ class Collector:
         # A split search checks for a signal itself, between tasks (so that it stops where it can
         # save a checkpoint).
         self.interruptible = True
+        # The fraction of an exhaustive search done (set by the search; see Stats.estimate).
+        self.fraction: Callable[[], float] | None = None
 
     def add(self, trace: list[int], result: RunResultLike | None) -> None:
         """Record one run (``result`` None: abandoned, sleep-set blocked)."""
@@ -120,7 +122,14 @@ class Collector:
             self.steps,
             self.violating_runs,
             len(self.final_states),
+            self._estimate(),
         )
+
+    def _estimate(self) -> int | None:
+        if self.fraction is None or not self.schedules:
+            return None
+        frac = self.fraction()
+        return max(self.schedules, round(self.schedules / frac)) if frac > 0 else None
 
     def stop_reason(self) -> str | None:
         """Why the search must stop now, or None to go on."""

@@ -219,6 +219,19 @@ def settle(path: Sequence[_Node], requests: Sequence[Request], lim: int, bound: 
     return pruned
 
 
+def path_fraction(path: Sequence[_Node], sleep_sets: bool) -> float:
+    """The fraction of the leaves at or left of the current path, each node's branches weighted
+    alike (see :meth:`TreeSearch.fraction_done`)."""
+    frac = 0.0
+    weight = 1.0
+    for node in path:
+        n = len(node.order)
+        if n > 1:
+            frac += weight * node.pos / n
+            weight /= n
+    return frac + weight
+
+
 class TreeSearch:
     """The current path through the choice tree, and the rules for growing and backtracking it.
 
@@ -296,6 +309,11 @@ class TreeSearch:
             node.pos = n - 1
             d -= 1
         return False
+
+    def fraction_done(self) -> float:
+        """How much of the tree the runs so far covered, if every node's branches (those known so
+        far) were subtrees of one size: the estimate of Knuth (1975) along the current path."""
+        return path_fraction(self.path[self.lim :], self.sleep_sets)
 
     def within_bound(self, node: _Node, c: int) -> bool:
         """Whether taking thread ``c`` at ``node`` keeps the path within the preemption bound (noting
@@ -686,6 +704,7 @@ def tree_search(
     Returns ``(complete, stop_reason, pruned_by_bound)``; complete means the whole (reduced) tree
     under the prefix was explored and the bound pruned nothing."""
     ts = TreeSearch(program, reduce=reduce, bound=bound, prefix=prefix, sleep_sets=reduce)
+    collector.fraction = ts.fraction_done
     while True:
         trace, result, _ = ts.run_one()
         collector.add(trace, result)

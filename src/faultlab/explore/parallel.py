@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from faultlab.explore import interrupt
 from faultlab.explore.checkpoint import Checkpoint
 from faultlab.explore.collector import Collector
-from faultlab.explore.dfs import Request, TreeSearch, _Node, settle
+from faultlab.explore.dfs import Request, TreeSearch, _Node, path_fraction, settle
 from faultlab.explore.program import Program, RunResult, Violation
 from faultlab.explore.results import EXHAUSTED, INTERRUPTED, TIME_BUDGET
 
@@ -390,6 +390,7 @@ class SplitSearch:
         ``checkpoint.interval`` seconds, at the end, and when a signal stops the search."""
         spec: _Spec | None = start if start is not None else self.specs.setdefault((), _Spec((), 0))
         collector.interruptible = False
+        collector.fraction = lambda: path_fraction(self.path, self.sleep_sets)
         try:
             while spec is not None:
                 if interrupt.requested():
