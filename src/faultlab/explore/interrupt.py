@@ -51,6 +51,14 @@ def handle_signals() -> Iterator[None]:
 
 
 def ignore_in_worker() -> None:
-    """A worker process leaves signals from the terminal to its coordinator."""
+    """A worker process leaves signals from the terminal to its coordinator, and dies with it (a
+    coordinator killed with SIGKILL must not leave workers behind)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     clear()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
