@@ -239,3 +239,23 @@ def test_same_output_in_any_process() -> None:
         outputs.append(proc.stdout)
     assert outputs[0] == outputs[1]
     assert "violation lost-update" in outputs[0]
+
+
+def test_race_that_cannot_be_reversed_adds_every_thread_that_can_move() -> None:
+    # FG05's conservative rule in DPOR (faultlab.explore.dfs.add_race): when none of the initials
+    # of the reversed race can move at the racing step's state (the step released the lock or woke
+    # the sleeper they wait for), every thread that can move there and is not asleep is added.
+    from faultlab.explore.dfs import _Node, add_race
+
+    node = _Node(enabled=0b1011, chosen=0, sleep=0b1000, backtrack=0, preempt=0, prev=-1)
+    add_race(node, initials=0b0100, p=2, sleep_sets=True)  # thread 2 waits: not enabled here
+    assert node.order == [0, 1]  # thread 1 added; thread 3 is asleep; thread 0 is explored already
+    plain = _Node(enabled=0b1011, chosen=0, sleep=0b1000, backtrack=0, preempt=0, prev=-1)
+    add_race(plain, initials=0b0100, p=2, sleep_sets=False)
+    assert plain.order == [0, 1, 3]
+    # An initial that can move is added alone (p first), and a covered race adds nothing.
+    n2 = _Node(enabled=0b0111, chosen=0, sleep=0, backtrack=0, preempt=0, prev=-1)
+    add_race(n2, initials=0b0110, p=2, sleep_sets=True)
+    assert n2.order == [0, 2]
+    add_race(n2, initials=0b0011, p=1, sleep_sets=True)
+    assert n2.order == [0, 2]

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from faultlab.explore import toys
 from faultlab.explore.explorer import explore
+from faultlab.explore.replay import replay_traced
 from faultlab.explore.split import split
 
 MAX_STEPS = 10  # keeps plain DFS to a few thousand runs per program
@@ -93,10 +94,18 @@ def test_dpor_reaches_the_end_states_of_plain_dfs(prog: toys.ToyProgram) -> None
 @given(programs(), st.integers(min_value=0, max_value=2))
 def test_bounded_dpor_covers_bounded_plain_dfs(prog: toys.ToyProgram, bound: int) -> None:
     plain = explore(prog, "dfs", bound=bound, stop_on_first=False, minimise=False)
-    dpor = explore(prog, "dpor", bound=bound, stop_on_first=False, minimise=False)
+    dpor = explore(prog, "dpor", bound=bound, stop_on_first=False, minimise=False, keep_schedules=True)
     assert plain.final_states <= dpor.final_states
     assert set(plain.violation_ids) <= set(dpor.violation_ids)
-    assert plain.complete == (not plain.pruned_by_bound)
+    # Every schedule bounded DPOR ran stays within the bound ...
+    assert dpor.schedules_list is not None
+    for tids in dpor.schedules_list:
+        assert len(replay_traced(prog, tids).preemption_points) <= bound
+    # ... and when the bound pruned nothing, the bounded searches are the unbounded ones.
+    if not plain.pruned_by_bound:
+        unbounded = explore(prog, "dfs", stop_on_first=False, minimise=False)
+        assert plain.schedules == unbounded.schedules
+        assert dpor.final_states == unbounded.final_states
 
 
 @settings(COMMON, max_examples=50)

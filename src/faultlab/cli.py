@@ -15,7 +15,9 @@ from faultlab.compare import Comparison, compare_one, print_comparison
 from faultlab.designs import DESIGNS, KNOWN_BUGS, resolve_design_args, resolve_designs
 from faultlab.errors import UserError
 from faultlab.execution import ModelExecution
-from faultlab.exploring import explore_design, replay_design
+from faultlab.explore.interrupt import handle_signals
+from faultlab.exploring import explore_design, replay_design, search_options
+from faultlab.exploring_cli import interrupted_message, make_search_options, timing_json
 from faultlab.oracle.cli_oracle import oracle_cmd
 from faultlab.report.explore_text import print_exploration, print_lanes
 from faultlab.report.html import check_html_path, compare_html, explore_html, replay_html, write_html
@@ -131,35 +133,52 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
 @click.option("--html", "html_path", metavar="FILE", default=None,
               help="also write a self-contained HTML report (verdicts, swim lanes of each counterexample)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="worker processes for dfs (default: all cores; 1: one process); the result is the same")
+@click.option("--engine", type=click.Choice(["process", "ray"]), default="process", show_default=True,
+              help="where dfs's tasks run: local processes, or Ray workers (pip install 'faultlab[ray]')")
+@click.option("--address", default=None, help="the Ray cluster to use (default: a local Ray started for the run)")
+@click.option("--checkpoint", "checkpoint_path", metavar="FILE", default=None,
+              help="save dfs's progress to FILE regularly and on SIGINT/SIGTERM")
+@click.option("--resume", "resume_path", metavar="FILE", default=None,
+              help="go on from a checkpoint FILE (and keep saving to it)")
 @user_errors
 def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool, bound: int | None, depth: int,
                 seed: int, max_schedules: int | None, budget: float | None, as_json: bool, html_path: str | None,
-                quiet: bool) -> None:
+                quiet: bool, jobs: int | None, engine: str, address: str | None, checkpoint_path: str | None,
+                resume_path: str | None) -> None:
     """Explore the interleavings of SCENARIO's threads under each design: a proof by exhaustion that
     no invariant breaks, or a minimal counterexample with the command that replays it.
 
-    Exit status: 0 no violation, 1 a violation, 2 bad input."""
+    Exit status: 0 no violation, 1 a violation, 2 bad input, 130 interrupted (SIGINT/SIGTERM)."""
     if strategy != "dfs" and (plain or bound is not None):
         raise UserError("--plain and --bound apply to --strategy dfs only")
     if html_path is not None:
         check_html_path(html_path)
+    options = make_search_options(jobs, engine, address, checkpoint_path, resume_path)
     scenario = load_scenario(scenario_path)
     out = console()
     verdicts = []
-    for design, arg in resolve_design_args(design_spec):
-        with ExploreProgress(out, design.name, budget, enabled=not quiet and not as_json) as progress:
-            verdicts.append(explore_design(
-                scenario, design, strategy=strategy, plain=plain, bound=bound, depth=depth, seed=seed,
-                max_schedules=max_schedules, budget_seconds=budget, design_arg=arg, progress=progress.update,
-            ))
+    with handle_signals(), search_options(options):
+        for design, arg in resolve_design_args(design_spec):
+            with ExploreProgress(out, design.name, budget, enabled=not quiet and not as_json) as progress:
+                verdicts.append(explore_design(
+                    scenario, design, strategy=strategy, plain=plain, bound=bound, depth=depth, seed=seed,
+                    max_schedules=max_schedules, budget_seconds=budget, design_arg=arg, progress=progress.update,
+                ))
+            if verdicts[-1].interrupted:
+                break
     if as_json:
         doc = {"scenario": scenario.path, "title": scenario.title, "strategy": strategy,
-               "designs": [v.json() for v in verdicts]}
+               "designs": [v.json() for v in verdicts], "timing": timing_json(verdicts)}
         click.echo(json.dumps(doc, indent=2))
     else:
         print_exploration(out, scenario.path, scenario.title, strategy + (" (plain)" if plain else ""), verdicts)
     if html_path is not None:
         write_html(html_path, explore_html(scenario, strategy + (" (plain)" if plain else ""), verdicts))
+    if verdicts and verdicts[-1].interrupted:
+        click.echo(interrupted_message(verdicts, options, sys.argv[1:]), err=True)
+        sys.exit(130)
     sys.exit(0 if all(v.clean for v in verdicts) else 1)
 
 
@@ -212,9 +231,11 @@ def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, as_js
 @click.option("--html", "html_path", metavar="FILE", default=None,
               help="also write a self-contained HTML report (the table, a chart of cost per design, swim lanes)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="worker processes for each exploration (default: all cores); the result is the same")
 @user_errors
 def compare_cmd(scenario_paths: tuple[str, ...], design_spec: str, bound: int | None, max_schedules: int | None,
-                budget: float | None, as_json: bool, html_path: str | None, quiet: bool) -> None:
+                budget: float | None, as_json: bool, html_path: str | None, quiet: bool, jobs: int | None) -> None:
     """Compare designs on SCENARIO...: a row per design and scenario with the faults by kind, bytes
     copied, pages zeroed and lock acquisitions (and longest holds) of a sequential run, next to the
     verdict of an exhaustive (dfs) exploration of the interleavings.
@@ -226,13 +247,14 @@ def compare_cmd(scenario_paths: tuple[str, ...], design_spec: str, bound: int | 
     designs = resolve_design_args(design_spec)
     out = console()
     comparison = Comparison(scenarios, bound=bound, max_schedules=max_schedules, budget_seconds=budget)
-    for scenario in scenarios:
-        for design, arg in designs:
-            label = design.name if len(scenarios) == 1 else f"{scenario.path}: {design.name}"
-            with ExploreProgress(out, label, budget, enabled=not quiet and not as_json) as progress:
-                comparison.rows.append(compare_one(scenario, design, design_arg=arg, bound=bound,
-                                                   max_schedules=max_schedules, budget_seconds=budget,
-                                                   progress=progress.update))
+    with search_options(make_search_options(jobs, "process", None, None, None)):
+        for scenario in scenarios:
+            for design, arg in designs:
+                label = design.name if len(scenarios) == 1 else f"{scenario.path}: {design.name}"
+                with ExploreProgress(out, label, budget, enabled=not quiet and not as_json) as progress:
+                    comparison.rows.append(compare_one(scenario, design, design_arg=arg, bound=bound,
+                                                       max_schedules=max_schedules, budget_seconds=budget,
+                                                       progress=progress.update))
     if as_json:
         click.echo(json.dumps(comparison.json(), indent=2))
     else:

@@ -3,16 +3,22 @@ and the reports, shared by the CLI, the comparison and the pytest plugin."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from faultlab.checks.lockdep import LockDep
 from faultlab.designs.base import Design
 from faultlab.execution import ModelExecution, ModelRunResult
+from faultlab.explore.checkpoint import Checkpoint
 from faultlab.explore.explorer import explore
+from faultlab.explore.parallel import Executor
 from faultlab.explore.replay import ReplayChooser
-from faultlab.explore.results import ExploreResult, Stats
+from faultlab.explore.results import INTERRUPTED, ExploreResult, Stats
 from faultlab.explore.schedule import check_matches, decode, encode
 from faultlab.scenario.model import Scenario
 
@@ -39,6 +45,12 @@ class DesignVerdict:
     result: ExploreResult
     counterexamples: list[Counterexample] = field(default_factory=list)
     lock_order: list[str] = field(default_factory=list)
+    # Wall-clock figures: never part of json() or the text report, which stay byte-identical.
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.result.stop_reason == INTERRUPTED
 
     @property
     def clean(self) -> bool:
@@ -54,6 +66,7 @@ class DesignVerdict:
             "design": self.design,
             "strategy": r.strategy,
             "schedules": r.schedules,
+            "steps": r.steps,
             "complete": r.complete,
             "stop_reason": r.stop_reason,
             "bound": r.bound,
@@ -76,6 +89,93 @@ class DesignVerdict:
         }
 
 
+@dataclass
+class SearchOptions:
+    """How exhaustive searches run (not what they find): worker processes, the engine that runs
+    their tasks, and a checkpoint file."""
+
+    jobs: int = 1  # 0 with Ray: every CPU of the cluster
+    engine: str = "process"  # "process" (a local pool) or "ray"
+    address: str | None = None  # the Ray cluster (None: a local Ray started for the run)
+    checkpoint: Checkpoint | None = None
+
+    def executor_factory(self) -> Callable[[ScenarioProgram], Executor] | None:
+        if self.engine == "ray":
+            from faultlab.explore.ray_engine import RayExecutor
+
+            return lambda program: RayExecutor(program, address=self.address, jobs=self.jobs or None)
+        return None
+
+
+_OPTIONS: ContextVar[SearchOptions | None] = ContextVar("faultlab_search_options", default=None)
+
+
+@contextmanager
+def search_options(options: SearchOptions) -> Iterator[None]:
+    """Run the explorations inside (explore, compare) with these options."""
+    token = _OPTIONS.set(options)
+    try:
+        yield
+    finally:
+        _OPTIONS.reset(token)
+
+
+class RecordingLockDep(LockDep):
+    """A lockdep that also keeps, in order, the dependencies it saw first (a split search's task
+    sends them to the coordinator, which adds them in the order one process would have)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[tuple[str, str, str]] = []
+
+    def add(self, a: str, b: str, where: str) -> str | None:
+        if a != b and b not in self.edges.get(a, {}):
+            self.added.append((a, b, where))
+        return super().add(a, b, where)
+
+
+class ScenarioProgram:
+    """A scenario under a design as a program (see :mod:`faultlab.explore.program`), with one
+    lockdep across its runs; split searches keep that lockdep exact through the task hooks (a task
+    records into a lockdep of its own, merged into ``lockdep`` by the coordinator)."""
+
+    def __init__(self, scenario: Scenario, design: type[Design]) -> None:
+        self.scenario = scenario
+        self.design = design
+        self.lockdep: LockDep = LockDep()
+        self.task_lockdep: RecordingLockDep | None = None
+
+    def __call__(self) -> ModelExecution:
+        lockdep = self.task_lockdep if self.task_lockdep is not None else self.lockdep
+        return ModelExecution(self.scenario, self.design, lockdep=lockdep)
+
+    def begin_task(self) -> None:
+        self.task_lockdep = RecordingLockDep()
+
+    def task_mark(self) -> int:
+        return len(self.task_lockdep.added) if self.task_lockdep is not None else 0
+
+    def end_task(self) -> list[tuple[str, str, str]]:
+        added = self.task_lockdep.added if self.task_lockdep is not None else []
+        self.task_lockdep = None
+        return added
+
+    def save_state(self) -> tuple[object, ...]:
+        ld = self.lockdep
+        return ({a: dict(bs) for a, bs in ld.edges.items()}, list(ld.reports), sorted(map(sorted, ld._reported)))
+
+    def load_state(self, st: tuple[object, ...]) -> None:
+        edges, reports, reported = st
+        self.lockdep = LockDep()
+        self.lockdep.edges = {a: dict(bs) for a, bs in edges.items()}  # type: ignore[attr-defined]
+        self.lockdep.reports = list(reports)  # type: ignore[call-overload]
+        self.lockdep._reported = {frozenset(r) for r in reported}  # type: ignore[attr-defined]
+
+    def merge_task(self, added: list[tuple[str, str, str]] | None) -> None:
+        for a, b, where in added or ():
+            self.lockdep.add(a, b, where)
+
+
 def explore_design(
     scenario: Scenario,
     design: Design,
@@ -89,14 +189,24 @@ def explore_design(
     budget_seconds: float | None = None,
     design_arg: str | None = None,
     progress: Callable[[Stats], None] | None = None,
+    options: SearchOptions | None = None,
 ) -> DesignVerdict:
-    """Explore ``scenario`` under ``design`` and return the verdict with minimal counterexamples."""
-    lockdep = LockDep()
+    """Explore ``scenario`` under ``design`` and return the verdict with minimal counterexamples.
 
-    def program() -> ModelExecution:
-        return ModelExecution(scenario, design, lockdep=lockdep)
+    ``options`` (default: those of the enclosing :func:`search_options`) say how an exhaustive
+    search runs: in how many processes, on which engine, with which checkpoint; the result does
+    not depend on them."""
+    opts = options or _OPTIONS.get() or SearchOptions()
+    program = ScenarioProgram(scenario, design)
 
     inner = "dfs" if (strategy == "dfs" and plain) else STRATEGY_NAMES[strategy]
+    exhaustive = inner in ("dpor", "dfs")
+    factory = opts.executor_factory() if exhaustive else None
+    checkpoint = None
+    if opts.checkpoint is not None and exhaustive:
+        checkpoint = opts.checkpoint.for_search(f"{scenario.digest()}:{design.name}:{inner}:{bound}")
+    started = time.perf_counter()
+    cpu0 = os.times()
     result = explore(
         program,
         inner,
@@ -106,8 +216,23 @@ def explore_design(
         max_schedules=max_schedules,
         budget_seconds=budget_seconds,
         progress=progress,
+        jobs=max(opts.jobs, 1) if exhaustive else 1,
+        executor=factory(program) if factory is not None else None,
+        checkpoint=checkpoint,
     )
+    elapsed = time.perf_counter() - started
+    cpu1 = os.times()
+    cpu = sum(cpu1[:4]) - sum(cpu0[:4])
+    lockdep = program.lockdep
     verdict = DesignVerdict(design.name, result, lock_order=list(lockdep.reports))
+    verdict.timing = {
+        "elapsed_seconds": round(elapsed, 3),
+        "cpu_seconds": round(cpu, 3),
+        "steps_per_second": round(result.steps / elapsed) if elapsed > 0 else None,
+        "schedules_per_second": round(result.schedules / elapsed) if elapsed > 0 else None,
+        "jobs": opts.jobs if exhaustive else 1,
+        "engine": opts.engine if exhaustive else "process",
+    }
     name = design_arg or design.name
     for found in result.violations:
         schedule = encode(found.schedule, scenario.digest(), design.name)

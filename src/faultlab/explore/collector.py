@@ -6,11 +6,13 @@ The only use of the clock is ``budget_seconds``: it may stop a search early, and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from faultlab.explore import interrupt
 from faultlab.explore.program import RunResultLike
-from faultlab.explore.results import FIRST_VIOLATION, MAX_SCHEDULES, MAX_STEPS, TIME_BUDGET, Stats
+from faultlab.explore.results import FIRST_VIOLATION, INTERRUPTED, MAX_SCHEDULES, MAX_STEPS, TIME_BUDGET, Stats
 
 
 @dataclass
@@ -49,29 +51,68 @@ class Collector:
         self.final_states: set[Hashable] = set()
         self.hits: dict[str, Hit] = {}
         self.schedules_list: list[tuple[int, ...]] | None = [] if keep_schedules else None
+        # A split search checks for a signal itself, between tasks (so that it stops where it can
+        # save a checkpoint).
+        self.interruptible = True
+        # The fraction of an exhaustive search done (set by the search; see Stats.estimate).
+        self.fraction: Callable[[], float] | None = None
 
     def add(self, trace: list[int], result: RunResultLike | None) -> None:
         """Record one run (``result`` None: abandoned, sleep-set blocked)."""
-        self.schedules += 1
-        self.steps += len(trace)
-        if len(trace) > self.longest_run:
-            self.longest_run = len(trace)
-        if self.schedules_list is not None:
-            self.schedules_list.append(tuple(trace))
         if result is None:
+            self.add_run(len(trace), trace, None, (), None)
+        else:
+            self.add_run(len(trace), trace, result.final_state, [v.id for v in result.violations], result)
+
+    def add_run(self, steps: int, trace: Sequence[int] | None, final_state: Hashable | None,
+                violation_ids: Sequence[str], result: RunResultLike | None) -> None:
+        """Record one run from its parts (``final_state`` None: abandoned).  ``trace`` and ``result``
+        may be None for a run that is not the first to show a violation (a split search sends
+        only those); they are needed for the first one, and the trace for ``keep_schedules``."""
+        self.schedules += 1
+        self.steps += steps
+        if steps > self.longest_run:
+            self.longest_run = steps
+        if self.schedules_list is not None:
+            assert trace is not None
+            self.schedules_list.append(tuple(trace))
+        if final_state is None:
             self.sleep_blocked += 1
         else:
-            self.final_states.add(result.final_state)
-            if result.violations:
+            self.final_states.add(final_state)
+            if violation_ids:
                 self.violating_runs += 1
-                for v in result.violations:
-                    hit = self.hits.get(v.id)
+                for vid in violation_ids:
+                    hit = self.hits.get(vid)
                     if hit is None:
-                        self.hits[v.id] = Hit(self.schedules, list(trace), result)
+                        assert trace is not None and result is not None
+                        self.hits[vid] = Hit(self.schedules, list(trace), result)
                     else:
                         hit.count += 1
         if self.progress is not None:
             self.progress(self.stats())
+
+    def snapshot(self) -> dict[str, object]:
+        """The counts so far, for a checkpoint."""
+        return {
+            "schedules": self.schedules, "sleep_blocked": self.sleep_blocked, "steps": self.steps,
+            "violating_runs": self.violating_runs, "longest_run": self.longest_run,
+            "final_states": list(self.final_states),
+            "hits": {vid: (h.found_at, h.trace, h.result, h.count) for vid, h in self.hits.items()},
+            "schedules_list": self.schedules_list,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Go on from a :meth:`snapshot`."""
+        self.schedules = snap["schedules"]
+        self.sleep_blocked = snap["sleep_blocked"]
+        self.steps = snap["steps"]
+        self.violating_runs = snap["violating_runs"]
+        self.longest_run = snap["longest_run"]
+        self.final_states = set(snap["final_states"])
+        self.hits = {vid: Hit(a, list(t), r, c) for vid, (a, t, r, c) in snap["hits"].items()}
+        if self.schedules_list is not None:
+            self.schedules_list = list(snap["schedules_list"] or [])
 
     def stats(self) -> Stats:
         return Stats(
@@ -81,10 +122,19 @@ class Collector:
             self.steps,
             self.violating_runs,
             len(self.final_states),
+            self._estimate(),
         )
+
+    def _estimate(self) -> int | None:
+        if self.fraction is None or not self.schedules:
+            return None
+        frac = self.fraction()
+        return max(self.schedules, round(self.schedules / frac)) if frac > 0 else None
 
     def stop_reason(self) -> str | None:
         """Why the search must stop now, or None to go on."""
+        if self.interruptible and interrupt.requested():
+            return INTERRUPTED
         if self.stop_on_first and self.hits:
             return FIRST_VIOLATION
         if self.max_schedules is not None and self.schedules >= self.max_schedules:

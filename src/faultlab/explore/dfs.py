@@ -58,7 +58,7 @@ from collections.abc import Hashable, Sequence
 
 from faultlab.errors import UserError
 from faultlab.explore.collector import Collector
-from faultlab.explore.common import AbortRun, lowest_bit
+from faultlab.explore.common import AbortRun
 from faultlab.explore.program import NondeterminismError, Program, RunResultLike, ScheduleError
 from faultlab.explore.results import EXHAUSTED
 from faultlab.sched.core import Access, Accesses, ModelThread, Scheduler
@@ -70,10 +70,20 @@ _NONE: frozenset[int] = frozenset()
 StepAccesses = list[tuple[Hashable, Access]]
 
 
-class _Node:
-    """One state on the current path; thread sets are bit masks over thread ids."""
+Request = tuple[int, int, int]
+"""A race a run found, to be settled at the node of its racing step: ``(depth, initials, p)``.  Under
+a preemption bound ``initials`` is ``-1`` (that node and the start of its block) or ``-2`` (that
+node only)."""
 
-    __slots__ = ("enabled", "chosen", "done", "backtrack", "sleep", "preempt", "prev", "block", "sig")
+
+class _Node:
+    """One state on the current path; thread sets are bit masks over thread ids.  The threads to
+    explore here are kept in the order they were added (``order``), and explored in that order: a
+    branch's sleep set is then fixed when it is added (the branches before it), which is what lets
+    a search be split without changing what it explores (see :mod:`faultlab.explore.parallel`)."""
+
+    __slots__ = ("enabled", "chosen", "done", "backtrack", "order", "pos", "sleep", "preempt", "prev", "block",
+                 "sig")
 
     def __init__(
         self, enabled: int, chosen: int, sleep: int, backtrack: int, preempt: int, prev: int
@@ -81,12 +91,43 @@ class _Node:
         self.enabled = enabled  # ready threads
         self.chosen = chosen  # thread taken on the current path
         self.done = 1 << chosen  # threads whose branch has been (or is being) explored
-        self.backtrack = backtrack | self.done  # threads that must be explored here
+        self.backtrack = self.done  # threads that must be explored here
+        self.order = [chosen]  # the same, in the order they are explored
+        self.pos = 0  # index of ``chosen`` in ``order``
         self.sleep = sleep  # threads asleep on entry (sleep sets)
         self.preempt = preempt  # preemptions on the path before this node
         self.prev = prev  # thread of the previous step, -1 at the root
         self.block = 0  # index of the first node of the block of same-thread steps ending here
         self.sig: tuple[Access, str] | None = None  # (access, label) of the chosen step, for replay checks
+        if backtrack:
+            self.insert(backtrack)
+
+    def insert(self, mask: int) -> None:
+        """Add the threads of ``mask`` to explore here (after those already added, lowest id first)."""
+        mask &= ~self.backtrack
+        self.backtrack |= mask
+        while mask:
+            low = mask & -mask
+            mask ^= low
+            self.order.append(low.bit_length() - 1)
+
+    def state(self) -> tuple[int, int, int, list[int], int, int, int, int, int]:
+        """Everything but the replay signature, for checkpoints."""
+        return (self.enabled, self.chosen, self.sleep, list(self.order), self.pos, self.preempt, self.prev,
+                self.block, self.done)
+
+    @classmethod
+    def from_state(cls, st: Sequence[object]) -> _Node:
+        enabled, chosen, sleep, order, pos, preempt, prev, block, done = st
+        node = cls(int(enabled), int(chosen), int(sleep), 0, int(preempt), int(prev))  # type: ignore[call-overload]
+        node.order = [int(t) for t in order]  # type: ignore[attr-defined]
+        node.backtrack = 0
+        for t in node.order:
+            node.backtrack |= 1 << t
+        node.pos = int(pos)  # type: ignore[call-overload]
+        node.block = int(block)  # type: ignore[call-overload]
+        node.done = int(done)  # type: ignore[call-overload]
+        return node
 
 
 class _Obj:
@@ -107,8 +148,97 @@ class _Obj:
         self.updates: dict[int, tuple[int, int]] | None = None
 
 
+def add_race(node: _Node, initials: int, p: int, sleep_sets: bool) -> None:
+    """Make sure the node explores one of ``initials`` (source-DPOR; p first, and one that is not
+    asleep if there is one), or, if none of them can move there, every thread that can (FG05's
+    conservative rule)."""
+    covered = node.backtrack
+    if initials & covered:
+        return
+    cand = initials & node.enabled
+    if sleep_sets:
+        awake = cand & ~node.sleep
+        if cand and not awake:  # asleep: explored from an equivalent state already
+            return
+        cand = awake
+        covered |= node.sleep
+    if cand:
+        node.insert(1 << p if (cand >> p) & 1 else cand & -cand)
+    else:
+        node.insert(node.enabled & ~covered)
+
+
+def within_bound(node: _Node, c: int, bound: int | None) -> bool:
+    """Whether taking thread ``c`` at ``node`` keeps the path within the preemption bound."""
+    if bound is None:
+        return True
+    prev = node.prev
+    cost = node.preempt + (1 if prev >= 0 and c != prev and (node.enabled >> prev) & 1 else 0)
+    return cost <= bound
+
+
+def add_race_bounded(node: _Node, p: int, bound: int | None) -> bool:
+    """Under a preemption bound: add p if it can move at the node, else every thread that can; only
+    choices within the bound are taken.  Returns whether the bound pruned one."""
+    cand = (1 << p) & node.enabled or node.enabled
+    todo = cand & ~node.backtrack
+    pruned = False
+    while todo:
+        low = todo & -todo
+        todo ^= low
+        if within_bound(node, low.bit_length() - 1, bound):
+            node.insert(low)
+        else:
+            pruned = True
+    return pruned
+
+
+def settle(path: Sequence[_Node], requests: Sequence[Request], lim: int, bound: int | None, sleep_sets: bool,
+           out: list[Request] | None) -> bool:
+    """Settle a run's races at the nodes of ``path`` from depth ``lim`` on; those above go to ``out``
+    (if given).  Returns whether the bound pruned a choice."""
+    pruned = False
+    for i, initials, p in requests:
+        if i < lim:
+            if out is not None:
+                out.append((i, initials, p))
+            continue
+        node = path[i]
+        if initials >= 0:
+            add_race(node, initials, p, sleep_sets)
+            continue
+        # Bounded: FG05's rule here and where the racing step's block began (BPOR), which costs no
+        # extra preemption.
+        pruned |= add_race_bounded(node, p, bound)
+        j = node.block
+        if initials == -1 and j != i:
+            if j >= lim:
+                pruned |= add_race_bounded(path[j], p, bound)
+            elif out is not None:
+                out.append((j, -2, p))
+    return pruned
+
+
+def path_fraction(path: Sequence[_Node], sleep_sets: bool) -> float:
+    """The fraction of the leaves at or left of the current path, each node's branches weighted
+    alike (see :meth:`TreeSearch.fraction_done`)."""
+    frac = 0.0
+    weight = 1.0
+    for node in path:
+        n = len(node.order)
+        if n > 1:
+            frac += weight * node.pos / n
+            weight /= n
+    return frac + weight
+
+
 class TreeSearch:
-    """The current path through the choice tree, and the rules for growing and backtracking it."""
+    """The current path through the choice tree, and the rules for growing and backtracking it.
+
+    ``prefix`` fixes the first choices.  ``top`` leaves the nodes above that depth to the caller
+    (a split search): their branches are not explored here, and with ``export`` the races found for
+    them are kept, in the order found, in ``exported``.  ``branch_sleep`` is the sleep set of the
+    last prefix node (the threads explored there before the prefix's last choice)."""
 
     def __init__(
         self,
@@ -119,6 +249,9 @@ class TreeSearch:
         prefix: Sequence[int] = (),
         sleep_sets: bool = True,
         cutoff: int | None = None,
+        top: int = 0,
+        branch_sleep: int = 0,
+        export: bool = False,
     ) -> None:
         if bound is not None and bound < 0:
             raise UserError(f"preemption bound must be at least 0, not {bound}")
@@ -127,11 +260,14 @@ class TreeSearch:
         self.bound = bound
         self.prefix = list(prefix)
         self.fixed = len(self.prefix)
+        self.lim = max(self.fixed, top)
+        self.branch_sleep = branch_sleep
         self.sleep_sets = sleep_sets and bound is None
         self.cutoff = cutoff  # stop each run at this depth (used to enumerate prefixes)
         self.path: list[_Node] = []
         self.replay_len = 0
         self.pruned = False
+        self.exported: list[Request] | None = [] if export else None
 
     def run_one(self) -> tuple[list[int], RunResultLike | None, bool]:
         """Run the next schedule: (its choices, its result or None if abandoned, cut at ``cutoff``)."""
@@ -139,50 +275,68 @@ class TreeSearch:
         try:
             result = self.program().run(chooser)
         except AbortRun:
+            self._settle(chooser.requests)
             return chooser.trace, None, chooser.cut
         chooser.finish()
+        self._settle(chooser.requests)
         return chooser.trace, result, False
+
+    def _settle(self, requests: list[Request]) -> None:
+        if requests and settle(self.path, requests, self.lim, self.bound, self.sleep_sets, self.exported):
+            self.pruned = True
 
     def advance(self) -> bool:
         """Move to the deepest node with an unexplored alternative; False when the tree is done."""
         path = self.path
         d = len(path) - 1
-        while d >= self.fixed:
+        sleep_sets = self.sleep_sets
+        while d >= self.lim:
             node = path[d]
-            todo = node.backtrack & ~node.done
-            if self.sleep_sets:
-                todo &= ~node.sleep
-            if todo:
-                t = lowest_bit(todo)
+            order = node.order
+            pos = node.pos + 1
+            n = len(order)
+            while pos < n and sleep_sets and (node.sleep >> order[pos]) & 1:
+                pos += 1
+            if pos < n:
+                t = order[pos]
+                node.pos = pos
                 node.done |= 1 << t
                 node.chosen = t
                 node.sig = None
                 del path[d + 1 :]
                 self.replay_len = d + 1
                 return True
+            node.pos = n - 1
             d -= 1
         return False
 
+    def fraction_done(self) -> float:
+        """How much of the tree the runs so far covered, if every node's branches (those known so
+        far) were subtrees of one size: the estimate of Knuth (1975) along the current path."""
+        return path_fraction(self.path[self.lim :], self.sleep_sets)
+
     def within_bound(self, node: _Node, c: int) -> bool:
-        """Whether taking thread ``c`` at ``node`` keeps the path within the preemption bound."""
-        if self.bound is None:
+        """Whether taking thread ``c`` at ``node`` keeps the path within the preemption bound (noting
+        that the search pruned if not)."""
+        if within_bound(node, c, self.bound):
             return True
-        prev = node.prev
-        cost = node.preempt + (1 if prev >= 0 and c != prev and (node.enabled >> prev) & 1 else 0)
-        if cost > self.bound:
-            self.pruned = True
-            return False
-        return True
+        self.pruned = True
+        return False
 
 
 class _TreeChooser:
-    """The chooser of one run of a TreeSearch: replays the path, extends it, and (for DPOR) runs
-    the race analysis of every new state."""
+    """The chooser of one run of a TreeSearch: replays the path, extends it, and (for DPOR) finds
+    the races of every new state (settled by the search after the run)."""
+
+    record_steps = False  # the scheduler need not keep Step records: the trace is enough here
 
     def __init__(self, search: TreeSearch) -> None:
         self.s = search
         self.path = search.path
         self.replay_len = search.replay_len
+        self.new_from = max(search.replay_len, search.fixed)  # states analysed from here on
+        self.reduce = search.reduce
+        self.sleep_sets = search.sleep_sets
         self.trace: list[int] = []
         self.prev = -1
         self.preempts = 0
@@ -196,14 +350,17 @@ class _TreeChooser:
         self.evclock: list[list[int]] = []  # per step: its vector clock
         self.objs: dict[Hashable, _Obj] = {}
         self.last: StepAccesses = []  # the accesses of the step taken last
+        self.requests: list[Request] = []
 
     # -- the Chooser protocol ---------------------------------------------------------------------
     def choose(self, sched: Scheduler, ready: list[ModelThread]) -> ModelThread:
         if self.stopped:
             raise AbortRun()
-        k = len(self.trace)
+        trace = self.trace
+        k = len(trace)
         threads = sched.threads
         s = self.s
+        reduce = self.reduce
         enabled = 0
         for t in ready:
             enabled |= 1 << t.tid
@@ -212,9 +369,9 @@ class _TreeChooser:
             self.n = n = len(threads)
             self.clock = [[0] * n for _ in range(n)]
             self.evidx = [[] for _ in range(n)]
-        elif s.reduce:
+        elif reduce:
             self._account(k - 1)
-            if k >= self.replay_len:  # a new state
+            if k >= self.new_from:  # a new state
                 self._waiting_races(k, threads, enabled, _NONE)
         if s.cutoff is not None and k >= s.cutoff:
             self.cut = self.stopped = True
@@ -239,22 +396,26 @@ class _TreeChooser:
                     f"{node.sig[1]!r} before, {sig[1]!r} now): the program is not deterministic"
                 )
         else:
-            node = self._new_node(k, enabled, threads)
+            node = self._new_node(k, enabled)
             tid = node.chosen
             thread = threads[tid]
             node.sig = (thread.pending_access, thread.pending_label)
             path.append(node)
-        if s.reduce and k >= self.replay_len - 1:  # a new choice: the races of the step it takes
-            self._races_of_pending(tid, thread, k)
-        node.block = path[k - 1].block if k > 0 and tid == prev else k
-        if prev >= 0 and tid != prev and (enabled >> prev) & 1:
-            self.preempts += 1
-        if s.sleep_sets:
+        acc = _accesses(thread)
+        if reduce and k >= self.new_from - 1:  # a new choice: the races of the step it takes
+            self._races_of_pending(tid, acc, k)
+        if k > 0 and tid == prev:
+            node.block = path[k - 1].block
+        else:
+            node.block = k
+            if prev >= 0 and (enabled >> prev) & 1:
+                self.preempts += 1
+        if self.sleep_sets:
             z = (node.sleep | node.done) & ~(1 << tid)
-            self.next_sleep = self._still_asleep(z, thread, threads) if z else 0
-        self.last = _accesses(thread)
+            self.next_sleep = _still_asleep(z, acc, threads) if z else 0
+        self.last = acc
         self.prev = tid
-        self.trace.append(tid)
+        trace.append(tid)
         return thread
 
     def finish(self) -> None:
@@ -265,7 +426,7 @@ class _TreeChooser:
                 f"not {self.replay_len} or more: the program is not deterministic"
             )
         sched = self.sched
-        if self.s.reduce and self.trace and sched is not None:
+        if self.reduce and self.trace and sched is not None:
             # A deadlock kills the blocked threads (marking them finished); their pending steps,
             # still in place, are exactly what the end state's race check needs.
             blocked = _NONE
@@ -273,10 +434,11 @@ class _TreeChooser:
                 blocked = frozenset(t.tid for t in sched.deadlock.blocked)
             k = len(self.trace)
             self._account(k - 1)
-            self._waiting_races(k, sched.threads, 0, blocked)
+            if k >= self.new_from:
+                self._waiting_races(k, sched.threads, 0, blocked)
 
     # -- growing the path -------------------------------------------------------------------------
-    def _new_node(self, k: int, enabled: int, threads: list[ModelThread]) -> _Node:
+    def _new_node(self, k: int, enabled: int) -> _Node:
         s = self.s
         prev = self.prev
         if k < s.fixed:
@@ -285,14 +447,14 @@ class _TreeChooser:
                 raise ScheduleError(
                     f"prefix step {k} names thread {tid}, which cannot move there (ready: {_tids(enabled)})"
                 )
-            return _Node(enabled, tid, 0, 0, self.preempts, prev)
+            return _Node(enabled, tid, s.branch_sleep if k == s.fixed - 1 else 0, 0, self.preempts, prev)
         sleep = self.next_sleep
         avail = enabled & ~sleep
         if not avail:  # sleep-set blocked: everything from here was covered elsewhere
             self.stopped = True
             raise AbortRun()
-        tid = prev if prev >= 0 and (avail >> prev) & 1 else lowest_bit(avail)
-        if s.reduce:
+        tid = prev if prev >= 0 and (avail >> prev) & 1 else (avail & -avail).bit_length() - 1
+        if self.reduce:
             backtrack = 0
         else:
             backtrack = avail
@@ -302,18 +464,6 @@ class _TreeChooser:
                 backtrack &= 1 << prev
         return _Node(enabled, tid, sleep, backtrack, self.preempts, prev)
 
-    @staticmethod
-    def _still_asleep(z: int, thread: ModelThread, threads: list[ModelThread]) -> int:
-        """The threads of ``z`` whose pending step is independent of ``thread``'s pending step."""
-        acc = _accesses(thread)
-        keep = 0
-        while z:
-            low = z & -z
-            z ^= low
-            if not _conflicts(threads[low.bit_length() - 1], acc):
-                keep |= low
-        return keep
-
     # -- DPOR race analysis -----------------------------------------------------------------------
     def _account(self, i: int) -> None:
         """Vector clocks and object histories for step ``i`` (already executed)."""
@@ -322,15 +472,24 @@ class _TreeChooser:
         cq[q] += 1
         self.evidx[q].append(i)
         objs = self.objs
-        infos = []
-        for obj, mode in self.last:
+        last = self.last
+        if len(last) == 1:
+            obj, mode = last[0]
             info = objs.get(obj)
             if info is None:
                 info = objs[obj] = _Obj()
             _join_history(info, mode, cq)
-            infos.append((info, mode))
-        for info, mode in infos:
             _record(info, mode, cq, i, q)
+        else:
+            infos = []
+            for obj, mode in last:
+                info = objs.get(obj)
+                if info is None:
+                    info = objs[obj] = _Obj()
+                _join_history(info, mode, cq)
+                infos.append((info, mode))
+            for info, mode in infos:
+                _record(info, mode, cq, i, q)
         self.evclock.append(cq.copy())
 
     def _waiting_races(self, k: int, threads: list[ModelThread], enabled: int, dead: frozenset[int]) -> None:
@@ -338,30 +497,34 @@ class _TreeChooser:
         waiting thread whose pending step it is dependent with, and the thread that made it races
         with its history if its new pending step cannot move.  (``dead``: threads a deadlock marked
         finished that are in fact waiting.)"""
-        i = k - 1
         q = self.prev
-        last = self.last
-        for p in threads:
-            tid = p.tid
-            if tid == q or (enabled >> tid) & 1 or (p.finished and tid not in dead):
-                continue
-            if _conflicts(p, last):
-                self._race(i, tid, k, None)
+        waiting = ((1 << len(threads)) - 1) & ~enabled & ~(1 << q)
+        if waiting:
+            i = k - 1
+            last = self.last
+            for p in threads:
+                tid = p.tid
+                if not (waiting >> tid) & 1 or (p.finished and tid not in dead):
+                    continue
+                if _conflicts(p, last):
+                    self._race(i, tid, k, None)
         tq = threads[q]
         if not (enabled >> q) & 1 and (not tq.finished or q in dead):
-            self._races_of_pending(q, tq, k)
+            self._races_of_pending(q, _accesses(tq), k)
 
-    def _races_of_pending(self, p: int, thread: ModelThread, k: int) -> None:
-        """Every race of thread ``p``'s pending step in state ``k`` (the last dependent steps that
-        do not happen-before p and are not ordered after one another)."""
+    def _races_of_pending(self, p: int, acc: StepAccesses, k: int) -> None:
+        """Every race of thread ``p``'s pending step (accesses ``acc``) in state ``k`` (the last
+        dependent steps that do not happen-before p and are not ordered after one another)."""
         vp = self.clock[p]
-        pclock = vp.copy()  # the clock the pending step would have
+        pclock: list[int] | None = None  # the clock the pending step would have
         cands: list[int] = []
         objs = self.objs
-        for obj, mode in _accesses(thread):
+        for obj, mode in acc:
             info = objs.get(obj)
             if info is None:
                 continue
+            if pclock is None:
+                pclock = vp.copy()
             _join_history(info, mode, pclock)
             # The last accesses since the last write that conflict with this one are each a race;
             # the write happens before all of them, so it is a race only when there are none.
@@ -396,16 +559,10 @@ class _TreeChooser:
         """Step ``i`` races with thread ``p``'s pending step in state ``k`` (``pclock``: that step's
         clock; None when no step lies between, so that ``u`` is just p's step)."""
         s = self.s
-        if i < s.fixed:
+        if i < s.lim and s.exported is None:
             return
-        node = self.path[i]
         if s.bound is not None:
-            # Bounded: FG05's rule (p, or every ready thread if p cannot move there), here and
-            # where the racing step's block began (BPOR), which costs no extra preemption.
-            self._add_bounded(node, p)
-            j = node.block
-            if j != i and j >= s.fixed:
-                self._add_bounded(self.path[j], p)
+            self.requests.append((i, -1, p))
             return
         te = self.trace[i]
         evclock = self.evclock
@@ -434,38 +591,18 @@ class _TreeChooser:
                 initials |= 1 << r
         if p not in first_g and (pclock is None or all(pclock[r2] < first_l[r2] for r2 in users)):
             initials |= 1 << p
-        self._add(node, initials, p)
+        self.requests.append((i, initials, p))
 
-    def _add(self, node: _Node, initials: int, p: int) -> None:
-        """Make sure the node explores one of ``initials`` (source-DPOR; p first, and one that is
-        not asleep if there is one), or, if none of them can move there, every thread that can
-        (FG05's conservative rule)."""
-        covered = node.backtrack | node.done
-        if initials & covered:
-            return
-        cand = initials & node.enabled
-        if self.s.sleep_sets:
-            awake = cand & ~node.sleep
-            if cand and not awake:  # asleep: explored from an equivalent state already
-                return
-            cand = awake
-            covered |= node.sleep
-        if cand:
-            node.backtrack |= 1 << p if (cand >> p) & 1 else cand & -cand
-        else:
-            node.backtrack |= node.enabled & ~covered
 
-    def _add_bounded(self, node: _Node, p: int) -> None:
-        """Under a preemption bound: add p if it can move at the node, else every thread that can;
-        only choices within the bound are taken (the search notes that it pruned the others)."""
-        s = self.s
-        cand = (1 << p) & node.enabled or node.enabled
-        todo = cand & ~(node.backtrack | node.done)
-        while todo:
-            low = todo & -todo
-            todo ^= low
-            if s.within_bound(node, low.bit_length() - 1):
-                node.backtrack |= low
+def _still_asleep(z: int, acc: StepAccesses, threads: list[ModelThread]) -> int:
+    """The threads of ``z`` whose pending step is independent of a step of accesses ``acc``."""
+    keep = 0
+    while z:
+        low = z & -z
+        z ^= low
+        if not _conflicts(threads[low.bit_length() - 1], acc):
+            keep |= low
+    return keep
 
 
 def _accesses(t: ModelThread) -> StepAccesses:
@@ -567,6 +704,7 @@ def tree_search(
     Returns ``(complete, stop_reason, pruned_by_bound)``; complete means the whole (reduced) tree
     under the prefix was explored and the bound pruned nothing."""
     ts = TreeSearch(program, reduce=reduce, bound=bound, prefix=prefix, sleep_sets=reduce)
+    collector.fraction = ts.fraction_done
     while True:
         trace, result, _ = ts.run_one()
         collector.add(trace, result)

@@ -19,14 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from faultlab.errors import UserError
+from faultlab.explore.checkpoint import Checkpoint
 from faultlab.explore.collector import Collector
 from faultlab.explore.dfs import tree_search
 from faultlab.explore.minimise import minimise as minimise_schedule
+from faultlab.explore.parallel import AdaptiveExecutor, Executor, InlineExecutor, parallel_search
 from faultlab.explore.pct import pct_search
 from faultlab.explore.program import Program
 from faultlab.explore.random_walk import random_search
 from faultlab.explore.replay import replay_traced
-from faultlab.explore.results import ExploreResult, FoundViolation, Stats
+from faultlab.explore.results import INTERRUPTED, ExploreResult, FoundViolation, Stats
 
 STRATEGIES = ("dpor", "dfs", "pct", "random")
 DEFAULT_SAMPLES = 1000  # runs of pct and random when max_schedules is not given
@@ -48,6 +50,10 @@ def explore(
     minimise_budget: int = 2000,
     keep_schedules: bool = False,
     progress: Callable[[Stats], None] | None = None,
+    jobs: int = 1,
+    executor: Executor | None = None,
+    split_top: int | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> ExploreResult:
     """Explore the interleavings of ``program`` with ``strategy``.
 
@@ -58,7 +64,12 @@ def explore(
     once.  ``prefix``: search only below this schedule prefix (dpor, dfs; see
     :func:`faultlab.explore.split.split`).  ``minimise``: shrink each counterexample, spending at
     most ``minimise_budget`` runs on it.  ``keep_schedules``: keep every schedule run in the result.
-    ``progress`` is called with the running :class:`Stats` after every schedule."""
+    ``progress`` is called with the running :class:`Stats` after every schedule.  ``jobs`` (dpor,
+    dfs): worker processes; more than one splits the search (:mod:`faultlab.explore.parallel`) with
+    the same result.  ``executor`` runs the split search's tasks elsewhere (e.g. on Ray), and
+    ``split_top`` fixes its split depth.  ``checkpoint`` (dpor, dfs) saves the progress of the
+    search, and goes on from what it holds for this search; a search stopped by SIGINT or SIGTERM
+    (see :mod:`faultlab.explore.interrupt`) then says ``interrupted``."""
     if strategy not in STRATEGIES:
         raise UserError(f"unknown exploration strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
     if max_schedules is not None and max_schedules < 1:
@@ -78,7 +89,19 @@ def explore(
         keep_schedules=keep_schedules,
     )
     pruned = False
-    if strategy in ("dpor", "dfs"):
+    if jobs < 1:
+        raise UserError(f"jobs must be at least 1, not {jobs}")
+    if strategy in ("dpor", "dfs") and (jobs > 1 or executor is not None or checkpoint is not None) and not prefix:
+        if executor is not None:
+            ex: Executor = executor
+        else:
+            ex = AdaptiveExecutor(program, jobs) if jobs > 1 else InlineExecutor(program)
+        complete, reason, pruned, _tasks = parallel_search(
+            program, collector, reduce=strategy == "dpor", bound=bound, executor=ex, top=split_top,
+            stop_on_first=stop_on_first, keep_schedules=keep_schedules, max_schedules=max_schedules,
+            budget_seconds=budget_seconds, checkpoint=checkpoint,
+        )
+    elif strategy in ("dpor", "dfs"):
         complete, reason, pruned = tree_search(
             program, collector, reduce=strategy == "dpor", bound=bound, prefix=prefix
         )
@@ -90,6 +113,8 @@ def explore(
         complete, reason = random_search(program, collector, seed=seed, max_schedules=n)
 
     found: list[FoundViolation] = []
+    if reason == INTERRUPTED:  # report what was found as it was found: no minimisation runs
+        minimise = False
     for vid, hit in collector.hits.items():
         if minimise:
             m = minimise_schedule(program, hit.trace, vid, max_schedules=minimise_budget)

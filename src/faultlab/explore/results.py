@@ -14,6 +14,7 @@ FIRST_VIOLATION = "violation"  # stopped at the first violation (stop_on_first)
 MAX_SCHEDULES = "max-schedules"  # the schedule cap (or, for pct and random, the sample size) was reached
 MAX_STEPS = "max-steps"
 TIME_BUDGET = "time-budget"
+INTERRUPTED = "interrupted"  # SIGINT or SIGTERM
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class Stats:
     steps: int  # scheduling steps executed over all runs
     violations: int  # violating runs seen
     final_states: int  # distinct final states of complete runs
+    # A running estimate of the schedules of the whole search (exhaustive strategies; None for
+    # samples or before the first run): done / the fraction of the tree to the left of the current
+    # path, each node's branches weighted alike (Knuth's estimator along the current path).
+    estimate: int | None = None
 
 
 @dataclass

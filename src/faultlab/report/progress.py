@@ -14,8 +14,8 @@ SHOW_AFTER_SECONDS = 1.0
 
 
 class ExploreProgress:
-    """Shows schedules done, rate, elapsed time and budget left.  Wall-clock time is used only for
-    this display, never in results."""
+    """Shows schedules done, the estimated total and time to go, rate, elapsed time and budget
+    left.  Wall-clock time is used only for this display, never in results."""
 
     def __init__(self, console: Console, label: str, budget: float | None, enabled: bool) -> None:
         self.console = console
@@ -47,5 +47,9 @@ class ExploreProgress:
             self.task = self.progress.add_task(self.label)
         rate = stats.schedules / elapsed if elapsed > 0 else 0.0
         left = "" if self.budget is None else f", budget left {max(self.budget - elapsed, 0):.0f}s"
-        self.progress.update(self.task, description=f"{self.label}: {stats.schedules} schedules, "
+        total = ""
+        if stats.estimate is not None and rate > 0:
+            to_go = max(stats.estimate - stats.schedules, 0) / rate
+            total = f" of ~{stats.estimate} (~{to_go:.0f}s to go)"
+        self.progress.update(self.task, description=f"{self.label}: {stats.schedules}{total} schedules, "
                              f"{rate:.0f}/s, {stats.violations} violating{left}")

@@ -160,7 +160,9 @@ class Scheduler:
         self.current: ModelThread | None = None
         self.steps: list[Step] = []
         self.nsteps = 0
-        self.record = record
+        # A chooser may say it does not need Step records (``record_steps = False``): an explorer
+        # reads only its own trace, so it saves building a Step (and naming its function) per step.
+        self.record = record and getattr(self.chooser, "record_steps", True)
         self.audit = audit
         self.exempt = 0  # > 0 while checks or reports read the model's state
         self.main: greenlet | None = None

@@ -1,0 +1,503 @@
+"""An exhaustive search split across workers, exploring exactly what one process explores.
+
+The split keeps the reduction because of one property of the sequential search
+(:mod:`faultlab.explore.dfs`): every node explores its threads in the order they were added, so
+when a thread ``t`` is added to a node its subtree is already fixed: the path to the node, ``t``,
+and the sleep set ``t`` will start with (the node's own, plus the threads added there before
+``t``).  Nothing that is explored later can change that subtree; it can only add more branches
+after it.  So the subtree can be explored at once, anywhere, by a *task*.
+
+The nodes above a *split depth* belong to a coordinator; a task explores one branch of them: the
+path down to the split depth (the first choice at each node, as the sequential search takes it)
+and then the whole subtree below it, with its own DPOR.  Races a task finds with the coordinator's
+nodes are not settled by the task but sent back, in the order found.  The coordinator *commits*
+task results in the order the sequential search would have run them (depth first, each node's
+branches in their order): it counts their runs, then settles their races at its nodes, which may
+add branches; each added branch becomes a task that workers start at once.  Since the races reach
+each node in the same order as in one process, the same branches are added in the same order, and
+the tasks are the same: the counts, final states, violations and the first counterexample are
+those of one process (``jobs=1``), by construction, whatever the number of workers or the split
+depth.  No task is run that one process would not run, except after a search stops early (a
+violation with stop-on-first, a limit): tasks computed ahead are then dropped.
+
+State kept across runs (lockdep) is split the same way: a program may define ``begin_task()``
+(called in the worker before a task), ``end_task()`` (its contribution, a list, returned with the
+result), ``task_mark()`` (the contribution's length so far, noted after every run, so that a
+search that stops inside a task takes only the runs before the stop) and
+``merge_task(contribution)`` (called by the coordinator at commit, in order).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from faultlab.explore import interrupt
+from faultlab.explore.checkpoint import Checkpoint
+from faultlab.explore.collector import Collector
+from faultlab.explore.dfs import Request, TreeSearch, _Node, path_fraction, settle
+from faultlab.explore.program import Program, RunResult, Violation
+from faultlab.explore.results import EXHAUSTED, INTERRUPTED, TIME_BUDGET
+
+NodeData = tuple[tuple[int, int, int, list[int], int, int, int, int, int], Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One branch of the coordinator's nodes: explore below ``prefix`` (whose last choice is the
+    branch), starting with sleep set ``branch_sleep``; nodes above ``top`` belong to the caller."""
+
+    prefix: tuple[int, ...]
+    branch_sleep: int
+    top: int
+    reduce: bool
+    bound: int | None
+    stop_on_first: bool
+    keep_schedules: bool
+    max_runs: int | None = None
+    deadline: float | None = None  # wall clock (time.time()), for a time budget
+
+
+@dataclass
+class TaskResult:
+    """What a task explored, in its own order."""
+
+    runs: list[tuple[int, int, tuple[str, ...]]]  # per run: steps, final-state index (-1 blocked), ids
+    marks: list[tuple[int, bool, int]]  # per run, so far: races exported, whether the bound pruned,
+    # and the length of the program's contribution (``task_mark()``)
+    final_states: list[Hashable]
+    firsts: dict[int, tuple[list[int], RunResult]]  # run index -> trace and result, for first hits
+    schedules: list[tuple[int, ...]] | None
+    nodes: list[NodeData]  # the nodes from len(prefix) to top, as the first run created them
+    exported: list[Request]
+    pruned: bool
+    contribution: Any = None
+    stopped: bool = False  # stopped early (violation, max_runs, deadline): the rest was not run
+    interrupted: bool = False  # stopped by a signal: the task must be run again
+
+
+def run_task(program: Program, task: Task) -> TaskResult:
+    """Explore one task (in a worker, or in the coordinator's process)."""
+    begin = getattr(program, "begin_task", None)
+    if begin is not None:
+        begin()
+    ts = TreeSearch(program, reduce=task.reduce, bound=task.bound, prefix=task.prefix, sleep_sets=task.reduce,
+                    top=task.top, branch_sleep=task.branch_sleep, export=True)
+    runs: list[tuple[int, int, tuple[str, ...]]] = []
+    marks: list[tuple[int, bool, int]] = []
+    mark = getattr(program, "task_mark", None)
+    exported: list[Request] = ts.exported  # type: ignore[assignment]
+    states: dict[Hashable, int] = {}
+    firsts: dict[int, tuple[list[int], RunResult]] = {}
+    seen: set[str] = set()
+    schedules: list[tuple[int, ...]] | None = [] if task.keep_schedules else None
+    nodes: list[NodeData] | None = None
+    stopped = False
+    while True:
+        trace, result, _ = ts.run_one()
+        if nodes is None:
+            nodes = [(n.state(), n.sig) for n in ts.path[ts.fixed : task.top]]
+        if schedules is not None:
+            schedules.append(tuple(trace))
+        marks.append((len(exported), ts.pruned, mark() if mark is not None else 0))
+        if result is None:
+            runs.append((len(trace), -1, ()))
+        else:
+            idx = states.setdefault(result.final_state, len(states))
+            ids = tuple(v.id for v in result.violations)
+            runs.append((len(trace), idx, ids))
+            if ids and not seen.issuperset(ids):
+                seen.update(ids)
+                firsts[len(runs) - 1] = (list(trace), RunResult(
+                    [], [Violation(v.id, v.message, v.step) for v in result.violations], result.final_state,
+                    list(result.thread_names)))
+            if ids and task.stop_on_first:
+                stopped = True
+                break
+        if task.max_runs is not None and len(runs) >= task.max_runs:
+            stopped = True
+            break
+        if task.deadline is not None and time.time() >= task.deadline:
+            stopped = True
+            break
+        if interrupt.requested():
+            break
+        if not ts.advance():
+            break
+    end = getattr(program, "end_task", None)
+    if interrupt.requested():
+        return TaskResult([], [], [], {}, None, [], [], False, None, True, True)
+    return TaskResult(runs, marks, list(states), firsts, schedules, nodes or [], exported, ts.pruned,
+                      end() if end is not None else None, stopped)
+
+
+class Executor(Protocol):
+    """Runs tasks: ``submit`` returns a future; ``slots`` is how many run at once; a ``lazy``
+    executor runs a task only when its result is asked for (so nothing is run ahead)."""
+
+    @property
+    def slots(self) -> int: ...
+
+    @property
+    def lazy(self) -> bool: ...
+
+    def submit(self, task: Task) -> Future[TaskResult]: ...
+
+    def close(self) -> None: ...
+
+
+class InlineExecutor:
+    """Runs each task in this process when its result is first asked for (no speculation)."""
+
+    slots = 1
+    lazy = True
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+
+    def submit(self, task: Task) -> Future[TaskResult]:
+        fut: _LazyFuture = _LazyFuture(lambda: run_task(self.program, task))
+        return fut
+
+    def close(self) -> None:
+        pass
+
+
+class _LazyFuture(Future):
+    def __init__(self, fn: Callable[[], TaskResult]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def result(self, timeout: float | None = None) -> TaskResult:
+        if not self.done():
+            self.set_result(self.fn())
+        return super().result(timeout)
+
+
+_WORKER_PROGRAM: Program | None = None
+
+
+def _worker_run(task: Task) -> TaskResult:
+    assert _WORKER_PROGRAM is not None
+    return run_task(_WORKER_PROGRAM, task)
+
+
+class PoolExecutor:
+    """A pool of ``jobs`` forked worker processes, each holding the program (never pickled)."""
+
+    def __init__(self, program: Program, jobs: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        global _WORKER_PROGRAM
+        _WORKER_PROGRAM = program  # inherited by the forked workers
+        self.slots = jobs
+        self.lazy = False
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                                        initializer=interrupt.ignore_in_worker)
+
+    def submit(self, task: Task) -> Future[TaskResult]:
+        return self.pool.submit(_worker_run, task)
+
+    def close(self) -> None:
+        # Tasks run ahead of a search that stopped are not waited for.
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+        for p in processes:
+            p.join()
+
+
+class AdaptiveExecutor:
+    """Runs tasks in this process until the search has taken ``after`` seconds, then on a pool of
+    ``jobs`` processes: a small search does not pay for starting workers.  (The result does not
+    depend on where tasks run, so switching part way changes nothing in it.)"""
+
+    def __init__(self, program: Program, jobs: int, after: float = 0.3) -> None:
+        self.program = program
+        self.jobs = jobs
+        self.inline = InlineExecutor(program)
+        self.pool: PoolExecutor | None = None
+        self.switch_at = time.monotonic() + after
+
+    @property
+    def lazy(self) -> bool:
+        if self.pool is None and time.monotonic() >= self.switch_at:
+            self.pool = PoolExecutor(self.program, self.jobs)
+        return self.pool is None
+
+    @property
+    def slots(self) -> int:
+        return self.jobs if self.pool is not None else 1
+
+    def submit(self, task: Task) -> Future[TaskResult]:
+        return self.pool.submit(task) if self.pool is not None else self.inline.submit(task)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+def default_jobs() -> int:
+    """All the cores this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+@dataclass
+class _Spec:
+    prefix: tuple[int, ...]
+    branch_sleep: int
+    future: Future[TaskResult] | None = None
+
+
+@dataclass
+class SplitSearch:
+    """The coordinator: the nodes above ``top`` on the current path, and the tasks below them."""
+
+    program: Program
+    executor: Executor
+    reduce: bool
+    bound: int | None
+    top: int
+    stop_on_first: bool = True
+    keep_schedules: bool = False
+    max_schedules: int | None = None
+    deadline: float | None = None
+    path: list[_Node] = field(default_factory=list)
+    specs: dict[tuple[int, ...], _Spec] = field(default_factory=dict)
+    pruned: bool = False
+    tasks_run: int = 0
+    tasks_committed: int = 0
+    running: set[Future[TaskResult]] = field(default_factory=set)
+
+    @property
+    def sleep_sets(self) -> bool:
+        return self.reduce and self.bound is None
+
+    def _task(self, spec: _Spec, committed: int) -> Task:
+        cap = None if self.max_schedules is None else max(self.max_schedules - committed, 1)
+        return Task(spec.prefix, spec.branch_sleep, self.top, self.reduce, self.bound, self.stop_on_first,
+                    self.keep_schedules, cap, self.deadline)
+
+    def _pending(self) -> Iterator[_Spec]:
+        """Branches added to the path's nodes and not yet committed, in the order they will be
+        (deepest node first, then each node's order)."""
+        choices = [n.chosen for n in self.path]
+        for d in range(len(self.path) - 1, -1, -1):
+            node = self.path[d]
+            base = tuple(choices[:d])
+            done = node.done
+            for t in node.order[node.pos + 1 :]:
+                if self.sleep_sets and (node.sleep >> t) & 1:
+                    continue
+                key = base + (t,)
+                spec = self.specs.get(key)
+                if spec is None:
+                    z = (node.sleep | done) if self.sleep_sets else 0
+                    spec = self.specs[key] = _Spec(key, z)
+                done |= 1 << t
+                yield spec
+
+    def _fill(self, spec: _Spec, committed: int) -> None:
+        """Keep every slot of the executor busy: ``spec`` (needed next) first, then the pending
+        branches in the order they will be needed."""
+        running = self.running
+        for f in [f for f in running if f.done()]:
+            running.discard(f)
+        slots = self.executor.slots
+        for s in itertools.chain((spec,), self._pending()):
+            if len(running) >= slots and s is not spec:
+                return
+            if s.future is None:
+                s.future = self.executor.submit(self._task(s, committed))
+                self.tasks_run += 1
+                running.add(s.future)
+
+    def _advance(self) -> _Spec | None:
+        path = self.path
+        d = len(path) - 1
+        while d >= 0:
+            node = path[d]
+            order = node.order
+            pos = node.pos + 1
+            while pos < len(order) and self.sleep_sets and (node.sleep >> order[pos]) & 1:
+                pos += 1
+            if pos < len(order):
+                t = order[pos]
+                z = (node.sleep | node.done) if self.sleep_sets else 0
+                node.pos = pos
+                node.done |= 1 << t
+                node.chosen = t
+                node.block = path[d - 1].block if d > 0 and t == node.prev else d
+                del path[d + 1 :]
+                key = tuple(n.chosen for n in path)
+                spec = self.specs.get(key)
+                if spec is None:
+                    spec = self.specs[key] = _Spec(key, z)
+                return spec
+            node.pos = len(order) - 1
+            d -= 1
+        return None
+
+    def state(self, spec: _Spec | None, collector: Collector, program: Program) -> dict[str, Any]:
+        """The committed state, with ``spec`` next (None: the search is over), for a checkpoint."""
+        save = getattr(program, "save_state", None)
+        return {
+            "top": self.top,
+            "path": [(n.state(), n.sig) for n in self.path],
+            "next": None if spec is None else (spec.prefix, spec.branch_sleep),
+            "pruned": self.pruned,
+            "collector": collector.snapshot(),
+            "program": save() if save is not None else None,
+            "tasks": self.tasks_committed,
+        }
+
+    def restore(self, st: dict[str, Any], collector: Collector, program: Program) -> _Spec | None:
+        """Go on from :meth:`state`; returns the next branch to commit (None: nothing is left)."""
+        self.top = st["top"]
+        self.path = []
+        for node_state, sig in st["path"]:
+            node = _Node.from_state(node_state)
+            node.sig = sig
+            self.path.append(node)
+        self.pruned = st["pruned"]
+        self.tasks_committed = st.get("tasks", 0)
+        collector.restore(st["collector"])
+        load = getattr(program, "load_state", None)
+        if load is not None and st["program"] is not None:
+            load(st["program"])
+        if st["next"] is None:
+            return None
+        prefix, branch_sleep = st["next"]
+        spec = self.specs[tuple(prefix)] = _Spec(tuple(prefix), branch_sleep)
+        return spec
+
+    def search(self, collector: Collector, merge: Callable[[Any], None] | None = None,
+               start: _Spec | None = None, checkpoint: Checkpoint | None = None) -> tuple[bool, str, bool]:
+        """Run the whole search (or, with ``start``, the rest of a restored one), committing into
+        ``collector``; ``(complete, stop_reason, pruned)`` as
+        :func:`faultlab.explore.dfs.tree_search` returns them.  ``checkpoint`` is saved every
+        ``checkpoint.interval`` seconds, at the end, and when a signal stops the search."""
+        spec: _Spec | None = start if start is not None else self.specs.setdefault((), _Spec((), 0))
+        collector.interruptible = False
+        collector.fraction = lambda: path_fraction(self.path, self.sleep_sets)
+        try:
+            while spec is not None:
+                if interrupt.requested():
+                    return self._stop(spec, collector, checkpoint, INTERRUPTED)
+                if self.executor.lazy:
+                    if spec.future is None:
+                        spec.future = self.executor.submit(self._task(spec, collector.schedules))
+                        self.tasks_run += 1
+                else:
+                    self._fill(spec, collector.schedules)
+                    while spec.future is not None and not spec.future.done():
+                        wait(self.running, timeout=0.2, return_when=FIRST_COMPLETED)
+                        if interrupt.requested():
+                            return self._stop(spec, collector, checkpoint, INTERRUPTED)
+                        self._fill(spec, collector.schedules)
+                assert spec.future is not None
+                res = spec.future.result()
+                if res.interrupted:  # the task stopped part way: it is run again on resume
+                    spec.future = None
+                    return self._stop(spec, collector, checkpoint, INTERRUPTED)
+                del self.specs[spec.prefix]
+                reason = self._commit(spec, res, collector, merge)
+                if reason is not None:
+                    return False, reason, self.pruned
+                self.tasks_committed += 1
+                spec = self._advance()
+                if checkpoint is not None and (spec is None or checkpoint.due()):
+                    checkpoint.save(self.state(spec, collector, self.program))
+            return not self.pruned, EXHAUSTED, self.pruned
+        finally:
+            for s in self.specs.values():
+                if s.future is not None:
+                    s.future.cancel()
+            self.executor.close()
+
+    def _stop(self, spec: _Spec, collector: Collector, checkpoint: Checkpoint | None,
+              reason: str) -> tuple[bool, str, bool]:
+        if checkpoint is not None:
+            checkpoint.save(self.state(spec, collector, self.program))
+        return False, reason, self.pruned
+
+    def _commit(self, spec: _Spec, res: TaskResult, collector: Collector,
+                merge: Callable[[Any], None] | None) -> str | None:
+        del self.path[len(spec.prefix) :]
+        for st, sig in res.nodes:
+            node = _Node.from_state(st)
+            node.sig = sig
+            self.path.append(node)
+        for i, (steps, fs, ids) in enumerate(res.runs):
+            first = res.firsts.get(i)
+            trace = res.schedules[i] if res.schedules is not None else (first[0] if first else None)
+            collector.add_run(steps, trace, None if fs < 0 else res.final_states[fs], ids,
+                              first[1] if first else None)
+            reason = collector.stop_reason()
+            if reason is not None:
+                # As one process would: the races of the runs so far are settled (only whether the
+                # bound pruned is still looked at).
+                n, pruned, m = res.marks[i]
+                if settle(self.path, res.exported[:n], 0, self.bound, self.sleep_sets, None) or pruned:
+                    self.pruned = True
+                if merge is not None and isinstance(res.contribution, list):
+                    merge(res.contribution[:m])
+                return reason
+        if res.stopped:  # only a worker's own clock (time budget) can stop it before the collector
+            return TIME_BUDGET
+        if settle(self.path, res.exported, 0, self.bound, self.sleep_sets, None) or res.pruned:
+            self.pruned = True
+        if merge is not None:
+            merge(res.contribution)
+        return None
+
+
+def split_depth(first_run_steps: int) -> int:
+    """Where the coordinator's nodes end: far enough down that tasks are many, high enough that
+    each is a subtree worth sending (DPOR's branches gather near the ends of runs)."""
+    return max(1, first_run_steps * 2 // 3)
+
+
+def parallel_search(program: Program, collector: Collector, *, reduce: bool, bound: int | None,
+                    executor: Executor, top: int | None = None, stop_on_first: bool = True,
+                    keep_schedules: bool = False, max_schedules: int | None = None,
+                    budget_seconds: float | None = None,
+                    checkpoint: Checkpoint | None = None) -> tuple[bool, str, bool, int]:
+    """:func:`faultlab.explore.dfs.tree_search` split across ``executor``: the same result.
+    Returns ``(complete, stop_reason, pruned, tasks committed)``.  With ``checkpoint`` it goes on
+    from the checkpoint's state for this search if it has one, and saves its own."""
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        top = saved["top"]
+    if top is None:
+        from faultlab.explore.replay import replay_traced
+
+        top = split_depth(len(replay_traced(program, []).trace))
+    deadline = time.time() + budget_seconds if budget_seconds is not None else None
+    search = SplitSearch(program, executor, reduce, bound, top, stop_on_first, keep_schedules, max_schedules,
+                         deadline)
+    merge = getattr(program, "merge_task", None)
+    if saved is not None:
+        start = search.restore(saved, collector, program)
+        if start is None:  # finished before: nothing to run
+            search.executor.close()
+            return not search.pruned, EXHAUSTED, search.pruned, search.tasks_committed
+        complete, reason, pruned = search.search(collector, merge, start, checkpoint)
+    else:
+        complete, reason, pruned = search.search(collector, merge, None, checkpoint)
+    return complete, reason, pruned, search.tasks_committed
+
+
+def _tids(seq: Sequence[int]) -> str:  # pragma: no cover - debugging aid
+    return ".".join(map(str, seq))

@@ -1,0 +1,138 @@
+"""Checkpoint and resume: an interrupted search goes on from its checkpoint, and the runs of the
+two parts are exactly the runs of one uninterrupted search; Ctrl-C and SIGTERM stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from faultlab.errors import UserError
+from faultlab.explore import interrupt, toys
+from faultlab.explore.checkpoint import Checkpoint
+from faultlab.explore.explorer import explore
+from faultlab.explore.results import Stats
+
+ROOT = Path(__file__).resolve().parent.parent
+RACE = "scenarios/races/three-hole-readers.toml"
+
+
+@pytest.mark.parametrize("part", [0.0, 0.3, 0.6])
+@pytest.mark.parametrize("strategy", ["dpor", "dfs"])
+def test_interrupted_search_resumes_to_exactly_one_full_search(tmp_path: Path, part: float,
+                                                               strategy: str) -> None:
+    prog = toys.counter(3, padding=1) if strategy == "dpor" else toys.counter(3)  # plain: 10x the runs
+    full = explore(prog, strategy, stop_on_first=False, minimise=False, keep_schedules=True)
+    stop_after = max(1, int(full.schedules * part))
+    path = str(tmp_path / "cp")
+
+    def stop_at(stats: Stats) -> None:
+        if stats.schedules == stop_after:
+            interrupt.request()
+
+    try:
+        first = explore(prog, strategy, stop_on_first=False, minimise=False, keep_schedules=True,
+                        progress=stop_at, checkpoint=Checkpoint(path, resume=False).for_search("k"))
+    finally:
+        interrupt.clear()
+    assert first.stop_reason == "interrupted" and not first.complete
+    assert 0 < first.schedules < full.schedules
+    assert first.schedules_list == full.schedules_list[: first.schedules]  # nothing counted twice
+    rest = explore(prog, strategy, stop_on_first=False, minimise=False, keep_schedules=True,
+                   checkpoint=Checkpoint(path, resume=True).for_search("k"))
+    assert rest.complete and rest.stop_reason == "exhausted"
+    assert rest.schedules_list == full.schedules_list  # nothing lost, nothing twice
+    assert rest.summary() == full.summary()
+    assert rest.final_states == full.final_states
+    # Resuming a finished search runs nothing more.
+    again = explore(prog, strategy, stop_on_first=False, minimise=False, keep_schedules=True,
+                    checkpoint=Checkpoint(path, resume=True).for_search("k"))
+    assert again.summary() == full.summary()
+
+
+def test_bad_checkpoint_files_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        Checkpoint(str(tmp_path / "missing"), resume=True)
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a pickle")
+    with pytest.raises(UserError, match="cannot be read"):
+        Checkpoint(str(junk), resume=True)
+    other = tmp_path / "other"
+    other.write_bytes(pickle.dumps({"format": "something-else"}))
+    with pytest.raises(UserError, match="is not a faultlab-checkpoint-1 file"):
+        Checkpoint(str(other), resume=True)
+    with pytest.raises(UserError, match="directory"):
+        Checkpoint(str(tmp_path / "no" / "such" / "dir"), resume=False)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "faultlab", "explore", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+
+
+def _designs(out: str) -> list[dict[str, object]]:
+    doc = json.loads(out)
+    assert "timing" in doc
+    return doc["designs"]  # type: ignore[no-any-return]
+
+
+def _saved_schedules(path: Path) -> int:
+    try:
+        with open(path, "rb") as f:
+            doc = pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        return 0
+    return sum(e["collector"]["schedules"] for e in doc["entries"].values())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_exploration_resumes_from_its_checkpoint(tmp_path: Path, sig: signal.Signals) -> None:
+    args = [RACE, "--design", "v4.7", "--bound", "2", "--json", "--quiet"]
+    full = _cli(*args, "--jobs", "1")
+    out, err = full.communicate(timeout=300)
+    assert full.returncode == 0, err
+    whole = _designs(out)
+    total = whole[0]["schedules"]
+    assert isinstance(total, int) and total > 1000
+    cp = tmp_path / "progress.ckpt"
+    proc = _cli(*args, "--checkpoint", str(cp), env={"FAULTLAB_CHECKPOINT_INTERVAL": "0.05"})
+    deadline = time.monotonic() + 120
+    while _saved_schedules(cp) < 50 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=120)
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 130, err
+        assert "progress saved. Resume with: faultlab explore" in err and "--resume" in err
+        assert "Traceback" not in err
+    done = _saved_schedules(cp)
+    assert 0 < done < total, "killed too late to test a resume"
+    rest = _cli(*args, "--resume", str(cp))
+    out2, err2 = rest.communicate(timeout=300)
+    assert rest.returncode == 0, err2
+    assert _designs(out2) == whole  # the same counts, steps, final states and verdict as one run
+
+
+def test_ctrl_c_without_a_checkpoint_exits_130_with_a_hint() -> None:
+    # Unbounded, this scenario runs far longer than the test waits: SIGINT arrives part way.
+    proc = _cli(RACE, "--design", "v4.7", "--quiet", "--jobs", "2")
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("faultlab: interrupted (SIGINT) while exploring v4.7: ")
+    assert "schedules" in lines[0] and "--checkpoint FILE" in lines[0]
+    assert "v4.7" in out and "not complete (stopped: interrupted)" in out

@@ -1,0 +1,90 @@
+"""A split search (coordinator + tasks) explores exactly what one process explores: the same runs
+in the same order, so the same counts, final states and first counterexample, whatever the split
+depth and the number of workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from faultlab.designs import get_design
+from faultlab.explore import toys
+from faultlab.explore.explorer import explore
+from faultlab.explore.parallel import InlineExecutor, PoolExecutor
+from faultlab.exploring import ScenarioProgram, SearchOptions, explore_design
+from faultlab.scenario import load_scenario
+from tests.test_explore_property import COMMON, programs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _same(a: object, b: object) -> None:
+    assert a.summary() == b.summary()  # type: ignore[attr-defined]
+    assert a.schedules_list == b.schedules_list  # type: ignore[attr-defined]
+    assert a.final_states == b.final_states  # type: ignore[attr-defined]
+
+
+@settings(COMMON, max_examples=120)
+@given(programs(), st.sampled_from(["dpor", "dfs"]), st.sampled_from([None, None, 0, 1, 2]),
+       st.integers(min_value=1, max_value=9), st.booleans())
+def test_split_search_runs_what_one_process_runs(prog: toys.ToyProgram, strategy: str, bound: int | None,
+                                                 top: int, stop_on_first: bool) -> None:
+    one = explore(prog, strategy, bound=bound, stop_on_first=stop_on_first, minimise=False, keep_schedules=True)
+    split = explore(prog, strategy, bound=bound, stop_on_first=stop_on_first, minimise=False, keep_schedules=True,
+                    executor=InlineExecutor(prog), split_top=top)
+    _same(one, split)
+
+
+@pytest.mark.parametrize("top", [1, 3, 6])
+def test_split_search_on_catalogue_with_limits(top: int) -> None:
+    prog = toys.counter(3)
+    for cap in (1, 7, 40):
+        one = explore(prog, "dpor", max_schedules=cap, stop_on_first=False, minimise=False, keep_schedules=True)
+        split = explore(prog, "dpor", max_schedules=cap, stop_on_first=False, minimise=False, keep_schedules=True,
+                        executor=InlineExecutor(prog), split_top=top)
+        _same(one, split)
+        assert split.schedules == min(cap, one.schedules)
+
+
+def test_worker_processes_give_the_result_of_one_process() -> None:
+    prog = toys.counter(3, padding=1)
+    one = explore(prog, "dpor", stop_on_first=False, keep_schedules=True)
+    for top in (2, 5):
+        two = explore(prog, "dpor", stop_on_first=False, keep_schedules=True,
+                      executor=PoolExecutor(prog, 2), split_top=top)
+        _same(one, two)
+        assert [f.schedule for f in one.violations] == [f.schedule for f in two.violations]
+
+
+def test_first_counterexample_is_the_one_of_one_process() -> None:
+    for prog in (toys.counter(3), toys.ordering(), toys.two_locks()):
+        one = explore(prog, "dpor")
+        two = explore(prog, "dpor", executor=PoolExecutor(prog, 2), split_top=2)
+        assert one.summary() == two.summary()
+        assert [(f.found_at, f.found_schedule, f.schedule) for f in one.violations] == \
+            [(f.found_at, f.found_schedule, f.schedule) for f in two.violations]
+
+
+@pytest.mark.parametrize("design", ["v4.7", "v4.7-wake-one"])
+def test_model_race_scenario_same_with_two_workers(design: str) -> None:
+    scenario = load_scenario(str(ROOT / "scenarios/races/three-hole-readers.toml"))
+    one = explore_design(scenario, get_design(design), bound=1, options=SearchOptions(jobs=1))
+    two = explore_design(scenario, get_design(design), bound=1, options=SearchOptions(jobs=2))
+    assert one.json() == two.json()
+    assert one.result.final_states == two.result.final_states
+    assert one.result.steps == two.result.steps
+
+
+def test_lockdep_contributions_merge_in_order() -> None:
+    # The coordinator adds each task's first-seen lock dependencies in commit order: the same graph
+    # as one process, with the same "where" of each edge.
+    scenario = load_scenario(str(ROOT / "scenarios/seed/cow-vs-truncate.toml"))
+    design = get_design("v4.7")
+    one = ScenarioProgram(scenario, design)
+    explore(one, "dpor", stop_on_first=False, minimise=False)
+    split = ScenarioProgram(scenario, design)
+    explore(split, "dpor", stop_on_first=False, minimise=False, executor=InlineExecutor(split), split_top=20)
+    assert one.lockdep.edges and one.lockdep.edges == split.lockdep.edges
