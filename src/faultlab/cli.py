@@ -16,7 +16,7 @@ from faultlab.designs import DESIGNS, KNOWN_BUGS, resolve_design_args, resolve_d
 from faultlab.errors import UserError
 from faultlab.execution import ModelExecution
 from faultlab.explore.interrupt import handle_signals
-from faultlab.exploring import explore_design, replay_design, search_options
+from faultlab.exploring import DEFAULT_RETRY_BOUND, explore_design, replay_design, search_options
 from faultlab.exploring_cli import interrupted_message, make_search_options, timing_json
 from faultlab.oracle.cli_oracle import oracle_cmd
 from faultlab.report.explore_text import print_exploration, print_lanes
@@ -123,6 +123,9 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
               "random: random walks")
 @click.option("--plain", is_flag=True, help="dfs without partial-order reduction (every interleaving)")
 @click.option("--bound", type=click.IntRange(min=0), default=None, help="preemption bound (dfs)")
+@click.option("--retry-bound", type=click.IntRange(min=0), default=DEFAULT_RETRY_BOUND, show_default=True,
+              help="how often one thread may go round one kernel retry loop in a run; a run needing more is cut, "
+              "and the search is then not a proof")
 @click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True, help="PCT bug depth")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for pct and random")
 @click.option("--max-schedules", type=click.IntRange(min=1), default=None,
@@ -143,10 +146,10 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
 @click.option("--resume", "resume_path", metavar="FILE", default=None,
               help="go on from a checkpoint FILE (and keep saving to it)")
 @user_errors
-def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool, bound: int | None, depth: int,
-                seed: int, max_schedules: int | None, budget: float | None, as_json: bool, html_path: str | None,
-                quiet: bool, jobs: int | None, engine: str, address: str | None, checkpoint_path: str | None,
-                resume_path: str | None) -> None:
+def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool, bound: int | None,
+                retry_bound: int, depth: int, seed: int, max_schedules: int | None, budget: float | None,
+                as_json: bool, html_path: str | None, quiet: bool, jobs: int | None, engine: str,
+                address: str | None, checkpoint_path: str | None, resume_path: str | None) -> None:
     """Explore the interleavings of SCENARIO's threads under each design: a proof by exhaustion that
     no invariant breaks, or a minimal counterexample with the command that replays it.
 
@@ -163,7 +166,8 @@ def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool
         for design, arg in resolve_design_args(design_spec):
             with ExploreProgress(out, design.name, budget, enabled=not quiet and not as_json) as progress:
                 verdicts.append(explore_design(
-                    scenario, design, strategy=strategy, plain=plain, bound=bound, depth=depth, seed=seed,
+                    scenario, design, strategy=strategy, plain=plain, bound=bound, retry_bound=retry_bound, depth=depth,
+                    seed=seed,
                     max_schedules=max_schedules, budget_seconds=budget, design_arg=arg, progress=progress.update,
                 ))
             if verdicts[-1].interrupted:

@@ -63,10 +63,12 @@ class ModelExecution:
     """An Execution (see faultlab.explore.program) of one scenario under one design."""
 
     def __init__(self, scenario: Scenario, design: Design, lockdep: LockDep | None = None,
-                 record_steps: bool = True, record_events: bool = False, audit: bool | None = None) -> None:
+                 record_steps: bool = True, record_events: bool = False, audit: bool | None = None,
+                 retry_bound: int | None = None) -> None:
         self.scenario = scenario
         self.design = design
         self.lockdep = lockdep
+        self.retry_bound = retry_bound
         self.record_steps = record_steps
         self.record_events = record_events
         self.audit = AUDIT if audit is None else audit
@@ -76,6 +78,7 @@ class ModelExecution:
         # A run recorded for a report is traced: each step is labelled with its kernel function.
         image = self.design.image(trace=self.record_events)
         k = Kernel(self.scenario, image, sched)
+        k.retry_limit = self.retry_bound
         if self.record_events:
             from faultlab.report.trace import FunctionTracer
 
@@ -85,12 +88,13 @@ class ModelExecution:
         if self.record_events:
             k.events.subscribe(events.append)
         holds = LockHoldTracker(k)
-        # A run on its own gets its own lockdep and reports a cycle as its violation; an exploration
-        # shares one lockdep across schedules and reports its cycles once, for the whole search.
-        lockdep = LockDep() if self.lockdep is None else self.lockdep
-        k.events.subscribe(lockdep.listener(lambda tid: sched.threads[tid].name if tid >= 0 else "?",
-                                            lambda report: checker.report("lock-order", report)),
+        # A cycle among the lock dependencies of this run is its violation (so it has a replay); an
+        # exploration also keeps one lockdep across all its schedules, whose cycles it reports once.
+        thread_name = (lambda tid: sched.threads[tid].name if tid >= 0 else "?")  # noqa: E731
+        k.events.subscribe(LockDep().listener(thread_name, lambda report: checker.report("lock-order", report)),
                            ("lock_attempt",))
+        if self.lockdep is not None:
+            k.events.subscribe(self.lockdep.listener(thread_name, lambda report: None), ("lock_attempt",))
         records: dict[str, list[OpRecord]] = {}
         run_op = image.module("faultlab.kernel.syscalls").run_op
         for spec in self.scenario.threads:

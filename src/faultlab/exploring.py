@@ -22,6 +22,11 @@ from faultlab.explore.results import INTERRUPTED, ExploreResult, Stats
 from faultlab.explore.schedule import check_matches, decode, encode
 from faultlab.scenario.model import Scenario
 
+DEFAULT_RETRY_BOUND = 2
+"""How many times an explored run lets one thread go round one kernel retry loop (see
+faultlab.kernel.kernel.Kernel.retry); a run that needs more is cut, and the search then says it is
+not a proof beyond that bound."""
+
 STRATEGY_NAMES = {"dfs": "dpor", "pct": "pct", "random": "random"}
 """CLI strategy -> explorer strategy; ``dfs`` is exhaustive search with DPOR and sleep sets
 (``--plain`` turns the reduction off)."""
@@ -45,6 +50,7 @@ class DesignVerdict:
     result: ExploreResult
     counterexamples: list[Counterexample] = field(default_factory=list)
     lock_order: list[str] = field(default_factory=list)
+    retry_bound: int | None = None
     # Wall-clock figures: never part of json() or the text report, which stay byte-identical.
     timing: dict[str, Any] = field(default_factory=dict)
 
@@ -58,7 +64,8 @@ class DesignVerdict:
 
     @property
     def violation_ids(self) -> list[str]:
-        return [c.id for c in self.counterexamples] + (["lock-order"] if self.lock_order else [])
+        ids = [c.id for c in self.counterexamples]
+        return ids + (["lock-order"] if self.lock_order and "lock-order" not in ids else [])
 
     def json(self) -> dict[str, Any]:
         r = self.result
@@ -70,6 +77,7 @@ class DesignVerdict:
             "complete": r.complete,
             "stop_reason": r.stop_reason,
             "bound": r.bound,
+            "retry_bound": self.retry_bound,
             "seed": r.seed,
             "final_states": r.final_state_count,
             "verdict": "clean" if self.clean else self.violation_ids[0],
@@ -139,15 +147,16 @@ class ScenarioProgram:
     lockdep across its runs; split searches keep that lockdep exact through the task hooks (a task
     records into a lockdep of its own, merged into ``lockdep`` by the coordinator)."""
 
-    def __init__(self, scenario: Scenario, design: type[Design]) -> None:
+    def __init__(self, scenario: Scenario, design: Design, retry_bound: int | None = DEFAULT_RETRY_BOUND) -> None:
         self.scenario = scenario
         self.design = design
+        self.retry_bound = retry_bound
         self.lockdep: LockDep = LockDep()
         self.task_lockdep: RecordingLockDep | None = None
 
     def __call__(self) -> ModelExecution:
         lockdep = self.task_lockdep if self.task_lockdep is not None else self.lockdep
-        return ModelExecution(self.scenario, self.design, lockdep=lockdep)
+        return ModelExecution(self.scenario, self.design, lockdep=lockdep, retry_bound=self.retry_bound)
 
     def begin_task(self) -> None:
         self.task_lockdep = RecordingLockDep()
@@ -190,21 +199,25 @@ def explore_design(
     design_arg: str | None = None,
     progress: Callable[[Stats], None] | None = None,
     options: SearchOptions | None = None,
+    retry_bound: int | None = DEFAULT_RETRY_BOUND,
 ) -> DesignVerdict:
     """Explore ``scenario`` under ``design`` and return the verdict with minimal counterexamples.
+
+    ``retry_bound``: how often one thread may go round one kernel retry loop in a run (None: no
+    bound); a run that needs more is cut and the search is then not complete.
 
     ``options`` (default: those of the enclosing :func:`search_options`) say how an exhaustive
     search runs: in how many processes, on which engine, with which checkpoint; the result does
     not depend on them."""
     opts = options or _OPTIONS.get() or SearchOptions()
-    program = ScenarioProgram(scenario, design)
+    program = ScenarioProgram(scenario, design, retry_bound)
 
     inner = "dfs" if (strategy == "dfs" and plain) else STRATEGY_NAMES[strategy]
     exhaustive = inner in ("dpor", "dfs")
     factory = opts.executor_factory() if exhaustive else None
     checkpoint = None
     if opts.checkpoint is not None and exhaustive:
-        checkpoint = opts.checkpoint.for_search(f"{scenario.digest()}:{design.name}:{inner}:{bound}")
+        checkpoint = opts.checkpoint.for_search(f"{scenario.digest()}:{design.name}:{inner}:{bound}:{retry_bound}")
     started = time.perf_counter()
     cpu0 = os.times()
     result = explore(
@@ -224,7 +237,7 @@ def explore_design(
     cpu1 = os.times()
     cpu = sum(cpu1[:4]) - sum(cpu0[:4])
     lockdep = program.lockdep
-    verdict = DesignVerdict(design.name, result, lock_order=list(lockdep.reports))
+    verdict = DesignVerdict(design.name, result, lock_order=list(lockdep.reports), retry_bound=retry_bound)
     verdict.timing = {
         "elapsed_seconds": round(elapsed, 3),
         "cpu_seconds": round(cpu, 3),

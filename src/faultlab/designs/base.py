@@ -20,7 +20,9 @@ from faultlab.kernel import syscalls
 from faultlab.kernel.image import KernelImage, link
 
 PAGE_CACHE: dict[str, FileSystemType] = {"tmpfs": shmem.FS, "ext4": ext4.FS}
-"""The page-cache file kinds of the 3.15-4.x eras, the same in every historical design."""
+"""The page-cache file kinds of the 3.15-4.4 kernels."""
+PAGE_CACHE_4_5: dict[str, FileSystemType] = {"tmpfs": shmem.FS, "ext4": ext4.FS_4_5}
+"""From 4.5, ext4 serialises page faults against truncate with i_mmap_sem."""
 
 
 @dataclass(frozen=True, eq=False)

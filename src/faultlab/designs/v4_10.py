@@ -7,7 +7,7 @@ VM_FAULT_DONE_COW; ``do_cow_fault`` just returns.  Includes 13e451fdc1af (the en
 before ->iomap_begin), tagged for stable.
 """
 
-from faultlab.designs.base import PAGE_CACHE, Design
+from faultlab.designs.base import PAGE_CACHE_4_5, Design
 from faultlab.fs.dax import v4_10 as dax_v4_10
 from faultlab.kernel.eras import v4_10
 
@@ -16,6 +16,6 @@ DESIGN = Design(
     summary="4.10: handler finishes the COW with finish_fault under its entry lock, returns VM_FAULT_DONE_COW",
     source="Linux 4.10 mm/memory.c (9118c0cbd442, 3917048d4572) + fs/dax.c dax_iomap_fault (b1aa812b2108, f449b936)",
     era=v4_10,
-    filesystems={**PAGE_CACHE, "dax": dax_v4_10.FS},
+    filesystems={**PAGE_CACHE_4_5, "dax": dax_v4_10.FS},
     dax=dax_v4_10,
 )

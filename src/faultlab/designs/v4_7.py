@@ -7,7 +7,7 @@ a locked entry.  Includes 965d004af540 (wake every waiter when a hole page repla
 tagged for 4.7 stable.
 """
 
-from faultlab.designs.base import PAGE_CACHE, Design
+from faultlab.designs.base import PAGE_CACHE_4_5, Design
 from faultlab.fs.dax import v4_7 as dax_v4_7
 from faultlab.kernel.eras import v4_7
 
@@ -16,6 +16,6 @@ DESIGN = Design(
     summary="4.7: DAX entry locks; COW returns VM_FAULT_DAX_LOCKED, do_cow_fault unlocks the entry",
     source="Linux 4.7 fs/dax.c (ac401cc78242, bc2466e42573, 4d9a2c874667) + 965d004af540; ext4 i_mmap_sem",
     era=v4_7,
-    filesystems={**PAGE_CACHE, "dax": dax_v4_7.FS},
+    filesystems={**PAGE_CACHE_4_5, "dax": dax_v4_7.FS},
     dax=dax_v4_7,
 )

@@ -23,3 +23,8 @@ def default_choice(prev: int, ready: list[ModelThread]) -> ModelThread:
 def lowest_bit(mask: int) -> int:
     """Index of the lowest set bit of a non-zero mask."""
     return (mask & -mask).bit_length() - 1
+
+
+class RunCut(AbortRun):
+    """Raised by a program to cut a run short: one of its retry loops went round more times than
+    the exploration's retry bound allows.  The search counts it, and is then not complete."""

@@ -58,7 +58,7 @@ from collections.abc import Hashable, Sequence
 
 from faultlab.errors import UserError
 from faultlab.explore.collector import Collector
-from faultlab.explore.common import AbortRun
+from faultlab.explore.common import AbortRun, RunCut
 from faultlab.explore.program import NondeterminismError, Program, RunResultLike, ScheduleError
 from faultlab.explore.results import EXHAUSTED
 from faultlab.sched.core import Access, Accesses, ModelThread, Scheduler
@@ -274,7 +274,9 @@ class TreeSearch:
         chooser = _TreeChooser(self)
         try:
             result = self.program().run(chooser)
-        except AbortRun:
+        except AbortRun as e:
+            if isinstance(e, RunCut):  # the program's own bound cut the run: not a proof beyond it
+                self.pruned = True
             self._settle(chooser.requests)
             return chooser.trace, None, chooser.cut
         chooser.finish()

@@ -1,6 +1,7 @@
 """ext4 files in the page cache (no DAX), as the 4.x designs run them: filemap_fault and
 fault-around, ->page_mkwrite on shared write faults, pages read back from the disk, writeback on
-fsync.  The disk holds the file's initial contents (a hole reads as zeros).
+fsync.  The disk holds the file's initial contents (a hole reads as zeros).  ``FS`` is ext4 before
+4.5; ``FS_4_5`` adds i_mmap_sem, which serialises faults against truncate (ea3d7209ca01).
 
 One 6.x behaviour is kept because the oracle measured it on this machine's kernel: when a file
 grows past a partial last page, the bytes past the old EOF in that page are zeroed, so a store made
@@ -22,8 +23,9 @@ from faultlab.kernel.filemap import (
     generic_perform_write,
 )
 from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.mm import VmFault
 from faultlab.kernel.state.page import Page, page_zero_range, put_page, unlock_page
-from faultlab.kernel.truncate import truncate_setsize
+from faultlab.kernel.truncate import truncate_pagecache, truncate_setsize
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
@@ -86,5 +88,56 @@ FS = FileSystemType(
     i_op=InodeOperations("ext4_file_inode_operations", setattr=ext4_setattr),
     f_op=FileOperations("ext4_file_operations", read_iter=do_generic_file_read, write_iter=ext4_file_write_iter,
                         fsync=ext4_sync_file, mmap=ext4_file_mmap),
+    a_ops=AddressSpaceOperations("ext4_aops", readpage=ext4_readpage),
+)
+
+
+# -- ext4 from 4.5: i_mmap_sem between faults and truncate (ea3d7209ca01, CVE-2015-8839) ----------------
+def ext4_filemap_fault(k: Kernel, vmf: VmFault) -> int:
+    """ext4_filemap_fault() (4.5): filemap_fault() under i_mmap_sem for read, so that a fault
+    cannot bring a page back into the range truncate or punch hole is emptying."""
+    inode = vmf.vma.file
+    inode.i_mmap_sem.down_read(k)
+    ret = filemap_fault(k, vmf)
+    inode.i_mmap_sem.up_read(k)
+    return ret
+
+
+def ext4_page_mkwrite(k: Kernel, vmf: VmFault) -> int:
+    """ext4_page_mkwrite() (4.5): the write-notify step under i_mmap_sem for read too."""
+    inode = vmf.vma.file
+    inode.i_mmap_sem.down_read(k)
+    ret = filemap_page_mkwrite(k, vmf)
+    inode.i_mmap_sem.up_read(k)
+    return ret
+
+
+def ext4_setattr_4_5(k: Kernel, inode: Inode, newsize: int) -> None:
+    """ext4_setattr() for ATTR_SIZE (4.5): i_size first, then the page cache under i_mmap_sem for
+    write ("Blocks are going to be removed from the inode")."""
+    oldsize = inode.i_size_read(k)
+    if newsize > oldsize:
+        zero_tail_of_last_page(k, inode, oldsize)
+    inode.i_size_write(k, newsize)
+    if newsize < oldsize:
+        inode.i_mmap_sem.down_write(k)
+        truncate_pagecache(k, inode, newsize)
+        inode.i_mmap_sem.up_write(k)
+
+
+def ext4_file_mmap_4_5(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:
+    return ext4_file_vm_ops_4_5, 0
+
+
+ext4_file_vm_ops_4_5 = VmOperations("ext4_file_vm_ops", fault=ext4_filemap_fault, map_pages=filemap_map_pages,
+                                    page_mkwrite=ext4_page_mkwrite)
+
+FS_4_5 = FileSystemType(
+    "ext4",
+    dax=False,
+    disk=True,
+    i_op=InodeOperations("ext4_file_inode_operations", setattr=ext4_setattr_4_5),
+    f_op=FileOperations("ext4_file_operations", read_iter=do_generic_file_read, write_iter=ext4_file_write_iter,
+                        fsync=ext4_sync_file, mmap=ext4_file_mmap_4_5),
     a_ops=AddressSpaceOperations("ext4_aops", readpage=ext4_readpage),
 )

@@ -29,14 +29,18 @@ if TYPE_CHECKING:
 
 
 def shmem_fault(k: Kernel, vmf: VmFault) -> int:
-    """shmem_fault() -> shmem_getpage_gfp(SGP_CACHE): find and lock the page, or add a zeroed one
-    for a hole; past EOF (checked before, and again once the page is locked) is SIGBUS."""
+    """shmem_fault() -> shmem_getpage_gfp(SGP_CACHE) (4.0): find and lock the page, or add a zeroed
+    one for a hole.  Past EOF is SIGBUS: checked after every look-up (``repeat:``), and again once a
+    new page is in ("Perhaps the file has been truncated since we checked")."""
     inode = vmf.vma.file
     mapping = inode.mapping
-    if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):
-        return VM_FAULT_SIGBUS
     while True:  # repeat:
         page = find_lock_page(k, mapping, vmf.pgoff)
+        if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):  # checked again on every repeat
+            if page is not None:
+                unlock_page(k, page)
+                put_page(k, page)
+            return VM_FAULT_SIGBUS
         if page is not None:
             break
         page = k.alloc.alloc_page(k)
@@ -47,7 +51,8 @@ def shmem_fault(k: Kernel, vmf: VmFault) -> int:
             SetPageUptodate(k, page)
             break
         put_page(k, page)  # -EEXIST: another fault added it first; look again
-    if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):  # "the page may have been truncated"
+        k.retry("shmem_getpage_gfp")
+    if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):  # "Perhaps the file has been truncated"
         if page_mapping(k, page) is mapping:
             delete_from_page_cache(k, page)
         unlock_page(k, page)

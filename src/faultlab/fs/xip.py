@@ -116,6 +116,7 @@ def xip_file_fault(k: Kernel, vmf: VmFault) -> int:
         ext, _new, _err = ext2_get_block(k, inode, vmf.pgoff, False)
         if ext is not None:
             mutex.unlock(k)
+            k.retry("xip_file_fault")
             continue  # a block appeared: goto again
         page = xip_sparse_page(k)  # not shared and writable: use the sparse page
         if page is None:

@@ -78,6 +78,7 @@ def find_lock_page(k: Kernel, mapping: AddressSpace, index: int) -> Page | None:
             return page
         unlock_page(k, page)
         put_page(k, page)
+        k.retry("find_lock_page")
 
 
 def page_cache_tree_insert(k: Kernel, mapping: AddressSpace, page: Page, index: int) -> int:
@@ -137,6 +138,7 @@ def find_or_create_page(k: Kernel, mapping: AddressSpace, index: int) -> Page | 
             SetPageUptodate(k, page)
             return page
         put_page(k, page)
+        k.retry("find_or_create_page")
 
 
 # -- fault handlers -------------------------------------------------------------------------------------------
@@ -171,12 +173,14 @@ def filemap_fault(k: Kernel, vmf: VmFault) -> int:
         if page is None:
             if page_cache_read(k, inode, vmf.pgoff) == ENOMEM:
                 return VM_FAULT_OOM
+            k.retry("filemap_fault")  # "we'll just come back here and read it again"
             continue
         lock_page(k, page)
-        if page_mapping(k, page) is not mapping:
+        if page_mapping(k, page) is not mapping:  # "Did it get truncated?"
             unlock_page(k, page)
             put_page(k, page)
             page = None
+            k.retry("filemap_fault")
             continue
         break
     # "We must recheck i_size under page lock"
@@ -287,6 +291,7 @@ def grab_cache_page_write_begin(k: Kernel, inode: Inode, index: int) -> Page | N
             SetPageUptodate(k, page)
             return page
         put_page(k, page)
+        k.retry("grab_cache_page_write_begin")
 
 
 def generic_perform_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:

@@ -12,6 +12,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from faultlab.errors import UserError
+from faultlab.explore.common import RunCut
 from faultlab.kernel.events import EventBus
 from faultlab.kernel.flags import PAGE_SIZE, size_in_pages
 from faultlab.kernel.locking import Lock, Mutex, RWSem
@@ -57,6 +58,10 @@ class Kernel:
         self.static_locks: dict[str, Lock] = {}
         # Pages a kernel global holds a reference to (they are not leaked at the end of a run).
         self.pinned: list[Page] = []
+        # A retry loop (a kernel "goto repeat" after losing a race) may go round at most this many
+        # times per thread and site in an explored run; None: no bound (see Kernel.retry).
+        self.retry_limit: int | None = None
+        self.retries: dict[tuple[int, str], int] = {}
         self.fstype = image.filesystem(scenario.fs)
         self.inodes: dict[str, Inode] = {}
         for f in scenario.files:
@@ -108,6 +113,20 @@ class Kernel:
             return page.data
         assert pte.block is not None
         return self.pmem.cells[pte.block]
+
+    def retry(self, site: str) -> None:
+        """A retry loop goes round again because it lost a race (``goto repeat``).  Two such loops
+        can chase each other for ever under an adversarial scheduler (a fault re-reading a page that
+        truncate keeps deleting), so an exploration bounds them: past the bound, the run is cut
+        (RunCut) and the search reports that it is not a proof beyond that bound."""
+        limit = self.retry_limit
+        if limit is None:
+            return
+        key = (self.tid(), site)
+        n = self.retries.get(key, 0) + 1
+        self.retries[key] = n
+        if n > limit:
+            raise RunCut(f"{site} went round more than {limit} times")
 
     # -- a file system's kernel globals -----------------------------------------------------------------
     def static_get(self, name: str) -> object:

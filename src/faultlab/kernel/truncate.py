@@ -74,6 +74,7 @@ def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, lstart: int) ->
         left = mapping.scan(k, start)
         if not left:
             return
+        k.retry("truncate_inode_pages_range")  # "restart to make sure all gone"
         for index in left:
             entry = find_get_entry(k, mapping, index)
             if isinstance(entry, DaxEntry):

@@ -97,6 +97,7 @@ def do_dax_fault(k: Kernel, vmf: VmFault, get_block: GetBlock) -> int:
         if page_mapping(k, page) is not mapping:
             unlock_page(k, page)
             put_page(k, page)
+            k.retry("do_dax_fault")
             continue
         if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):  # raced with a truncate
             return unlock_page_out(k, page, EIO, 0)

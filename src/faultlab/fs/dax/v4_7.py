@@ -110,6 +110,7 @@ def get_unlocked_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> 
         k.sched.schedule("schedule (locked dax entry)")
         k.sched.finish_wait(wq)
         mapping.tree_lock.lock(k)
+        k.retry("get_unlocked_mapping_entry")
 
 
 def grab_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> Entry:
@@ -127,6 +128,7 @@ def grab_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> Entry:
                                             more=((lk, WRITE),))
             if not inserted:
                 mapping.tree_lock.unlock(k)
+                k.retry("grab_mapping_entry")
                 continue  # -EEXIST: restart
             assert isinstance(lk, BitLock)
             lk.seize(k, mapping.tree_lock)
@@ -139,6 +141,7 @@ def grab_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> Entry:
             if page_mapping(k, entry) is not mapping:
                 unlock_page(k, entry)
                 put_page(k, entry)
+                k.retry("grab_mapping_entry")
                 continue
             return entry
         entry = lock_slot(k, mapping, index)
