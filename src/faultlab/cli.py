@@ -14,6 +14,7 @@ from rich.console import Console
 from faultlab.compare import Comparison, compare_one, print_comparison
 from faultlab.designs import DESIGNS, KNOWN_BUGS, resolve_design_args, resolve_designs
 from faultlab.errors import UserError
+from faultlab.sched.core import AuditError
 from faultlab.execution import ModelExecution
 from faultlab.explore.interrupt import handle_signals
 from faultlab.exploring import DEFAULT_RETRY_BOUND, explore_design, replay_design, search_options
@@ -41,8 +42,25 @@ def user_errors(fn: F) -> F:
         except UserError as e:
             click.echo(f"faultlab: {e}", err=True)
             sys.exit(2)
+        except AuditError as e:  # the model (or a design) reached state it did not announce
+            click.echo(f"faultlab: audit: {e}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def audit_option(fn: F) -> F:
+    """``--audit``: every run checks that each access to shared state was announced."""
+
+    def set_audit(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        if value:
+            import faultlab.execution
+
+            faultlab.execution.AUDIT = True
+        return value
+
+    return click.option("--audit", is_flag=True, expose_value=False, callback=set_audit,
+                        help="fail at once on any access to shared state its step did not announce")(fn)
 
 
 def console() -> Console:
@@ -87,6 +105,7 @@ def thread_order(scenario: Scenario, order: str) -> list[int]:
 @click.option("--schedule", "order", default=None,
               help="thread names in the order to run them (e.g. truncator,faulter), or a schedule string")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+@audit_option
 @user_errors
 def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bool) -> None:
     """Run SCENARIO once (threads one after another by default) and print every outcome and counter.
@@ -145,6 +164,7 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
               help="save dfs's progress to FILE regularly and on SIGINT/SIGTERM")
 @click.option("--resume", "resume_path", metavar="FILE", default=None,
               help="go on from a checkpoint FILE (and keep saving to it)")
+@audit_option
 @user_errors
 def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool, bound: int | None,
                 retry_bound: int, depth: int, seed: int, max_schedules: int | None, budget: float | None,

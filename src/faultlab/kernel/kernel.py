@@ -97,14 +97,13 @@ class Kernel:
     def _initial_page(self, mapping: AddressSpace, index: int) -> Page | None:
         """A cached page holding the file's initial contents, made the first time it is looked up
         (None: no memory for it under the scenario's limit)."""
-        page = self.alloc.try_new_page(self.tid())
-        if page is None:
-            return None
-        page_fill(page, mapping.host.initial_contents(index))
-        page._uptodate = True
-        page._mapping = mapping
-        page._index = index
-        return page
+        def init(page: Page) -> None:
+            page_fill(page, mapping.host.initial_contents(index))
+            page._uptodate = True
+            page._mapping = mapping
+            page._index = index
+
+        return self.alloc.try_new_page(self.tid(), init)
 
     def pte_target(self, pte: Pte) -> Cell:
         """The cell a PTE's access touches: the page's contents, or the pmem block."""

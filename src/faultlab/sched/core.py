@@ -350,6 +350,8 @@ def _model_caller() -> str:
     while f is not None:
         mod = f.f_globals.get("__name__", "")
         if not mod.startswith(("faultlab.sched", "faultlab.kernel.state")):
-            return f"{f.f_code.co_name}() ({mod}:{f.f_lineno})"
+            path = f.f_code.co_filename
+            cut = path.rfind("/faultlab/")
+            return f"{f.f_code.co_name}() ({path[cut + 1:] if cut >= 0 else path}:{f.f_lineno})"
         f = f.f_back  # type: ignore[assignment]
     return "?"

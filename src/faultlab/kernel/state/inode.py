@@ -119,7 +119,10 @@ class Inode:
         """Every mapped block at or past ``start`` (a walk of the block map), and clears them from
         the map in the same step: truncate's block freeing (ext2_truncate_blocks, ext4_truncate)."""
         k.sched.point(self.mapped, WRITE, "truncate blocks", more=((self.initial_cell, WRITE),))
-        out = [(i, self.extents.pop(i)) for i in sorted(i for i in self.extents if i >= start)]
+        # Every look-up of a block also reads the initial watermark, which this step writes: so
+        # each block it unmaps need not be named (the step depends on every look-up anyway).
+        gone = sorted(i for i in self.extents if i >= start)
+        out = [(i, dict.pop(self.extents, i)) for i in gone]
         if self._initial_blocks > start:
             out += [(i, Extent(self.initial_base + i)) for i in range(start, self._initial_blocks)]
             self._initial_blocks = start

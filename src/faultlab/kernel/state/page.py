@@ -21,6 +21,7 @@ Kernel code never touches the fields: it calls the functions below, named as in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from faultlab.kernel.flags import PAGE_SIZE
@@ -321,17 +322,20 @@ class PageAllocator:
         self.zero_page._uptodate = True
         self.zero_page._count = 1 << 30
 
-    def try_new_page(self, tid: int) -> Page | None:
+    def try_new_page(self, tid: int, init: Callable[[Page], None]) -> Page | None:
         """A page for the state layer's own use within a step that announced the allocator (an
-        untouched page of a file, made the first time it is looked up); None over the limit."""
+        untouched page of a file, made the first time it is looked up), set up by ``init`` before
+        anyone can reach it; None over the limit."""
         if self.limit is not None and self.in_use >= self.limit:
             return None
-        return self.new_page(tid)
+        return self.new_page(tid, init)
 
-    def new_page(self, tid: int) -> Page:
+    def new_page(self, tid: int, init: Callable[[Page], None] | None = None) -> Page:
         seq = self.seq.get(tid, 0) + 1
         self.seq[tid] = seq
         page = self.page_cls(self.next_pfn, f"page#{'s' if tid < 0 else f't{tid}'}.{seq}")
+        if init is not None:
+            init(page)
         if self.sched.audit:
             page._audit_sched = self.sched  # type: ignore[attr-defined]
         self.next_pfn += 1

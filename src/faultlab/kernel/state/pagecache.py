@@ -136,8 +136,8 @@ class AddressSpace:
         return old
 
     def delete(self, k: Kernel, index: int, expect: Entry | None = None, label: str = "radix_tree_delete") -> bool:
-        """Remove the entry at ``index`` (only if it is ``expect``, when given)."""
-        k.sched.point(self.cells[index], WRITE, label, more=((self.members, UPDATE),))
+        """Remove the entry at ``index`` (only if it is ``expect``, when given), and its tags."""
+        k.sched.point(self.cells[index], WRITE, label, more=((self.members, UPDATE), (self.dirty, UPDATE)))
         old = self.pages.get(index)
         if old is None or (expect is not None and old is not expect and old != expect):
             return False

@@ -108,7 +108,7 @@ class PmemDevice:
 
     def zero(self, k: Kernel, block: int, label: str = "clear_pmem") -> None:
         k.sched.point(self.cells[block], WRITE, label)
-        self.data[block] = bytearray(PAGE_SIZE)
+        self._store(block, bytearray(PAGE_SIZE))
 
     def copy_to_page(self, k: Kernel, block: int, page: Page, label: str) -> None:
         """Copy a whole block into a page, one step (copy_user_bh(), copy_user_dax(), a COW of a
@@ -134,8 +134,15 @@ class PmemDevice:
         if buf is None:
             initial = self.initial(block)
             buf = bytearray(initial) if initial is not None else bytearray(PAGE_SIZE)
-            self.data[block] = buf
+            self._store(block, buf)
         buf[off : off + len(data)] = data
+
+    def _store(self, block: int, buf: bytearray) -> None:
+        """Give a block a buffer of its own.  Whether a block has one is how the device stores
+        it (until written, a block holds its initial image), not state anyone can observe: only the
+        block's own cell, which the caller announced, stands for its contents."""
+        self.data.get(block)  # audited: the caller announced this block
+        dict.__setitem__(self.data, block, buf)
 
     # -- for checks and reports --------------------------------------------------------------------
     def peek(self, block: int) -> bytes:

@@ -1,0 +1,123 @@
+"""Audit mode: shared state reached outside an announced access fails at once, naming the function
+and the object (docs/architecture.md, "Shared state announces itself").
+
+Each test puts back one of the unannounced accesses the model once had, as a design variant, and
+checks that the audit stops the run there.  The whole test suite runs audited (tests/conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import faultlab.execution
+from faultlab.cli import main
+from faultlab.designs import get_design
+from faultlab.designs.base import Design
+from faultlab.execution import ModelExecution
+from faultlab.kernel import memory, syscalls, truncate
+from faultlab.kernel.kernel import Kernel
+from faultlab.kernel.mm import Vma
+from faultlab.kernel.state.pagecache import AddressSpace
+from faultlab.scenario import ScenarioBuilder, load_scenario
+from faultlab.sched import SequentialChooser
+from faultlab.sched.core import AuditError
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = str(ROOT / "scenarios/seed/cow-vs-truncate.toml")
+
+
+def run_audited(design: Design, scenario: str = SEED) -> None:
+    ModelExecution(load_scenario(scenario), design, audit=True).run(SequentialChooser())
+
+
+def test_the_suite_runs_audited() -> None:
+    assert faultlab.execution.AUDIT
+
+
+def test_a_zap_that_lists_ptes_before_taking_the_lock_is_caught() -> None:
+    original = memory.zap_pte_range
+
+    def zap_pte_range(k: Kernel, vma: Vma, start: int, end: int, check_mapping: AddressSpace | None) -> None:
+        listed = sorted(a for a in vma.mm.pt.ptes if start <= a < end)  # no lock, nothing announced
+        del listed
+        original(k, vma, start, end, check_mapping)
+
+    bad = get_design("v4.0").variant("zap-lists-early", "", "", {memory.zap_pte_range: zap_pte_range})
+    with pytest.raises(AuditError, match=r"zap_pte_range\(\) .* reads mm page table \(mm\.ptes\)"):
+        run_audited(bad)
+
+
+def test_a_truncate_that_walks_the_tree_without_a_scheduling_point_is_caught() -> None:
+    original = truncate.truncate_inode_pages_range
+
+    def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, lstart: int) -> None:
+        walked = [i for i in mapping.pages if i >= lstart >> 12]  # the old walk: no scheduling point
+        del walked
+        original(k, mapping, lstart)
+
+    bad = get_design("v4.10").variant("walk-unannounced", "", "", {
+        truncate.truncate_inode_pages_range: truncate_inode_pages_range})
+    scenario = (ScenarioBuilder("a cached page, then truncate", fs="tmpfs").file("f", size="2p", fill="A")
+                .thread("t", "m = mmap f 0 2p shared r", "load m 1p", "truncate f 1p").build())
+    with pytest.raises(AuditError, match=r"truncate_inode_pages_range\(\) .* reads f page cache \(f\.i_pages\)"):
+        ModelExecution(scenario, bad, audit=True).run(SequentialChooser())
+
+
+def test_a_cpu_access_that_reads_the_pte_before_announcing_is_caught() -> None:
+    original = syscalls._access_once
+
+    def _access_once(k: Kernel, vma: Vma, page_addr: int, off: int, n: int, data: bytes | None) -> bytes | None:
+        peek = vma.mm.pt.ptes.get(page_addr)  # looked at before the access is announced
+        del peek
+        return original(k, vma, page_addr, off, n, data)
+
+    bad = get_design("v4.0").variant("cpu-peeks", "", "", {syscalls._access_once: _access_once})
+    with pytest.raises(AuditError, match=r"_access_once\(\) .* reads mm page table\[0x40001000\]"):
+        run_audited(bad)
+
+
+def test_a_page_field_read_outside_its_step_is_caught() -> None:
+    from faultlab.kernel.eras import v4_0
+
+    original = v4_0.release_fault_page
+
+    def release_fault_page(k: Kernel, vmf: object) -> None:
+        page = getattr(vmf, "cow_page", None)
+        if page is not None:
+            assert page._count >= 0  # a refcount read with no announcement
+        original(k, vmf)  # type: ignore[arg-type]
+
+    bad = get_design("v4.0").variant("reads-refcount", "", "", {v4_0.release_fault_page: release_fault_page})
+    with pytest.raises(AuditError, match=r"release_fault_page\(\) .* reads page#t0\.1\(anon\)\.count"):
+        run_audited(bad)
+
+
+def test_the_unchanged_designs_pass_the_audit_sequentially() -> None:
+    for name in ("xip", "v7", "v7-insert", "v4.0", "v4.7", "v4.10"):
+        run_audited(get_design(name))
+
+
+def test_run_and_explore_take_audit_and_report_a_failure_in_one_line(tmp_path: Path) -> None:
+    design = tmp_path / "peeks.py"
+    design.write_text(
+        "from faultlab.designs.v4_0 import DESIGN as V40\n"
+        "from faultlab.kernel import syscalls\n"
+        "original = syscalls._access_once\n"
+        "def _access_once(k, vma, page_addr, off, n, data):\n"
+        "    vma.mm.pt.ptes.get(page_addr)\n"
+        "    return original(k, vma, page_addr, off, n, data)\n"
+        "DESIGN = V40.variant('peeks', 'peeks at the PTE', 'a test', {syscalls._access_once: _access_once})\n")
+    try:
+        for cmd in (["run", SEED], ["explore", SEED, "--quiet"]):
+            faultlab.execution.AUDIT = False
+            plain = CliRunner().invoke(main, [*cmd, "--design", str(design)])
+            assert "audit" not in plain.output  # without --audit the peek goes unnoticed
+            res = CliRunner().invoke(main, [*cmd, "--design", str(design), "--audit"])
+            assert res.exit_code == 1, res.output
+            lines = res.output.strip().splitlines()
+            assert lines[-1].startswith(f"faultlab: audit: _access_once() ({design}:5) reads mm page table"), res.output
+            assert "Traceback" not in res.output
+    finally:
+        faultlab.execution.AUDIT = True
