@@ -14,7 +14,6 @@ from rich.console import Console
 from faultlab.compare import Comparison, compare_one, print_comparison
 from faultlab.designs import DESIGNS, KNOWN_BUGS, resolve_design_args, resolve_designs
 from faultlab.errors import UserError
-from faultlab.sched.core import AuditError
 from faultlab.execution import ModelExecution
 from faultlab.explore.interrupt import handle_signals
 from faultlab.exploring import DEFAULT_RETRY_BOUND, explore_design, replay_design, search_options
@@ -28,6 +27,7 @@ from faultlab.report.text import print_run
 from faultlab.scenario import load_scenario
 from faultlab.scenario.model import Scenario
 from faultlab.sched import SequentialChooser
+from faultlab.sched.core import AuditError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -23,7 +23,6 @@ from faultlab.kernel.flags import (
 )
 from faultlab.kernel.memory import do_set_pte, page_mkclean, pte_read
 from faultlab.kernel.mm import VmFault
-from faultlab.kernel.state.cell import WRITE as _WRITE
 from faultlab.kernel.state.page import (
     Page,
     PageHWPoison,
@@ -32,6 +31,7 @@ from faultlab.kernel.state.page import (
     SetPageUptodate,
     TestClearPageDirty,
     get_page,
+    lock_new_page,
     lock_page,
     page_index,
     page_mapping,
@@ -55,11 +55,11 @@ ENOMEM = -12
 
 # -- the page tree ------------------------------------------------------------------------------------------
 def find_get_entry(k: Kernel, mapping: AddressSpace, index: int) -> Entry | None:
-    """find_get_entry(): the page (with a reference) or DAX entry at ``index``."""
-    entry = mapping.lookup(k, index, "find_get_entry")
-    if isinstance(entry, Page):
-        get_page(k, entry)
-    return entry
+    """find_get_entry() (4.x): the page at ``index`` with a reference, or a DAX entry.  The
+    look-up holds no lock (RCU): radix_tree_lookup_slot(), page_cache_get_speculative() and "Has
+    the page moved?", repeated until they agree, are one step of the model
+    (:meth:`AddressSpace.lookup_get`)."""
+    return mapping.lookup_get(k, index, "find_get_entry")
 
 
 def find_get_page(k: Kernel, mapping: AddressSpace, index: int) -> Page | None:
@@ -82,20 +82,15 @@ def find_lock_page(k: Kernel, mapping: AddressSpace, index: int) -> Page | None:
 
 
 def page_cache_tree_insert(k: Kernel, mapping: AddressSpace, page: Page, index: int) -> int:
-    """page_cache_tree_insert() (4.7 mm/filemap.c, ac401cc78242, with 965d004af540): the page goes
-    in locked, under tree_lock; "DAX can replace empty locked entry with a hole", and then every
-    waiter on that entry is woken (before 965d004af540, only one of them)."""
-    inserted, old = mapping.insert(k, index, page, "page_cache_tree_insert", more=((page.lock, _WRITE),),
-                                   replaces=_empty_locked_dax_entry)
+    """page_cache_tree_insert() (4.7 mm/filemap.c, ac401cc78242, with 965d004af540), tree_lock
+    held: "DAX can replace empty locked entry with a hole", and then every waiter on that entry
+    is woken (before 965d004af540, only one of them)."""
+    inserted, old = mapping.insert(k, index, page, "page_cache_tree_insert", replaces=_empty_locked_dax_entry)
     if not inserted:
         return EEXIST
-    if old is None:
-        page.lock.seize(k)
-        return 0
-    # The hole page took the place of the fault's own locked empty entry: its lock goes on as the
-    # page lock, and whoever waits for the entry must look again.
-    page.lock.seize(k, dax.dax_entry_handed_to_page(k, mapping, index))
-    dax.dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=True)
+    if old is not None:  # the hole page took the place of the fault's own locked empty entry
+        dax.dax_entry_handed_to_page(k, mapping, index)  # its lock goes on as the page lock
+        dax.dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=True)
     return 0
 
 
@@ -104,23 +99,40 @@ def _empty_locked_dax_entry(entry: Entry) -> bool:
 
 
 def add_to_page_cache_lru(k: Kernel, page: Page, mapping: AddressSpace, index: int) -> int:
-    """add_to_page_cache_lru(): insert a new page, locked, with the page cache's reference;
-    -EEXIST if the index is taken."""
+    """add_to_page_cache_lru() -> __add_to_page_cache_locked(): the new page is locked
+    (__SetPageLocked, while no one else can reach it) and goes in under tree_lock with the page
+    cache's reference; -EEXIST if the index is taken."""
+    lock_new_page(k, page)
+    get_page(k, page)  # the page cache's reference
     set_page_mapping(k, page, mapping, index)
+    mapping.tree_lock.lock(k)
     err = page_cache_tree_insert(k, mapping, page, index)
+    mapping.tree_lock.unlock(k)
     if err:
         set_page_mapping(k, page, None, 0)
+        put_page(k, page)
+        page.lock.clear_fresh(k)  # __ClearPageLocked
         return err
-    get_page(k, page)  # the page cache's reference
     return 0
 
 
-def delete_from_page_cache(k: Kernel, page: Page) -> None:
-    """delete_from_page_cache(): the caller holds the page lock; drops the cache's reference."""
+def __delete_from_page_cache(k: Kernel, page: Page) -> None:
+    """__delete_from_page_cache(): tree_lock and the page lock held; the page cache's reference
+    is dropped by the caller."""
     mapping = page_mapping(k, page)
     assert mapping is not None
     mapping.delete(k, page_index(k, page), page, "__delete_from_page_cache")
     set_page_mapping(k, page, None, 0)
+
+
+def delete_from_page_cache(k: Kernel, page: Page) -> None:
+    """delete_from_page_cache(): the caller holds the page lock; under tree_lock, then the page
+    cache's reference goes."""
+    mapping = page_mapping(k, page)
+    assert mapping is not None
+    mapping.tree_lock.lock(k)
+    __delete_from_page_cache(k, page)
+    mapping.tree_lock.unlock(k)
     put_page(k, page)
 
 
@@ -200,11 +212,13 @@ def filemap_map_pages(k: Kernel, vmf: VmFault, start_pgoff: int, end_pgoff: int)
     inode = vma.file
     mapping = inode.mapping
     for index in range(start_pgoff, end_pgoff + 1):
-        entry = mapping.lookup(k, index, "radix_tree_for_each_slot")
-        if not isinstance(entry, Page) or not PageUptodate(k, entry) or PageHWPoison(k, entry):
+        entry = mapping.lookup_get(k, index, "radix_tree_for_each_slot")  # with the speculative reference
+        if not isinstance(entry, Page):
             continue
         page = entry
-        get_page(k, page)
+        if not PageUptodate(k, page) or PageHWPoison(k, page):
+            put_page(k, page)
+            continue
         if not trylock_page(k, page):
             put_page(k, page)
             continue

@@ -194,14 +194,16 @@ class BitLock(Lock):
         k.lock_acquired(self, "W", trylock=True)
         return True
 
-    def seize(self, k: Kernel, *guards: Lock) -> None:
+    def seize(self, k: Kernel, *guards: Lock, fresh: bool = False) -> None:
         """Set the bit in the step that found it clear (the caller announced this lock in that
         step): a DAX entry's lock bit, set under tree_lock once the thread has waited for it with
         tree_lock dropped; a new page added to the cache locked.  Lockdep orders the bit after the
         locks held while waiting for it -- not after the ``guards``: tree_lock, which only
         protects the bit, or the lock being handed over to this one (a DAX hole page's page lock
-        and the entry lock it stands in for are one lock) -- and setting it does not sleep."""
-        k.lock_attempt(self, "W", exclude=guards)
+        and the entry lock it stands in for are one lock) -- and setting it does not sleep.  A
+        ``fresh`` object is one no other thread can reach yet: its lock orders after nothing."""
+        if not fresh:
+            k.lock_attempt(self, "W", exclude=guards)
         self.owner = k.tid()
         k.lock_acquired(self, "W", trylock=True)
 
@@ -209,6 +211,11 @@ class BitLock(Lock):
         """Clear the bit; False (and a lock-pairing report) if this thread does not own it."""
         k.sched.point(self, _WRITE, label)
         return self.drop(k)
+
+    def clear_fresh(self, k: Kernel) -> None:
+        """__ClearPageLocked(): unlock a page no other thread ever reached (a failed insert)."""
+        self.owner = None
+        k.lock_released(self, "W")
 
     def drop(self, k: Kernel) -> bool:
         """Clear the bit in the current step (which announced this lock)."""

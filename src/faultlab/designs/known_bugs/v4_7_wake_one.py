@@ -7,22 +7,18 @@ from faultlab.designs.v4_7 import DESIGN as V47
 from faultlab.fs.dax import v4_7 as dax
 from faultlab.kernel import filemap
 from faultlab.kernel.kernel import Kernel
-from faultlab.kernel.state.cell import WRITE
 from faultlab.kernel.state.page import Page
 from faultlab.kernel.state.pagecache import AddressSpace
 
 
 def page_cache_tree_insert(k: Kernel, mapping: AddressSpace, page: Page, index: int) -> int:
     """page_cache_tree_insert() (4.7, ac401cc78242): replacing the empty entry wakes one waiter."""
-    inserted, old = mapping.insert(k, index, page, "page_cache_tree_insert", more=((page.lock, WRITE),),
-                                   replaces=filemap._empty_locked_dax_entry)
+    inserted, old = mapping.insert(k, index, page, "page_cache_tree_insert", replaces=filemap._empty_locked_dax_entry)
     if not inserted:
         return filemap.EEXIST
-    if old is None:
-        page.lock.seize(k)
-        return 0
-    page.lock.seize(k, dax.dax_entry_handed_to_page(k, mapping, index))
-    dax.dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=False)
+    if old is not None:
+        dax.dax_entry_handed_to_page(k, mapping, index)
+        dax.dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=False)
     return 0
 
 

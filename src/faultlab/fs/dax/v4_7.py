@@ -27,7 +27,7 @@ from faultlab.fs.dax.v4_0 import (
 )
 from faultlab.fs.ext2 import clear_pmem
 from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
-from faultlab.kernel.filemap import delete_from_page_cache, find_or_create_page
+from faultlab.kernel.filemap import __delete_from_page_cache, find_or_create_page
 from faultlab.kernel.flags import (
     FAULT_FLAG_WRITE,
     PAGE_SHIFT,
@@ -204,7 +204,8 @@ def dax_insert_mapping_entry(k: Kernel, mapping: AddressSpace, index: int, entry
     if isinstance(entry, Page):
         unmap_mapping_range(k, mapping, index << PAGE_SHIFT, PAGE_SIZE, even_cows=False)
         mapping.tree_lock.lock(k)
-        delete_from_page_cache(k, entry)
+        __delete_from_page_cache(k, entry)
+        put_page(k, entry)  # the page cache's reference
         lk = entry_lock(mapping, index)
         inserted, _old = mapping.insert(k, index, new, "radix_tree_insert (dax entry)", more=((lk, WRITE),))
         assert inserted and isinstance(lk, BitLock)

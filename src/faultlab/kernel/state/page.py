@@ -5,11 +5,13 @@ the explorer too:
 
 * ``ref``: the refcount.  get_page() and put_page() are UPDATEs: atomic increments and
   decrements commute, and no caller branches on the value.  The put that brings the count to
-  zero frees the page, whichever thread it is; a READ of the count (page_count()) depends on all
-  of them.  The price: a refcount *bug* whose effect depends on the order of gets and puts (a get
-  that would resurrect a page another thread's extra put freed) may be explored in one order
-  only.  The end-of-run refcount check still reports every count that does not match the
-  references held, and correct code cannot tell the orders apart.
+  zero frees the page, whichever thread it is.  That is sound because Linux's rule is the
+  model's: get_page() is only for a caller that already holds a reference, so it cannot meet a
+  count of zero.  A reference taken from a look-up, with none held, is taken in the step that
+  finds the page in the page cache (:meth:`AddressSpace.lookup_get`), whose own reference
+  guarantees the same.  A design that breaks the rule (get_page() with no reference held) may
+  have a resurrection explored in one order only; the end-of-run refcount check still reports
+  every count that does not match the references held.
 * ``maps``: the mapcount; page_add_*_rmap()/page_remove_rmap() are UPDATEs, page_mapped() a READ.
 * one cell per flag: PG_uptodate, PG_dirty, PG_hwpoison, PageAnon.
 * ``owner``: ->mapping and ->index (set and cleared only by the page cache, under the page lock).
@@ -213,6 +215,11 @@ def PageAnon(k: Kernel, page: Page) -> bool:  # noqa: N802
 
 
 # -- ->mapping and ->index -------------------------------------------------------------------------------
+def lock_new_page(k: Kernel, page: Page) -> None:
+    """__SetPageLocked(): lock a page no one else can reach yet (before it goes into the cache)."""
+    page.lock.seize(k, fresh=True)
+
+
 def page_mapping(k: Kernel, page: Page) -> AddressSpace | None:
     """page->mapping (a truncated page has none); read under the page lock in Linux."""
     k.sched.point(page.owner, READ, "page->mapping " + page.name)

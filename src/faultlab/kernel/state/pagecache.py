@@ -90,6 +90,42 @@ class AddressSpace:
                 dict.__setitem__(self.pages, index, entry)  # not a change of state: see the module docstring
         return entry
 
+    def lookup_get(self, k: Kernel, index: int, label: str = "find_get_entry") -> Entry | None:
+        """The RCU look-up of find_get_entry() and filemap_map_pages(): the entry at ``index`` and,
+        if it is a page, a reference to it, in one step.  Linux reads the slot, takes the
+        reference unless the count is zero (page_cache_get_speculative) and reads the slot again
+        ("Has the page moved?"), going round again when either fails: what another thread does in
+        between can only send it round.  In one step the tree's own reference guarantees the count
+        is not zero, so the reference is an UPDATE like get_page(): it commutes with every put,
+        none of which can be the last while the page is in the tree.  (tests/test_lookup_get.py
+        explores Linux's three steps against this one.)  The step announces the page it sees in
+        the slot; if another thread changed the slot before the step ran, the step only read the
+        slot, and is announced again.
+        """
+        while True:
+            seen = dict.get(self.pages, index)
+            more: Accesses = ((self.initial_cell, READ),)
+            if isinstance(seen, Page):
+                more = (*more, (seen.ref, UPDATE))
+            if index < _RAW_INITIAL.__get__(self):
+                more = (*more, (k.alloc.cell, k.alloc.mode))
+            k.sched.point(self.cells[index], READ, label, more=more)
+            entry = self.pages.get(index)
+            if entry is None and index < self._initial:
+                made = self.materialise(self, index)  # None: no memory for it now
+                if made is None:
+                    return None
+                dict.__setitem__(self.pages, index, made)
+                k.sched.exempt += 1  # made in this step: no one else can reach it, its count is ours
+                made._count += 1
+                k.sched.exempt -= 1
+                return made
+            if not isinstance(entry, Page):
+                return entry
+            if entry is seen:
+                entry._count += 1
+                return entry
+
     def insert(self, k: Kernel, index: int, entry: Entry, label: str = "page_cache_tree_insert",
                more: Accesses = (),
                replaces: Callable[[Entry], bool] | None = None) -> tuple[bool, Entry | None]:
