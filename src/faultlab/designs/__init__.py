@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-from pathlib import Path
-
 from faultlab.designs.base import Design
 from faultlab.designs.known_bugs import KNOWN_BUGS
+from faultlab.designs.loader import load_design_file
 from faultlab.designs.v4_0 import V40
 from faultlab.designs.v4_7 import V47
 from faultlab.designs.v4_10 import V410
@@ -20,43 +17,6 @@ DESIGNS: dict[str, type[Design]] = {d.name: d for d in (Xip, V7, V7Insert, V40, 
 """The designs of the seed's history, in historical order."""
 
 ALL_DESIGNS: dict[str, type[Design]] = {**DESIGNS, **{d.name: d for d in KNOWN_BUGS}}
-
-
-def load_design_file(path: str) -> type[Design]:
-    """Import ``path`` and return the one Design subclass it defines (see docs/designs.md)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"no such design file (expected a design name or a .py file): {path}", where=path)
-    spec = importlib.util.spec_from_file_location(f"faultlab_user_design_{p.stem}", p)
-    if spec is None or spec.loader is None:
-        raise UserError("cannot import this file as Python", where=path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - a user's file: report, don't trace back
-        line = getattr(e, "lineno", None) or _traceback_line(e, str(p))
-        raise UserError(f"importing the design failed: {type(e).__name__}: {e}", where=f"{path}:{line}") from None
-    found = [
-        obj for _, obj in inspect.getmembers(module, inspect.isclass)
-        if issubclass(obj, Design) and obj.__module__ == module.__name__
-    ]
-    if len(found) != 1:
-        raise UserError(f"expected exactly one subclass of faultlab.designs.base.Design, found {len(found)}",
-                        where=path)
-    cls = found[0]
-    if not cls.name:
-        raise UserError(f"design class {cls.__name__} sets no 'name'", where=path)
-    return cls
-
-
-def _traceback_line(e: BaseException, path: str) -> int:
-    tb = e.__traceback__
-    line = 0
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == path:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 def get_design(name: str) -> type[Design]:
