@@ -191,7 +191,7 @@ def test_html_report_is_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args, words", [
-    ([], ["Missing argument"]),
+    ([], ["missing argument 'SCENARIO...'", "faultlab compare --help"]),
     (["nope.toml"], ["nope.toml", "cannot read"]),
     ([SEED, "--design", "nope"], ["unknown design 'nope'"]),
     ([SEED, "--max-schedules", "0"], ["--max-schedules"]),
@@ -201,9 +201,11 @@ def test_html_report_is_written(tmp_path: Path) -> None:
 def test_bad_input_exits_2_with_one_message(args: list[str], words: list[str]) -> None:
     res = invoke(*args)
     assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
+    assert res.stdout == ""
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("faultlab: "), res.stderr
     for w in words:
-        assert w in res.output
+        assert w in lines[0]
 
 
 def test_compare_api_matches_the_command(seed_json: dict[str, Any]) -> None:
