@@ -8,10 +8,8 @@ one line ``path:line: ...`` naming the line of the file that failed.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-from pathlib import Path
 from types import ModuleType, TracebackType
 
 from faultlab.designs.base import Design
@@ -24,20 +22,20 @@ _NAME = re.compile(r"[^\s:]+")
 def load_design_file(path: str) -> type[Design]:
     """Import ``path``, find its design class (:func:`find_design_class`) and create it once to
     check it; raises UserError located at the failing line of the file."""
-    p = Path(path)
     try:
-        is_file = p.is_file()
-    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        is_file = os.path.isfile(path)
+    except ValueError:  # a NUL byte in the path
         is_file = False
     if not is_file:
         raise UserError(f"no such design file (expected a design name or a .py file): {shown(path)}", where=path)
+    p = os.path.realpath(path)  # tracebacks name the file however it was reached: compare real paths
     module = _import(path, p)
     try:
         cls = find_design_class(module)
     except UserError as e:
         raise UserError(e.message, where=f"{path}:1") from None
     except BaseException as e:  # noqa: BLE001 - a user's classes may misbehave even when inspected
-        raise UserError(f"looking for the design class failed: {_describe(e)}",
+        raise UserError(f"looking for the design class raised {_describe(e)}",
                         where=f"{path}:{_error_line(e, p)}") from None
     _check_design_class(cls, path, p)
     return cls
@@ -56,31 +54,34 @@ def find_design_class(module: ModuleType) -> type[Design]:
     return found[0]
 
 
-def _import(path: str, p: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"faultlab_user_design_{p.stem}", p)
+def _import(path: str, p: str) -> ModuleType:
+    import importlib.util  # only when a design file is loaded (start-up of every other command)
+
+    stem = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(f"faultlab_user_design_{stem}", os.path.abspath(path))
     if spec is None or spec.loader is None:
         raise UserError("cannot import this file as Python: expected a .py file", where=f"{path}:1")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except BaseException as e:  # noqa: BLE001 - a user's file: report whatever it raises, don't trace back
-        raise UserError(f"importing the design failed: {_describe(e)}", where=f"{path}:{_error_line(e, p)}") from None
+        raise UserError(f"importing the design raised {_describe(e)}", where=f"{path}:{_error_line(e, p)}") from None
     return module
 
 
-def _check_design_class(cls: type[Design], path: str, p: Path) -> None:
+def _check_design_class(cls: type[Design], path: str, p: str) -> None:
     """Create the class once, as every run will, and check its name."""
     where = f"{path}:{_class_line(cls, p)}"
     try:
         design = cls()
     except BaseException as e:  # noqa: BLE001 - the user's __init__, or arguments it requires
         line = _error_line(e, p, default=0)
-        raise UserError(f"design class {cls.__name__} cannot be created with no arguments: {_describe(e)}",
-                        where=f"{path}:{line}" if line else where) from None
+        raise UserError(f"creating the design, {cls.__name__}(), raised {_describe(e)}: expected a class that "
+                        "takes no arguments", where=f"{path}:{line}" if line else where) from None
     try:
         name = design.name
     except BaseException as e:  # noqa: BLE001 - a property of the user's
-        raise UserError(f"design class {cls.__name__}: reading its name failed: {_describe(e)}",
+        raise UserError(f"reading the name of design class {cls.__name__} raised {_describe(e)}",
                         where=f"{path}:{_error_line(e, p, default=_class_line(cls, p))}") from None
     if name is None or name == "":
         raise UserError(f"design class {cls.__name__} sets no 'name': expected name = \"my-design\"", where=where)
@@ -102,16 +103,16 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def _same_file(filename: object, p: Path) -> bool:
+def _same_file(filename: object, p: str) -> bool:
     if not isinstance(filename, str):
         return False
     try:
-        return os.path.realpath(filename) == os.path.realpath(p)
+        return os.path.realpath(filename) == p
     except (OSError, ValueError):
         return False
 
 
-def _error_line(e: BaseException, p: Path, default: int = 1) -> int:
+def _error_line(e: BaseException, p: str, default: int = 1) -> int:
     """The line of the design file where ``e`` was raised: a syntax error's own line, else the last
     frame of the traceback that is in the file (an import, a call into other code, a raise)."""
     if isinstance(e, SyntaxError) and isinstance(e.lineno, int) and _same_file(e.filename, p):
@@ -125,7 +126,7 @@ def _error_line(e: BaseException, p: Path, default: int = 1) -> int:
     return line or default
 
 
-def _class_line(cls: type, p: Path) -> int:
+def _class_line(cls: type, p: str) -> int:
     """The line of ``class Name`` in the file (1 if it cannot be found)."""
     pattern = re.compile(rf"\s*class\s+{re.escape(cls.__name__)}\b")
     try:
