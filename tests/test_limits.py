@@ -61,7 +61,7 @@ def test_a_file_at_the_size_limit_is_read_and_one_byte_more_is_refused(tmp_path:
     with pytest.raises(ScenarioError) as info:
         load_scenario(str(path))
     assert info.value.where == f"{path}:9"  # the comment line, where the limit is crossed
-    assert "larger than 4194304 bytes (4 MiB)" in info.value.message
+    assert "larger than 1048576 bytes (1 MiB)" in info.value.message
 
 
 def test_a_huge_file_is_not_read_whole(tmp_path: Path) -> None:

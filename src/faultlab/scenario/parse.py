@@ -45,7 +45,13 @@ from faultlab.scenario.model import (
     Scenario,
     ThreadSpec,
 )
-from faultlab.scenario.prescan import check_toml_shape
+from faultlab.scenario.prescan import (
+    BASIC_STRING,
+    LITERAL_STRING,
+    MULTILINE_BASIC_STRING,
+    MULTILINE_LITERAL_STRING,
+    check_toml_shape,
+)
 
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the document: ``("threads", "faulter", "ops", 1)``."""
@@ -531,7 +537,7 @@ def parse_fill(value: object) -> tuple[bytes | None, bool]:
     if value == "hole":
         return None, True
     if isinstance(value, str):
-        if any(ord(c) > 0xFF for c in value):
+        if re.search("[^\x00-\xff]", value):
             raise _fail("bad fill: characters beyond \\u00ff do not fit in a byte")
         value = value.encode("latin-1")
     if not isinstance(value, bytes | bytearray):
@@ -628,7 +634,7 @@ def parse_scenario(text: str, path: str) -> Scenario:
 def _check_document_size(raw: bytes, path: str) -> None:
     if len(raw) > MAX_DOCUMENT_BYTES:
         line = raw.count(b"\n", 0, MAX_DOCUMENT_BYTES) + 1
-        raise ScenarioError(f"the file is larger than {MAX_DOCUMENT_BYTES} bytes (4 MiB) from this line on: "
+        raise ScenarioError(f"the file is larger than {MAX_DOCUMENT_BYTES} bytes (1 MiB) from this line on: "
                             f"expected a scenario of at most {MAX_DOCUMENT_BYTES} bytes", where=f"{path}:{line}")
 
 
@@ -692,6 +698,10 @@ class _TomlWhere:
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_BLANK_COMMENT = re.compile(r"[ \t]*+(?:#[^\n]*+)?")
+_BLANK_LINES = re.compile(r"(?:[ \t\r\n]++|#[^\n]*+)*+")
+_SCALAR = re.compile(r"[^,\]}#\r\n]*+")
+_NOT_NESTING = re.compile(r"[^\[\]{}\"'#]*+")
 
 
 class _Locator:
@@ -703,7 +713,7 @@ class _Locator:
     def __init__(self, src: str) -> None:
         self.src = src
         self.pos = 0
-        self.newlines = [i for i, c in enumerate(src) if c == "\n"]
+        self.newlines = [m.start() for m in re.finditer("\n", src)]
         self.lines: dict[KeyPath, int] = {}
         self.array_tables: dict[KeyPath, int] = {}
 
@@ -745,16 +755,9 @@ class _Locator:
             self._mark(table, line)
 
     def _skip(self, newlines: bool) -> None:
-        blank = " \t\r\n" if newlines else " \t"
-        while self.pos < len(self.src):
-            c = self.src[self.pos]
-            if c == "#":
-                end = self.src.find("\n", self.pos)
-                self.pos = len(self.src) if end < 0 else end
-            elif c in blank:
-                self.pos += 1
-            else:
-                return
+        m = (_BLANK_LINES if newlines else _BLANK_COMMENT).match(self.src, self.pos)
+        if m is not None:
+            self.pos = m.end()
 
     def _key(self) -> KeyPath:
         parts: list[str] = []
@@ -789,13 +792,35 @@ class _Locator:
         c = self.src[self.pos]
         if c in "\"'":
             self._string()
-        elif c == "[":
+        elif c == "[" and path[:1] == ("threads",) and path[2:] == ("ops",):
             self._array(path)
-        elif c == "{":
+        elif c == "{" and len(path) < 3:
             self._inline_table(path)
+        elif c in "[{":
+            self._skip_nested()  # a value no message points into (arrays other than ops: all errors)
         else:
-            while self.pos < len(self.src) and self.src[self.pos] not in ",]}#\r\n":
-                self.pos += 1
+            m = _SCALAR.match(self.src, self.pos)
+            if m is not None:
+                self.pos = m.end()
+
+    def _skip_nested(self) -> None:
+        """Skip an array or inline table without locating what is inside."""
+        depth = 0
+        while True:
+            m = _NOT_NESTING.match(self.src, self.pos)
+            if m is not None:
+                self.pos = m.end()
+            c = self.src[self.pos]
+            if c in "\"'":
+                self._string()
+                continue
+            if c == "#":
+                self._skip(newlines=True)
+                continue
+            self.pos += 1
+            depth += 1 if c in "[{" else -1
+            if depth == 0:
+                return
 
     def _array(self, path: KeyPath) -> None:
         self.pos += 1
@@ -824,20 +849,13 @@ class _Locator:
                 self.pos += 1
 
     def _string(self) -> None:
-        quote = self.src[self.pos]
-        if self.src.startswith(quote * 3, self.pos):
-            self._multiline_string(quote)
-            return
-        self.pos += 1
-        while self.src[self.pos] != quote:
-            self.pos += 2 if quote == '"' and self.src[self.pos] == "\\" else 1
-        self.pos += 1
-
-    def _multiline_string(self, quote: str) -> None:
-        self.pos += 3
-        while not self.src.startswith(quote * 3, self.pos):
-            self.pos += 2 if quote == '"' and self.src[self.pos] == "\\" else 1
-        self.pos += 3
-        for _ in range(2):  # up to two quotes right before the delimiter belong to the content
-            if self.src[self.pos : self.pos + 1] == quote:
-                self.pos += 1
+        if self.src.startswith('"""', self.pos):
+            pattern = MULTILINE_BASIC_STRING
+        elif self.src.startswith("'''", self.pos):
+            pattern = MULTILINE_LITERAL_STRING
+        else:
+            pattern = BASIC_STRING if self.src[self.pos] == '"' else LITERAL_STRING
+        m = pattern.match(self.src, self.pos)
+        if m is None:  # pragma: no cover - tomllib accepted the string
+            raise ValueError("not a string")
+        self.pos = m.end()

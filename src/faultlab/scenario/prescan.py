@@ -18,16 +18,25 @@ import re
 from faultlab.errors import ScenarioError, shown
 from faultlab.limits import MAX_DIGITS, MAX_NESTING
 
-_BLANK = re.compile(r"[ \t]*")
-_BLANK_LINES = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_BASIC = re.compile(r'"(?:[^"\\\n]|\\[^\n])*"?')
-_LITERAL = re.compile(r"'[^'\n]*'?")
-_ML_BASIC = re.compile(r'"""(?:[^\\"]|\\.|"(?!""))*(?:"""(?:"{1,2})?|\Z)', re.DOTALL)
-_ML_LITERAL = re.compile(r"'''(?:[^']|'(?!''))*(?:'''(?:'{1,2})?|\Z)", re.DOTALL)
-_SCALAR = re.compile(r"[^,\]}#\r\n]*")
-_DIGITS = re.compile(r"[0-9][0-9_]*")
-_REST_OF_LINE = re.compile(r"[^\n]*")
+# Possessive quantifiers throughout: a backtracking repeat of a group keeps state for every
+# repetition, some 150 bytes per character of a long string.
+_BLANK = re.compile(r"[ \t]*+")
+_BLANK_LINES = re.compile(r"(?:[ \t\r\n]++|#[^\n]*+)*+")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]++")
+BASIC_STRING = re.compile(r'"[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+"?')
+LITERAL_STRING = re.compile(r"'[^'\n]*+'?")
+MULTILINE_BASIC_STRING = re.compile(r'"""(?:[^\\"]++|\\.|"(?!""))*+(?:"""(?:"{1,2})?|\Z)', re.DOTALL)
+MULTILINE_LITERAL_STRING = re.compile(r"'''(?:[^']++|'(?!''))*+(?:'''(?:'{1,2})?|\Z)")
+_SCALAR = re.compile(r"[^,\]}#\r\n]*+")
+_DIGITS = re.compile(r"[0-9][0-9_]*+")
+_REST_OF_LINE = re.compile(r"[^\n]*+")
+# A run of array elements that open nothing: scalars, single-line strings, commas, blanks, comments;
+# and the same with arrays of such elements among them (one level deeper).
+_FLAT_ITEM = (r"""[ \t\r\n,]++|\#[^\n]*+|"(?!"")[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+"|'(?!'')[^'\n]*+'"""
+              r"""|[^\[\]{}"'\#,\s]++""")
+_FLAT_ELEMENTS = re.compile(rf"(?:{_FLAT_ITEM})*+", re.VERBOSE)
+_FLAT_ELEMENTS_AND_ARRAYS = re.compile(rf"(?:{_FLAT_ITEM}|\[(?:{_FLAT_ITEM})*+\])*+", re.VERBOSE)
+_LONG_RUN = re.compile(f"[0-9_]{{{MAX_DIGITS + 1},}}")
 
 NESTING_HELP = "tables, dotted-key parts and arrays"
 
@@ -105,7 +114,13 @@ class _Scan:
         elif c == ",":
             self.pos += 1
         elif kind == "array":
-            self._value(depth)
+            self._check_depth(depth)
+            # Most arrays hold only these: skip them in one step.
+            end = self._end(_FLAT_ELEMENTS_AND_ARRAYS if depth < MAX_NESTING else _FLAT_ELEMENTS)
+            if end > self.pos and _LONG_RUN.search(self.s, self.pos, end) is None:
+                self.pos = end  # nothing in there can have more than MAX_DIGITS digits
+            else:
+                self._value(depth)
         else:
             parts = self._key()
             if parts and self.s.startswith("=", self.pos):
@@ -119,9 +134,9 @@ class _Scan:
             self.pos = self._end(_BLANK)
             c = self.s[self.pos : self.pos + 1]
             if c == '"':
-                self.pos = self._end(_BASIC)
+                self.pos = self._end(BASIC_STRING)
             elif c == "'":
-                self.pos = self._end(_LITERAL)
+                self.pos = self._end(LITERAL_STRING)
             else:
                 m = _BARE_KEY.match(self.s, self.pos)
                 if m is None:
@@ -139,10 +154,10 @@ class _Scan:
         self._check_depth(depth)
         c = self.s[self.pos : self.pos + 1]
         if c == '"':
-            pattern = _ML_BASIC if self.s.startswith('"""', self.pos) else _BASIC
+            pattern = MULTILINE_BASIC_STRING if self.s.startswith('"""', self.pos) else BASIC_STRING
             self.pos = self._end(pattern)
         elif c == "'":
-            pattern = _ML_LITERAL if self.s.startswith("'''", self.pos) else _LITERAL
+            pattern = MULTILINE_LITERAL_STRING if self.s.startswith("'''", self.pos) else LITERAL_STRING
             self.pos = self._end(pattern)
         elif c == "[":
             self.pos += 1
