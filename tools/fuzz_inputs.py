@@ -237,8 +237,10 @@ def mutate(rng: random.Random, text: str, heavy: bool = True) -> str:
         if data_ops:
             m = rng.choice(data_ops)
             return text[: m.end()] + rng.choice(BAD_BYTES) + " " + text[m.end():]
+    long_fill = "x" * ((1 << 20) - 100 if heavy else 100)  # just under the document limit: over the fill limit
     return text + "\n" + rng.choice(['[files.big]\nsize = "1048576g"', '[files.big]\nsize = "2g"\nfill = "A"',
-                                     '[files.f2]\nsize = 1\nfill = "' + "x" * rng.choice([10, 1000]) + '"'])
+                                     '[files.f2]\nsize = 1\nfill = "' + "x" * rng.choice([10, 1000]) + '"',
+                                     '[files.f3]\nsize = 1\nfill = "' + long_fill + '"'])
 
 
 def raw_mutation(rng: random.Random, data: bytes, heavy: bool = True) -> bytes:
