@@ -211,6 +211,9 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
     from faultlab.scenario import load_scenario
     from faultlab.sched import SequentialChooser
 
+    if order is not None and not order.strip():
+        raise UserError(f"--schedule {shown(order)} is empty: expected thread names in order (e.g. "
+                        "truncator,faulter) or a schedule string printed by explore")
     scenario = load_scenario(scenario_path)
     docs = []
     for design, _arg in design_args(design_spec):
