@@ -40,7 +40,7 @@ def imported(modules: set[str], package: str) -> list[str]:
 
 def test_importing_the_cli_imports_no_command() -> None:
     modules = modules_after("import faultlab.cli")
-    assert imported(modules, "faultlab") == ["faultlab", "faultlab.cli", "faultlab.errors"]
+    assert imported(modules, "faultlab") == ["faultlab", "faultlab.cli", "faultlab.errors", "faultlab.limits"]
     assert imported(modules, "rich") == []
     assert "click" in modules
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from faultlab.errors import UserError, one_line, shown
+from faultlab.limits import MAX_DIGITS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -116,6 +117,10 @@ class _NoProgress:
     update: Callable[[Stats], None] | None = None
 
 
+_WHOLE_NUMBER = re.compile(f"-?[0-9]{{1,{MAX_DIGITS}}}")
+_DECIMAL = re.compile(f"[0-9]{{1,{MAX_DIGITS}}}(?:\\.[0-9]{{0,{MAX_DIGITS}}})?|\\.[0-9]{{1,{MAX_DIGITS}}}")
+
+
 class Count(click.ParamType):
     """A whole number in ASCII digits (no other script's digits, no underscores), at least ``min``."""
 
@@ -129,8 +134,8 @@ class Count(click.ParamType):
             n = value
         else:
             text = str(value)
-            if not re.fullmatch(r"-?[0-9]{1,20}", text):
-                self.fail(f"{shown(text)} is not a whole number of at most 20 digits", param, ctx)
+            if not _WHOLE_NUMBER.fullmatch(text):
+                self.fail(f"{shown(text)} is not a whole number of at most {MAX_DIGITS} digits", param, ctx)
             n = int(text)
         if self.min is not None and n < self.min:
             self.fail(f"{n} is not in the range x>={self.min}", param, ctx)
@@ -147,7 +152,7 @@ class Seconds(click.ParamType):
             seconds = value
         else:
             text = str(value)
-            if not re.fullmatch(r"[0-9]{1,20}(\.[0-9]{0,20})?|\.[0-9]{1,20}", text):
+            if not _DECIMAL.fullmatch(text):
                 self.fail(f"{shown(text)} is not a number of seconds such as 30 or 0.5", param, ctx)
             seconds = float(text)
         if not (math.isfinite(seconds) and seconds > 0):
