@@ -144,7 +144,7 @@ def _nested(draw: st.DrawFn) -> tuple[str, int]:
     return text, level
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(header=st.lists(st.from_regex(r"[a-z]{1,3}", fullmatch=True), max_size=4), key=_keys,
        value=_nested())
 def test_the_scan_agrees_with_the_nesting_of_valid_toml(header: list[str], key: list[str],
@@ -330,3 +330,29 @@ def test_the_bundled_scenarios_are_within_the_limits() -> None:
     assert len(paths) >= 19
     for path in paths:
         assert load_scenario(str(path)).threads
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(before=st.lists(st.sampled_from(list("[]{}\"'=#,.\\\n -_:") + ["a", "1", "x = ", "[t]\n", '"""', "'''"]),
+                       max_size=30).map("".join),
+       depth=st.integers(33, 3000), wrap=st.sampled_from(["[", "{a = "]))
+def test_what_passes_the_scan_never_makes_tomllib_recurse_too_deep(before: str, depth: int, wrap: str) -> None:
+    """Junk, then deep nesting: the scan refuses the nesting, or stops where the text stops being
+    TOML and tomllib then fails there (a syntax error), never deeper inside."""
+    text = before + "\nx = " + wrap * depth + "1" + ("]" if wrap == "[" else "}") * depth + "\n"
+    try:
+        check_toml_shape(text, "s.toml")
+    except ScenarioError as e:
+        assert "nesting deeper than 32" in e.message or "digits" in e.message
+        return
+    with pytest.raises(tomllib.TOMLDecodeError):
+        tomllib.loads(text)
+
+
+def test_tomllib_recursing_too_deep_would_still_be_one_located_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A safety net behind the scan: were it to miss deep nesting, tomllib's RecursionError is
+    still a ScenarioError."""
+    monkeypatch.setattr("faultlab.scenario.parse.check_toml_shape", lambda text, path: None)
+    with cheap(max_bytes=64 << 20, max_seconds=10):
+        e = error(HEAD + "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert (e.where, e.message) == ("s.toml:1", "nesting too deep for the TOML reader: expected at most 32 levels")

@@ -27,6 +27,7 @@ from faultlab.limits import (
     MAX_DIGITS,
     MAX_DOCUMENT_BYTES,
     MAX_FILES,
+    MAX_NESTING,
     MAX_OP_BYTES,
     MAX_OPS,
     MAX_SCENARIO_BYTES,
@@ -628,6 +629,9 @@ def parse_scenario(text: str, path: str) -> Scenario:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise _toml_error(str(e), text, path) from None
+    except RecursionError:  # the scan above keeps nesting far from this; should it ever miss
+        raise ScenarioError(f"nesting too deep for the TOML reader: expected at most {MAX_NESTING} levels",
+                            where=f"{path}:1") from None
     return compile_document(doc, _TomlWhere(path, lambda: _Locator(text).run()), path)
 
 

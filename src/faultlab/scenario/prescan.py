@@ -7,8 +7,10 @@ raise ValueError). :func:`check_toml_shape` rejects all three on the raw text, l
 where the limit is crossed.
 
 The scan follows the TOML grammar closely enough to know strings, comments, keys and values
-apart, and tolerates anything else: on text that is not TOML it may stop checking, and tomllib
-then reports the syntax error. Every step consumes input or closes a bracket, so it is O(len).
+apart. It stops at the first thing that cannot be TOML (an unterminated string, a key without
+``=``, a character out of place): tomllib reads the text in order too, so it reports a syntax
+error there or earlier and reads nothing after it. Every step consumes input or closes a bracket,
+and no step looks further ahead than it then moves, so the scan is O(len).
 """
 
 from __future__ import annotations
@@ -37,14 +39,26 @@ _FLAT_ITEM = (r"""[ \t\r\n,]++|\#[^\n]*+|"(?!"")[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*
 _FLAT_ELEMENTS = re.compile(rf"(?:{_FLAT_ITEM})*+", re.VERBOSE)
 _FLAT_ELEMENTS_AND_ARRAYS = re.compile(rf"(?:{_FLAT_ITEM}|\[(?:{_FLAT_ITEM})*+\])*+", re.VERBOSE)
 _LONG_RUN = re.compile(f"[0-9_]{{{MAX_DIGITS + 1},}}")
+# The tokens of such a run, to find the digits outside strings and comments (group 1).
+_FLAT_TOKEN = re.compile(
+    r"""(?:"(?!"")[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+"|'(?!'')[^'\n]*+'|\#[^\n]*+)|([0-9][0-9_]*+)|[^"'\#0-9]++|["']""",
+    re.VERBOSE,
+)
 
 NESTING_HELP = "tables, dotted-key parts and arrays"
 
 
 def check_toml_shape(text: str, path: str) -> None:
     """Raise ScenarioError (``path:line``) if ``text`` nests deeper than MAX_NESTING or holds a
-    number with more than MAX_DIGITS digits."""
-    _Scan(text, path).run()
+    number with more than MAX_DIGITS digits, up to where it stops being TOML."""
+    try:
+        _Scan(text, path).run()
+    except _NotToml:
+        pass
+
+
+class _NotToml(Exception):
+    """The text stops being TOML here; tomllib will not read past this point."""
 
 
 class _Scan:
@@ -68,17 +82,23 @@ class _Scan:
             raise self._error(f"nesting deeper than {MAX_NESTING} levels ({NESTING_HELP}): "
                               f"expected at most {MAX_NESTING}")
 
+    def _check_digits(self, m: re.Match[str]) -> None:
+        """``m`` is a run of digits (and underscores) in a value, outside strings."""
+        digits = len(m.group()) - m.group().count("_")
+        if digits > MAX_DIGITS:
+            self.pos = m.start()
+            raise self._error(f"number {shown(m.group(), 24)} has {digits} digits: expected at most {MAX_DIGITS}")
+
     def run(self) -> None:
         table_depth = 0
-        n = len(self.s)
-        while self.pos < n:
+        while self.pos < len(self.s):
             before = (self.pos, len(self.stack))
             if not self.stack:
                 table_depth = self._statement(table_depth)
             else:
                 self._inside()
-            if (self.pos, len(self.stack)) == before:  # not TOML: step over it, tomllib will say why
-                self.pos += 1
+            if (self.pos, len(self.stack)) == before:
+                raise _NotToml
 
     def _statement(self, table_depth: int) -> int:
         """One top-level line: a table header or ``key = value``; returns the current table's depth."""
@@ -91,14 +111,12 @@ class _Scan:
             self.pos += array_of_tables
             depth = self._key() + array_of_tables
             self._check_depth(depth)
-            self.pos = self._end(_REST_OF_LINE)
+            close = "]]" if array_of_tables else "]"
+            if not self.s.startswith(close, self.pos):
+                raise _NotToml
+            self.pos += len(close)
             return depth
-        parts = self._key()
-        if parts and self.s.startswith("=", self.pos):
-            self.pos += 1
-            self._value(table_depth + parts)
-        elif parts:
-            self.pos = self._end(_REST_OF_LINE)
+        self._value(table_depth + self._key_and_equals())
         return table_depth
 
     def _inside(self) -> None:
@@ -113,19 +131,28 @@ class _Scan:
             self.pos += 1
         elif c == ",":
             self.pos += 1
-        elif kind == "array":
-            self._check_depth(depth)
-            # Most arrays hold only these: skip them in one step.
-            end = self._end(_FLAT_ELEMENTS_AND_ARRAYS if depth < MAX_NESTING else _FLAT_ELEMENTS)
-            if end > self.pos and _LONG_RUN.search(self.s, self.pos, end) is None:
-                self.pos = end  # nothing in there can have more than MAX_DIGITS digits
-            else:
-                self._value(depth)
+        elif kind == "table":
+            self._value(depth + self._key_and_equals())
         else:
-            parts = self._key()
-            if parts and self.s.startswith("=", self.pos):
-                self.pos += 1
-                self._value(depth + parts)
+            self._check_depth(depth)
+            # Most arrays hold only these: skip them in one step (no further than they reach).
+            end = self._end(_FLAT_ELEMENTS_AND_ARRAYS if depth < MAX_NESTING else _FLAT_ELEMENTS)
+            if end == self.pos:
+                self._value(depth)
+                return
+            if _LONG_RUN.search(self.s, self.pos, end) is not None:  # a long number, or digits in a string
+                for m in _FLAT_TOKEN.finditer(self.s, self.pos, end):
+                    if m.group(1) is not None:
+                        self._check_digits(m)
+            self.pos = end
+
+    def _key_and_equals(self) -> int:
+        """Skip ``key =``; the number of the key's parts."""
+        parts = self._key()
+        if not parts or not self.s.startswith("=", self.pos):
+            raise _NotToml
+        self.pos += 1
+        return parts
 
     def _key(self) -> int:
         """Skip a (dotted) key and the blanks after it; the number of its parts."""
@@ -133,10 +160,10 @@ class _Scan:
         while True:
             self.pos = self._end(_BLANK)
             c = self.s[self.pos : self.pos + 1]
-            if c == '"':
-                self.pos = self._end(BASIC_STRING)
-            elif c == "'":
-                self.pos = self._end(LITERAL_STRING)
+            if c in ("'", '"'):
+                if self.s.startswith(c * 3, self.pos):
+                    raise _NotToml  # a key is a one-line string
+                self._string()
             else:
                 m = _BARE_KEY.match(self.s, self.pos)
                 if m is None:
@@ -149,16 +176,25 @@ class _Scan:
                 return parts
             self.pos += 1
 
+    def _string(self) -> None:
+        """Skip the string that starts here (any of the four kinds); it must be closed."""
+        quote = self.s[self.pos]
+        if self.s.startswith(quote * 3, self.pos):
+            end = self._end(MULTILINE_BASIC_STRING if quote == '"' else MULTILINE_LITERAL_STRING)
+            closed = end - self.pos >= 6 and self.s[end - 3 : end] == quote * 3
+        else:
+            end = self._end(BASIC_STRING if quote == '"' else LITERAL_STRING)
+            closed = end - self.pos >= 2 and self.s[end - 1] == quote
+        if not closed:
+            raise _NotToml
+        self.pos = end
+
     def _value(self, depth: int) -> None:
         self.pos = self._end(_BLANK)
         self._check_depth(depth)
         c = self.s[self.pos : self.pos + 1]
-        if c == '"':
-            pattern = MULTILINE_BASIC_STRING if self.s.startswith('"""', self.pos) else BASIC_STRING
-            self.pos = self._end(pattern)
-        elif c == "'":
-            pattern = MULTILINE_LITERAL_STRING if self.s.startswith("'''", self.pos) else LITERAL_STRING
-            self.pos = self._end(pattern)
+        if c in ("'", '"'):
+            self._string()
         elif c == "[":
             self.pos += 1
             self.stack.append(("array", depth + 1))
@@ -168,9 +204,5 @@ class _Scan:
         else:
             end = self._end(_SCALAR)
             for m in _DIGITS.finditer(self.s, self.pos, end):
-                digits = len(m.group()) - m.group().count("_")
-                if digits > MAX_DIGITS:
-                    self.pos = m.start()
-                    raise self._error(f"number {shown(m.group(), 24)} has {digits} digits: "
-                                      f"expected at most {MAX_DIGITS}")
+                self._check_digits(m)
             self.pos = end
