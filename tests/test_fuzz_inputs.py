@@ -10,9 +10,12 @@ memory. ``python tools/fuzz_inputs.py --cases 10000`` runs the same generator at
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
+import json
 import random
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -165,14 +168,24 @@ def test_real_processes_exit_2_with_one_line(argv: list[str]) -> None:
         "interrupts.py": b"from faultlab.designs.v4_0 import V40\n\nraise KeyboardInterrupt\n",
         "big-write.toml": b'title = "t"\nfs = "tmpfs"\n[files.d]\nsize = 1\n[threads.t]\nops = ["write d 0 A*64g"]\n',
     }
-    outcome = fuzz.run_case(0, fuzz.Case("real", argv, files), timeout=20, memory_cap=1 << 30)
+    [outcome] = run_real([fuzz.Case("real", argv, files)])
     assert outcome.status == 2, outcome.stderr
     assert not outcome.bad, outcome.stderr
     assert outcome.max_rss_kb < 200 * 1024  # saying no costs no memory to speak of
 
 
 def test_generated_cases_as_real_processes() -> None:
-    outcomes = [fuzz.run_case(i, fuzz.case(1, i, SOURCES), timeout=20, memory_cap=1 << 30) for i in range(12)]
+    outcomes = run_real([fuzz.case(1, i, SOURCES) for i in range(12)])
     assert [o.index for o in outcomes if o.bad] == []
     assert {o.status for o in outcomes} >= {2}
     assert max(o.max_rss_kb for o in outcomes) < 500 * 1024
+
+
+def run_real(cases: list[object]) -> list[object]:
+    """Run cases as real processes, from the tool in a small fresh interpreter (see its --stdin)."""
+    payload = [{"argv": c.argv, "files": {n: base64.b64encode(d).decode() for n, d in c.files.items()}}  # type: ignore[attr-defined]
+               for c in cases]
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "fuzz_inputs.py"), "--stdin"], cwd=ROOT,
+                          input=json.dumps(payload), capture_output=True, text=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return [fuzz.Outcome(**o) for o in json.loads(proc.stdout)]
