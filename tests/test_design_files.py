@@ -145,3 +145,14 @@ def test_a_design_file_is_created_once_when_it_is_loaded(tmp_path: Path) -> None
     res = CliRunner().invoke(main, ["run", SEED, "--design", str(path)])
     assert res.exit_code == 0, res.output
     assert "design counted" in res.output
+
+
+def test_a_design_that_exits_during_a_run_is_a_violation_not_an_exit_status(tmp_path: Path) -> None:
+    """SystemExit or GeneratorExit raised by a design's method while the model runs: reported as
+    the run's model-error (exit status 1), not faultlab ending with the design's status."""
+    for name, raised in (("exits", "SystemExit(3)"), ("generator", "GeneratorExit")):
+        path = tmp_path / f"{name}.py"
+        path.write_text(NO_RECHECK.replace("return True", f"raise {raised}"))
+        res = CliRunner().invoke(main, ["run", SEED, "--design", str(path)])
+        assert res.exit_code == 1, (res.output, res.exception)
+        assert f"model-error: {raised.split('(')[0]}" in res.output

@@ -286,6 +286,8 @@ DESIGN_BODIES = [
     "class D(V40):\n    name = 'mine'\n\n    def cow_recheck_isize(self, k, vmf):\n        return True\n",
     "class D(V40):\n    name = 'mine'\n\n    def cow_recheck_isize(self, k, vmf):\n"
     "        raise RuntimeError('in run')\n",
+    "class D(V40):\n    name = 'mine'\n\n    def cow_recheck_isize(self, k, vmf):\n        raise SystemExit(3)\n",
+    "class D(V40):\n    name = 'mine'\n\n    def cow_recheck_isize(self, k, vmf):\n        raise GeneratorExit\n",
     "class M(type):\n    def __getattribute__(cls, a):\n        raise RuntimeError(a)\n\n\nclass D(V40, metaclass=M):\n"
     "    pass\n",
 ]

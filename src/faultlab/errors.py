@@ -21,6 +21,17 @@ def shown(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit + 2 else text[:limit] + "..."
 
 
+def describe_exception(e: BaseException, limit: int = 200) -> str:
+    """``Type: message`` of an exception raised by a user's code, which may not even print."""
+    try:
+        text = str(e)
+    except BaseException:  # noqa: BLE001 - its __str__ is the user's code too
+        text = "(the exception cannot be printed)"
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 class UserError(Exception):
     """Bad input from the user (scenario file, design name, schedule string, option).
 

@@ -14,6 +14,7 @@ from types import ModuleType, TracebackType
 
 from faultlab.designs.base import Design
 from faultlab.errors import UserError, shown
+from faultlab.errors import describe_exception as _describe
 
 _NAME = re.compile(r"[^\s:]+")
 """A design name appears in schedule strings (``fl1:<digest>:<design>:<choices>``)."""
@@ -90,17 +91,6 @@ def _check_design_class(cls: type[Design], path: str, p: str) -> None:
     if not _NAME.fullmatch(name):
         raise UserError(f"design class {cls.__name__} sets name to {shown(name)}: expected no spaces or ':'",
                         where=where)
-
-
-def _describe(e: BaseException) -> str:
-    """``Type: message`` of an exception raised by the user's code, which may not even print."""
-    try:
-        text = str(e)
-    except BaseException:  # noqa: BLE001
-        text = "(the exception cannot be printed)"
-    if len(text) > 200:
-        text = text[:200] + "..."
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _same_file(filename: object, p: str) -> bool:
