@@ -111,3 +111,55 @@ def test_unknown_thread_in_schedule(tmp_path: Path, order: str) -> None:
 def test_bad_schedule_string(tmp_path: Path, schedule: str) -> None:
     path = write(tmp_path, GOOD)
     check_one_line_error(invoke(str(path), "--schedule", schedule), "schedule")
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--schedule", ""], ["--schedule '' is empty"]),
+    (["--schedule", " "], ["--schedule ' ' is empty"]),
+    (["--design", ""], ["--design '' has an empty design name"]),
+    (["--design", ","], ["--design ',' has an empty design name"]),
+    (["--design", "v4.10,"], ["--design 'v4.10,' has an empty design name"]),
+])
+def test_empty_names_are_refused_not_ignored(tmp_path: Path, args: list[str], words: list[str]) -> None:
+    path = write(tmp_path, GOOD)
+    check_one_line_error(invoke(str(path), *args), *words)
+
+
+@pytest.mark.parametrize("text", [
+    HEAD + '  "truncate data ٣",\n]\n',  # Arabic-Indic digit three
+    HEAD.replace('"1p"', '"１p"') + '  "load m 0",\n]\n',  # a fullwidth digit one
+])
+def test_digits_of_other_scripts_are_refused(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    line = check_one_line_error(invoke(str(path)), "bad size")
+    assert line.startswith(f"faultlab: {path}:")
+
+
+SEED = str(Path(__file__).resolve().parent.parent / "scenarios/seed/cow-vs-truncate.toml")
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["explore", SEED, "--bound", "-1"], "faultlab: --bound: -1 is not in the range x>=0"),
+    (["explore", SEED, "--seed", "abc"], "faultlab: --seed: 'abc' is not a whole number of at most 20 digits"),
+    (["explore", SEED, "--seed", "٣"], "faultlab: --seed: '٣' is not a whole number of at most 20 digits"),
+    (["explore", SEED, "--strategy", "nope"], "faultlab: --strategy: 'nope' is not one of 'dfs', 'pct', 'random'"),
+    (["explore", SEED, "--budget", "nan"], "faultlab: --budget: 'nan' is not a number of seconds such as 30 or 0.5"),
+    (["explore", SEED, "--budget", "inf"], "faultlab: --budget: 'inf' is not a number of seconds such as 30 or 0.5"),
+    (["explore", SEED, "--budget", "0"], "faultlab: --budget: '0' is not a number of seconds greater than 0"),
+    (["explore", SEED, "--max-schedules", "0"], "faultlab: --max-schedules: 0 is not in the range x>=1"),
+    (["explore"], "faultlab: missing argument 'SCENARIO' (see 'faultlab explore --help')"),
+    (["explore", SEED, "--nope"], "faultlab: no such option '--nope' (see 'faultlab explore --help')"),
+    (["replay", SEED], "faultlab: missing option '--schedule' (see 'faultlab replay --help')"),
+    (["nope"], "faultlab: no such command 'nope' (see 'faultlab --help')"),
+    ([], "faultlab: missing command: expected one of compare, designs, explore, oracle, replay, run "
+         "(see 'faultlab --help')"),
+])
+def test_usage_errors_are_one_line(argv: list[str], line: str) -> None:
+    res = CliRunner().invoke(main, argv)
+    assert (res.exit_code, res.stdout, res.stderr) == (2, "", line + "\n")
+
+
+def test_help_and_version_still_exit_0() -> None:
+    for argv in (["--help"], ["explore", "--help"], ["--version"]):
+        res = CliRunner().invoke(main, argv)
+        assert res.exit_code == 0 and res.stderr == "" and res.stdout, argv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from design_examples import NO_RECHECK, SAME_AS_V40
 
@@ -58,3 +59,86 @@ def test_a_design_file_without_a_design_class_is_refused(tmp_path: Path) -> None
 def test_an_unknown_design_name_lists_the_known_ones() -> None:
     line = _one_line_error(CliRunner().invoke(main, ["explore", SEED, "--design", "v5.0"]))
     assert "unknown design 'v5.0'" in line and "v4.10" in line and "xip" in line
+
+
+# -- every way a design file can fail at import or link: path:line, exit status 2 ---------------------
+HEAD = "from faultlab.designs.v4_0 import DESIGN as V40\nfrom faultlab.fs.dax import v4_0 as dax\n"  # lines 1-2
+BAD_DESIGNS = [
+    # (name, source, line of the error, words the message must contain)
+    ("base-exception", HEAD + "raise BaseException('boom')\n", 3, ["importing the design raised BaseException: boom"]),
+    ("system-exit", HEAD + "raise SystemExit(3)\n", 3, ["SystemExit: 3"]),
+    ("keyboard-interrupt", HEAD + "raise KeyboardInterrupt\n", 3, ["KeyboardInterrupt"]),
+    ("import-error", "import faultlab_no_such_module\n", 1, ["ModuleNotFoundError", "faultlab_no_such_module"]),
+    ("syntax-error", HEAD + "def f(:\n", 3, ["SyntaxError"]),
+    ("nul-byte", "x = 1\n\0\n", 1, ["null bytes"]),
+    ("unprintable-exception", HEAD + "class E(Exception):\n    def __str__(self):\n        raise RuntimeError\n\n"
+     "raise E()\n", 7, ["raised E: (the exception cannot be printed)"]),
+    ("newline-in-message", HEAD + "raise ValueError('two\\nlines')\n", 3, ["ValueError: two\\nlines"]),
+    ("variant-misused", HEAD + "\nDESIGN = V40.variant('d')\n", 4, ["TypeError", "missing"]),
+    ("no-design", HEAD + "MINE = V40\n", 1, ["no DESIGN in this file", "expected a module-level DESIGN"]),
+    ("design-is-a-number", HEAD + "\n\nDESIGN = 5\n", 5, ["DESIGN is a int: expected a faultlab Design"]),
+    ("design-is-a-class", HEAD + "class D:\n    pass\n\n\nDESIGN = D\n", 7, ["DESIGN is the class D"]),
+    ("name-not-a-string", HEAD + "DESIGN = V40.variant(5, 's', 'src', {})\n", 3, ["name is 5: expected a string"]),
+    ("name-with-a-space", HEAD + "DESIGN = V40.variant('my design', 's', 'src', {})\n", 3,
+     ["'my design'", "no spaces or ':'"]),
+    ("name-empty", HEAD + "DESIGN = V40.variant('', 's', 'src', {})\n", 3, ["empty name"]),
+    ("replaces-a-foreign-function", HEAD + "import os\n\nDESIGN = V40.variant('d', 's', 'src', {os.getcwd: len})\n",
+     5, ["cannot replace", "getcwd", "not a function of the model"]),
+    ("replacement-not-a-function", HEAD + "DESIGN = V40.variant('d', 's', 'src', {dax.dax_cow_fault: 5})\n", 3,
+     ["cannot replace", "dax_cow_fault"]),
+]
+
+
+@pytest.mark.parametrize(("source", "line", "words"), [c[1:] for c in BAD_DESIGNS], ids=[c[0] for c in BAD_DESIGNS])
+def test_a_bad_design_file_is_one_located_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str,
+                                                line: int, words: list[str]) -> None:
+    (tmp_path / "d.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["run", SEED, "--design", "./d.py"])  # a relative path, as typed
+    assert res.exit_code == 2, (res.output, res.exception)
+    assert res.stdout == ""
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"faultlab: ./d.py:{line}: "), lines[0]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+def test_the_error_line_is_found_through_a_symlink_and_an_absolute_path(tmp_path: Path) -> None:
+    real = tmp_path / "real.py"
+    real.write_text(HEAD + "\nraise RuntimeError('here')\n")
+    link = tmp_path / "link.py"
+    link.symlink_to(real)
+    for path in (real, link):
+        line = _one_line_error(CliRunner().invoke(main, ["run", SEED, "--design", str(path)]))
+        assert line.startswith(f"faultlab: {path}:4: importing the design raised RuntimeError: here"), line
+
+
+def test_a_file_that_is_not_python_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "design.txt"
+    path.write_text("x = 1\n")
+    line = _one_line_error(CliRunner().invoke(main, ["run", SEED, "--design", str(path)]))
+    assert line == f"faultlab: {path}:1: cannot import this file as Python: expected a .py file"
+
+
+def test_a_loaded_design_file_runs_under_its_own_name(tmp_path: Path) -> None:
+    from faultlab.designs import load_design_file
+
+    path = tmp_path / "mine.py"
+    path.write_text(NO_RECHECK)
+    assert load_design_file(str(path)).name == "my-no-recheck"
+    res = CliRunner().invoke(main, ["run", SEED, "--design", str(path)])
+    assert res.exit_code in (0, 1), res.output
+    assert "design my-no-recheck" in res.output
+
+
+def test_a_design_that_exits_during_a_run_is_a_violation_not_an_exit_status(tmp_path: Path) -> None:
+    """SystemExit or GeneratorExit raised by a design's method while the model runs: reported as
+    the run's model-error (exit status 1), not faultlab ending with the design's status."""
+    for name, raised in (("exits", "SystemExit(3)"), ("generator", "GeneratorExit")):
+        path = tmp_path / f"{name}.py"
+        path.write_text(NO_RECHECK.replace("return VM_FAULT_LOCKED", f"raise {raised}"))
+        assert f"raise {raised}" in path.read_text()
+        res = CliRunner().invoke(main, ["run", SEED, "--design", str(path)])
+        assert res.exit_code == 1, (res.output, res.exception)
+        assert f"model-error: {raised.split('(')[0]}" in res.output

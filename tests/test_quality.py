@@ -19,7 +19,7 @@ def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
 def test_ruff_is_clean() -> None:
     if shutil.which("ruff") is None:
         pytest.skip("ruff is not installed: pip install -e '.[test]'")
-    proc = _run("ruff", "check", "src", "tests", "bench")
+    proc = _run("ruff", "check", "src", "tests", "bench", "tools")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -291,8 +291,9 @@ def test_byte_literals(text: str, data: bytes) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (r"\q", r"bad escape '\q' in '\q': expected \n, \t, \0, \\, \" or \xHH"),
-        (r"a\x4", r"bad escape '\x4' in 'a\x4': \x needs two hex digits"),
+        # the bad input is echoed as Python's repr(), which doubles a backslash
+        (r"\q", r"bad escape '\\q' in '\\q': expected \n, \t, \0, \\, \" or \xHH"),
+        (r"a\x4", r"bad escape '\\x4' in 'a\\x4': \x needs two hex digits"),
         ("*3", r"bad bytes '*3': nothing to repeat before '*' (write \x2a for a literal star)"),
         ("A*3x", "bad repeat count '3x' in 'A*3x': expected a count such as 4, 1p or 2k"),
         ("A*2*2", "bad repeat count '2*2' in 'A*2*2': expected a count such as 4, 1p or 2k"),

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from faultlab.checks.invariants import INVARIANT_IDS, InvariantChecker, Violation
 from faultlab.checks.lockdep import LockDep
 from faultlab.designs.base import Design
+from faultlab.errors import describe_exception
+from faultlab.explore import interrupt
 from faultlab.kernel.events import Event
 from faultlab.kernel.kernel import Kernel
 from faultlab.kernel.mm import Vma
@@ -104,8 +106,14 @@ class ModelExecution:
             sched.run()
         except (SchedulerError, AuditError):
             raise
-        except Exception as e:  # noqa: BLE001 - a model (or user design) bug becomes a violation
-            checker.report("model-error", f"{type(e).__name__}: {e}")
+        except KeyboardInterrupt as e:
+            if interrupt.requested():  # a second Ctrl-C (explore.interrupt): stop now
+                raise
+            checker.report("model-error", describe_exception(e))  # raised by a design's code
+        except (Exception, SystemExit, GeneratorExit) as e:  # noqa: BLE001 - a model (or user design) bug
+            # becomes a violation; a design's code does not get to end faultlab with its own status either.
+            # Other BaseExceptions pass: the explorer's AbortRun.
+            checker.report("model-error", describe_exception(e))
         if sched.deadlock is not None:
             checker.report("deadlock", str(sched.deadlock))
         checker.finish()

@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from faultlab.errors import UserError
+from faultlab.errors import UserError, shown
+from faultlab.limits import MAX_DIGITS, MAX_SCHEDULE_STEPS
 
 VERSION = "fl1"
-MAX_STEPS = 10_000_000  # refuse to expand a (corrupt or hostile) string beyond this many steps
+MAX_STEPS = MAX_SCHEDULE_STEPS  # refuse to expand a (corrupt or hostile) string beyond this many steps
 
 _SHAPE = f"{VERSION}:<digest>:<design>:<choices>"
-_TOKEN = re.compile(r"(\d+)(?:x(\d+))?\Z")
+_TOKEN = re.compile(r"([0-9]+)(?:x([0-9]+))?\Z")
 _FIELD = re.compile(r"[^\s:]+\Z")
 
 
@@ -51,11 +52,14 @@ def decode_choices(text: str) -> list[int]:
     for pos, token in enumerate(text.split("."), 1):
         m = _TOKEN.match(token)
         if m is None:
-            raise UserError(f"schedule choice {pos} is {token!r}: expected THREAD or THREADxCOUNT (e.g. 0x5)")
+            raise UserError(f"schedule choice {pos} is {shown(token)}: expected THREAD or THREADxCOUNT (e.g. 0x5)")
+        if max(len(m.group(1)), len(m.group(2) or "")) > MAX_DIGITS:
+            raise UserError(f"schedule choice {pos} is {shown(token)}: expected numbers of at most {MAX_DIGITS} "
+                            "digits")
         tid = int(m.group(1))
         count = int(m.group(2)) if m.group(2) is not None else 1
         if count == 0:
-            raise UserError(f"schedule choice {pos} is {token!r}: a count must be at least 1")
+            raise UserError(f"schedule choice {pos} is {shown(token)}: a count must be at least 1")
         if len(tids) + count > MAX_STEPS:
             raise UserError(f"schedule is longer than {MAX_STEPS} steps: refusing to expand it")
         tids.extend([tid] * count)
@@ -75,18 +79,17 @@ def decode(s: str) -> tuple[str, str, list[int]]:
     or written in a format version this faultlab does not read."""
     text = s.strip()
     parts = text.split(":")
-    shown = text if len(text) <= 60 else text[:57] + "..."
     if len(parts) != 4 or not parts[0]:
-        raise UserError(f"not a faultlab schedule: expected '{_SHAPE}', got {shown!r}")
+        raise UserError(f"not a faultlab schedule: expected '{_SHAPE}', got {shown(text)}")
     version, digest, design, choices = parts
     if version != VERSION:
-        if re.fullmatch(r"fl\d+", version):
+        if re.fullmatch(r"fl[0-9]+", version):
             raise UserError(
-                f"schedule format {version!r} is not supported by this faultlab (it reads {VERSION!r})"
+                f"schedule format {shown(version)} is not supported by this faultlab (it reads {VERSION!r})"
             )
-        raise UserError(f"not a faultlab schedule: expected '{_SHAPE}', got {shown!r}")
+        raise UserError(f"not a faultlab schedule: expected '{_SHAPE}', got {shown(text)}")
     if not digest or not design:
-        raise UserError(f"schedule {shown!r} has an empty scenario digest or design name")
+        raise UserError(f"schedule {shown(text)} has an empty scenario digest or design name")
     return digest, design, decode_choices(choices)
 
 

@@ -18,11 +18,22 @@ from __future__ import annotations
 import bisect
 import re
 import tomllib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from faultlab.errors import ScenarioError
+from faultlab.errors import ScenarioError, shown
+from faultlab.limits import (
+    MAX_DIGITS,
+    MAX_DOCUMENT_BYTES,
+    MAX_FILES,
+    MAX_NESTING,
+    MAX_OP_BYTES,
+    MAX_OPS,
+    MAX_SCENARIO_BYTES,
+    MAX_SIZE,
+    MAX_THREADS,
+)
 from faultlab.scenario.model import (
     FS_KINDS,
     MM_KINDS,
@@ -34,6 +45,13 @@ from faultlab.scenario.model import (
     Outcome,
     Scenario,
     ThreadSpec,
+)
+from faultlab.scenario.prescan import (
+    BASIC_STRING,
+    LITERAL_STRING,
+    MULTILINE_BASIC_STRING,
+    MULTILINE_LITERAL_STRING,
+    check_toml_shape,
 )
 
 KeyPath = tuple[str | int, ...]
@@ -67,8 +85,14 @@ def _fail(message: str) -> ScenarioError:
 # sizes
 
 _SIZE_UNITS = {"": 1, "p": PAGE_SIZE, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-_SIZE_TERM = re.compile(r"(\d+)([pkmg]?)", re.IGNORECASE)
+_SIZE_TERM = re.compile(r"([0-9]+)([pkmg]?)", re.IGNORECASE)
 SIZE_HELP = "expected bytes or a number with suffix p, k, m or g"
+SIZE_LIMIT_HELP = f"expected at most {MAX_SIZE} bytes (1 PiB)"
+OP_BYTES_HELP = f"expected at most {MAX_OP_BYTES} bytes (1 MiB) per op"
+
+
+class _SizeTooLarge(ScenarioError):
+    """A well-formed size beyond MAX_SIZE."""
 
 
 def parse_size(value: object) -> int:
@@ -77,15 +101,22 @@ def parse_size(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise _fail(f"bad size {value}: {SIZE_HELP}")
+        if value > MAX_SIZE:
+            raise _SizeTooLarge(f"size {value} is too large: {SIZE_LIMIT_HELP}")
         return value
     if not isinstance(value, str):
-        raise _fail(f"bad size {value!r}: {SIZE_HELP}")
+        raise _fail(f"bad size {shown(value)}: {SIZE_HELP}")
     total = 0
     for term in value.split("+"):
         m = _SIZE_TERM.fullmatch(term)
         if m is None:
-            raise _fail(f"bad size '{value}': {SIZE_HELP}")
+            raise _fail(f"bad size {shown(value)}: {SIZE_HELP}")
+        if len(m.group(1)) > MAX_DIGITS:
+            raise _fail(f"bad size {shown(value)}: a number of {len(m.group(1))} digits, "
+                        f"expected at most {MAX_DIGITS}")
         total += int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+        if total > MAX_SIZE:
+            raise _SizeTooLarge(f"size {shown(value)} is too large: {SIZE_LIMIT_HELP}")
     return total
 
 
@@ -122,28 +153,41 @@ def _skip_quoted(text: str, i: int) -> int:
             return j + 1
         else:
             j += 1
-    raise _fail(f"unterminated string '{text[i:]}': expected a closing double quote")
+    raise _fail(f"unterminated string {shown(text[i:])}: expected a closing double quote")
 
 
 def parse_bytes(tokens: Sequence[str] | str) -> bytes:
     """BYTES: tokens concatenated. Each is ``XYZ`` or ``"quoted text"`` (escapes ``\\n \\t \\0 \\\\ \\"
-    \\xHH`` in both), optionally followed by ``*N`` (N a size) to repeat it."""
+    \\xHH`` in both), optionally followed by ``*N`` (N a size) to repeat it. At most MAX_OP_BYTES
+    in all, checked before they are made."""
     if isinstance(tokens, str):
         tokens = tokenize(tokens)
-    return b"".join(_bytes_token(tok) for tok in tokens)
+    parts: list[bytes] = []
+    total = 0
+    for tok in tokens:
+        part = _bytes_token(tok, total)
+        total += len(part)
+        parts.append(part)
+    return b"".join(parts)
 
 
-def _bytes_token(tok: str) -> bytes:
+def _bytes_token(tok: str, before: int = 0) -> bytes:
+    """The bytes of one token; ``before`` bytes precede it in the same op."""
     atom, rest = _bytes_atom(tok)
-    if not rest:
-        return atom
-    if not atom and not tok.startswith('"'):
-        raise _fail(f"bad bytes '{tok}': nothing to repeat before '*' (write \\x2a for a literal star)")
-    count = rest[1:]
-    try:
-        return atom * parse_size(count)
-    except ScenarioError:
-        raise _fail(f"bad repeat count '{count}' in '{tok}': expected a count such as 4, 1p or 2k") from None
+    count = 1
+    if rest:
+        if not atom and not tok.startswith('"'):
+            raise _fail(f"bad bytes {shown(tok)}: nothing to repeat before '*' (write \\x2a for a literal star)")
+        try:
+            count = parse_size(rest[1:])
+        except _SizeTooLarge:
+            raise _fail(f"too many bytes: {shown(tok)} makes more than {MAX_SIZE} bytes, {OP_BYTES_HELP}") from None
+        except ScenarioError:
+            raise _fail(f"bad repeat count {shown(rest[1:])} in {shown(tok)}: expected a count such as 4, 1p "
+                        "or 2k") from None
+    if before + len(atom) * count > MAX_OP_BYTES:
+        raise _fail(f"too many bytes: {shown(tok)} makes {before + len(atom) * count} bytes, {OP_BYTES_HELP}")
+    return atom * count if count != 1 else atom
 
 
 def _bytes_atom(tok: str) -> tuple[bytes, str]:
@@ -156,22 +200,22 @@ def _bytes_atom(tok: str) -> tuple[bytes, str]:
         if quoted and c == '"':
             rest = tok[i + 1 :]
             if rest and not rest.startswith("*"):
-                raise _fail(f"bad bytes '{tok}': expected '*N' or a space after the closing quote")
+                raise _fail(f"bad bytes {shown(tok)}: expected '*N' or a space after the closing quote")
             return bytes(out), rest
         if not quoted and c == "*":
             return bytes(out), tok[i:]
         if not quoted and c == '"':
-            raise _fail(f"bad bytes '{tok}': a quote may only start a token (write \\\" for a literal quote)")
+            raise _fail(f"bad bytes {shown(tok)}: a quote may only start a token (write \\\" for a literal quote)")
         if c == "\\":
             byte, i = _escape_at(tok, i)
             out.append(byte)
             continue
         if ord(c) > 0x7F:
-            raise _fail(f"non-ASCII character '{c}' in bytes '{tok}': write it as \\xHH")
+            raise _fail(f"non-ASCII character {c!r} in bytes {shown(tok)}: write it as \\xHH")
         out.append(ord(c))
         i += 1
     if quoted:
-        raise _fail(f"unterminated string '{tok}': expected a closing double quote")
+        raise _fail(f"unterminated string {shown(tok)}: expected a closing double quote")
     return bytes(out), ""
 
 
@@ -184,8 +228,8 @@ def _escape_at(tok: str, i: int) -> tuple[int, int]:
         hh = tok[i + 2 : i + 4]
         if re.fullmatch(r"[0-9a-fA-F]{2}", hh):
             return int(hh, 16), i + 4
-        raise _fail(f"bad escape '\\x{hh}' in '{tok}': \\x needs two hex digits")
-    raise _fail(f"bad escape '\\{c}' in '{tok}': {ESCAPE_HELP}")
+        raise _fail(f"bad escape {shown(tok[i:i + 4])} in {shown(tok)}: \\x needs two hex digits")
+    raise _fail(f"bad escape {shown(tok[i:i + 2])} in {shown(tok)}: {ESCAPE_HELP}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,7 +263,7 @@ EXPECT_HELP = "expected SIGBUS, SIGSEGV, ok, an errno name such as EINVAL, or by
 
 def check_name(kind: str, name: str) -> str:
     if not _NAME.fullmatch(name):
-        raise _fail(f"bad {kind} name '{name}': {NAME_HELP}")
+        raise _fail(f"bad {kind} name {shown(name)}: {NAME_HELP}")
     return name
 
 
@@ -248,11 +292,11 @@ def _op_kind(head: Sequence[str], var: str) -> str:
         raise _fail(f"empty op: expected one of {', '.join(OP_KINDS)}")
     kind = head[0]
     if kind not in OP_KINDS:
-        raise _fail(f"unknown op '{kind}': expected one of {', '.join(OP_KINDS)}")
+        raise _fail(f"unknown op {shown(kind)}: expected one of {', '.join(OP_KINDS)}")
     if kind == "mmap" and not var:
         raise _fail(f"mmap needs a variable: write 'VAR = mmap {' '.join(SIGNATURES['mmap'])}'")
     if kind != "mmap" and var:
-        raise _fail(f"only mmap assigns a variable, got '{var} = {kind} ...'")
+        raise _fail(f"only mmap assigns a variable, got {shown(f'{var} = {kind} ...')}")
     return kind
 
 
@@ -294,16 +338,22 @@ def _op_arg(
         return "file", _known_file(value, files)
     if param == "MAP":
         if value not in maps:
-            raise _fail(f"unknown map '{value}': no earlier '{value} = mmap ...' in thread '{thread}'")
+            raise _fail(f"unknown map {shown(value)}: no earlier {shown(value + ' = mmap ...')} in thread "
+                        f"{shown(thread)}")
         return "map", value
     if param in ("OFFSET", "SIZE"):
         return param.lower(), parse_size(value)
-    if param in ("LENGTH", "LEN", "[LEN]"):
+    if param in ("LEN", "[LEN]"):
+        length = parse_size(value)
+        if length > MAX_OP_BYTES:
+            raise _fail(f"too many bytes: LEN {shown(value)} is {length} bytes, {OP_BYTES_HELP}")
+        return "length", length
+    if param == "LENGTH":
         return "length", parse_size(value)
     choices = param.split("|")
     if value not in choices:
         what = {"private|shared": "sharing", "r|rw": "protection", "dontneed": "advice"}[param]
-        raise _fail(f"bad {what} '{value}': expected {' or '.join(choices)}")
+        raise _fail(f"bad {what} {shown(value)}: expected {' or '.join(choices)}")
     if param == "private|shared":
         return "shared", value == "shared"
     if param == "r|rw":
@@ -315,7 +365,7 @@ def _known_file(name: str, files: Sequence[str]) -> str:
     if name in files:
         return name
     declared = f"files are {', '.join(files)}" if files else "no files are declared"
-    raise _fail(f"unknown file '{name}': {declared}")
+    raise _fail(f"unknown file {shown(name)}: {declared}")
 
 
 def _parse_expect(kind: str, tokens: Sequence[str], length: int) -> Outcome:
@@ -328,7 +378,7 @@ def _parse_expect(kind: str, tokens: Sequence[str], length: int) -> Outcome:
             raise _fail(f"{kind} cannot raise {word}: only load and store touch the mapping")
         return Outcome.signal(word)
     if _SIGNAL.fullmatch(word):
-        raise _fail(f"unknown signal '{word}': expected SIGBUS or SIGSEGV (quote it to mean bytes)")
+        raise _fail(f"unknown signal {shown(word)}: expected SIGBUS or SIGSEGV (quote it to mean bytes)")
     if word == "ok":
         if kind in DATA_OPS:
             raise _fail(f"{kind} returns data: expected the bytes after '->', not ok")
@@ -346,7 +396,7 @@ def _parse_expect(kind: str, tokens: Sequence[str], length: int) -> Outcome:
 def _expected_data(kind: str, tokens: Sequence[str], length: int) -> bytes:
     if kind not in DATA_OPS:
         raise _fail(
-            f"bad expectation '{' '.join(tokens)}' for {kind}: expected SIGBUS, SIGSEGV, ok or an errno "
+            f"bad expectation {shown(' '.join(tokens))} for {kind}: expected SIGBUS, SIGSEGV, ok or an errno "
             "name (bytes only after load or read)"
         )
     data = parse_bytes(tokens)
@@ -381,7 +431,7 @@ def _check_keys(table: Mapping[str, object], allowed: Sequence[str], path: KeyPa
         if key not in allowed:
             inside = f" in [{'.'.join(map(str, path))}]" if path else ""
             expected = f"one of {', '.join(allowed)}" if len(allowed) > 2 else " or ".join(allowed)
-            raise ScenarioError(f"unknown key '{key}'{inside}: expected {expected}", src.where(path + (key,)))
+            raise ScenarioError(f"unknown key {shown(key)}{inside}: expected {expected}", src.where(path + (key,)))
 
 
 def _table(value: object, what: str, path: KeyPath, src: Where) -> Mapping[str, object]:
@@ -406,6 +456,8 @@ def compile_document(doc: Mapping[str, object], src: Where, path: str) -> Scenar
         memory_limit_pages = None if limit is None else parse_size(limit) // PAGE_SIZE
     with _at(src.where(("pmem_size",))):
         pmem_size = parse_size(doc.get("pmem_size", DEFAULT_PMEM_SIZE))
+    if fs == "dax":
+        _check_pmem_fits(files, pmem_size, src)
     mm = doc.get("mm", "shared")
     if mm not in MM_KINDS:
         raise ScenarioError(f"mm must be one of {', '.join(MM_KINDS)}, got {mm!r}", src.where(("mm",)))
@@ -427,14 +479,36 @@ def _fs(doc: Mapping[str, object], src: Where) -> str:
     if fs is None:
         raise ScenarioError(f"missing key 'fs': expected one of {kinds}", src.where(()))
     if not isinstance(fs, str) or fs not in FS_KINDS:
-        shown = f"'{fs}'" if isinstance(fs, str) else repr(fs)
-        raise ScenarioError(f"unknown fs {shown}: expected one of {kinds}", src.where(("fs",)))
+        raise ScenarioError(f"unknown fs {shown(fs)}: expected one of {kinds}", src.where(("fs",)))
     return fs
 
 
 def _files(value: object, src: Where) -> tuple[FileSpec, ...]:
     files = _table(value, "files", ("files",), src)
+    if len(files) > MAX_FILES:
+        name = list(files)[MAX_FILES]
+        raise ScenarioError(f"too many files: {len(files)}, expected at most {MAX_FILES}",
+                            src.where(("files", name)))
     return tuple(_file(name, spec, src) for name, spec in files.items())
+
+
+def _check_pmem_fits(files: Sequence[FileSpec], pmem_size: int, src: Where) -> None:
+    """DAX: the files' initial blocks are laid out one after another on the pmem device (holes take
+    none), so their pages must fit in ``pmem_size``."""
+    blocks = pmem_size // PAGE_SIZE
+    used = 0
+    for f in files:
+        if f.hole:
+            continue
+        pages = -(-f.size // PAGE_SIZE)
+        if used + pages > blocks:
+            left = f", {used} of them taken by the files before it" if used else ""
+            raise ScenarioError(
+                f"file {shown(f.name)} ({pages} pages) does not fit on the pmem device of {pmem_size} bytes "
+                f"({blocks} pages{left}): expected a pmem_size of at least {(used + pages) * PAGE_SIZE}",
+                src.where(("files", f.name, "size")),
+            )
+        used += pages
 
 
 def _file(name: str, value: object, src: Where) -> FileSpec:
@@ -451,6 +525,8 @@ def _file(name: str, value: object, src: Where) -> FileSpec:
         size = parse_size(spec["size"])
     with _at(src.where(path + ("fill",))):
         fill, hole = parse_fill(spec.get("fill"))
+        if fill is not None and len(fill) > MAX_OP_BYTES:
+            raise _fail(f"fill of {len(fill)} bytes is too long: expected at most {MAX_OP_BYTES} bytes (1 MiB)")
     return FileSpec(name=name, size=size, fill=fill, hole=hole, loc=src.loc(path))
 
 
@@ -462,7 +538,7 @@ def parse_fill(value: object) -> tuple[bytes | None, bool]:
     if value == "hole":
         return None, True
     if isinstance(value, str):
-        if any(ord(c) > 0xFF for c in value):
+        if re.search("[^\x00-\xff]", value):
             raise _fail("bad fill: characters beyond \\u00ff do not fit in a byte")
         value = value.encode("latin-1")
     if not isinstance(value, bytes | bytearray):
@@ -478,10 +554,37 @@ def _threads(value: object, files: Sequence[str], src: Where) -> tuple[ThreadSpe
     threads = _table(value, "threads", ("threads",), src)
     if not threads:
         raise ScenarioError("no threads: expected at least one [threads.NAME] table", src.where(("threads",)))
-    return tuple(_thread(name, spec, files, src) for name, spec in threads.items())
+    if len(threads) > MAX_THREADS:
+        name = list(threads)[MAX_THREADS]
+        raise ScenarioError(f"too many threads: {len(threads)}, expected at most {MAX_THREADS}",
+                            src.where(("threads", name)))
+    budget = _Budget()
+    return tuple(_thread(name, spec, files, src, budget) for name, spec in threads.items())
 
 
-def _thread(name: str, value: object, files: Sequence[str], src: Where) -> ThreadSpec:
+class _Budget:
+    """What the threads parsed so far have used of the per-scenario limits."""
+
+    def __init__(self) -> None:
+        self.ops = 0
+        self.bytes = 0
+
+    def add_ops(self, thread: str, count: int) -> None:
+        self.ops += count
+        if self.ops > MAX_OPS:
+            raise _fail(f"too many ops: thread {shown(thread)} brings the scenario to {self.ops} ops, "
+                        f"expected at most {MAX_OPS} in all threads together")
+
+    def add_bytes(self, op: Op) -> None:
+        self.bytes += len(op.data) + (op.length if op.kind in DATA_OPS else 0)
+        if op.expect is not None:
+            self.bytes += len(op.expect.data)
+        if self.bytes > MAX_SCENARIO_BYTES:
+            raise _fail(f"too many bytes: this op brings the scenario's data and load/read lengths to "
+                        f"{self.bytes} bytes, expected at most {MAX_SCENARIO_BYTES} (16 MiB) in all")
+
+
+def _thread(name: str, value: object, files: Sequence[str], src: Where, budget: _Budget) -> ThreadSpec:
     path: KeyPath = ("threads", name)
     with _at(src.where(path)):
         check_name("thread", name)
@@ -494,6 +597,8 @@ def _thread(name: str, value: object, files: Sequence[str], src: Where) -> Threa
     if not isinstance(lines, list):
         message = f"ops must be an array of strings, got {_type_name(lines)}"
         raise ScenarioError(message, src.where(path + ("ops",)))
+    with _at(src.where(path + ("ops",))):
+        budget.add_ops(name, len(lines))
     ops: list[Op] = []
     maps: set[str] = set()
     for i, line in enumerate(lines):
@@ -502,6 +607,7 @@ def _thread(name: str, value: object, files: Sequence[str], src: Where) -> Threa
             raise ScenarioError(f"an op must be a string, got {_type_name(line)}", src.where(op_path))
         with _at(src.where(op_path)):
             op = parse_op(line, thread=name, files=files, maps=maps, loc=src.loc(op_path))
+            budget.add_bytes(op)
         if op.var:
             maps.add(op.var)
         ops.append(op)
@@ -513,21 +619,39 @@ def _thread(name: str, value: object, files: Sequence[str], src: Where) -> Threa
 
 
 def parse_scenario(text: str, path: str) -> Scenario:
-    """Parse scenario TOML ``text``; ``path`` is used in error locations and as Scenario.path."""
+    """Parse scenario TOML ``text``; ``path`` is used in error locations and as Scenario.path.
+
+    The limits tomllib cannot keep (document size, nesting, digits) are checked on the text first."""
+    if len(text) > MAX_DOCUMENT_BYTES // 4:  # only then can the UTF-8 text be over the limit
+        _check_document_size(text.encode("utf-8", "surrogatepass"), path)
+    check_toml_shape(text, path)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise _toml_error(str(e), text, path) from None
-    return compile_document(doc, _TomlWhere(path, _Locator(text).run()), path)
+    except RecursionError:  # the scan above keeps nesting far from this; should it ever miss
+        raise ScenarioError(f"nesting too deep for the TOML reader: expected at most {MAX_NESTING} levels",
+                            where=f"{path}:1") from None
+    return compile_document(doc, _TomlWhere(path, lambda: _Locator(text).run()), path)
+
+
+def _check_document_size(raw: bytes, path: str) -> None:
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        line = raw.count(b"\n", 0, MAX_DOCUMENT_BYTES) + 1
+        raise ScenarioError(f"the file is larger than {MAX_DOCUMENT_BYTES} bytes (1 MiB) from this line on: "
+                            f"expected a scenario of at most {MAX_DOCUMENT_BYTES} bytes", where=f"{path}:{line}")
 
 
 def load_scenario(path: str) -> Scenario:
-    """Read and parse the scenario file at ``path``."""
+    """Read and parse the scenario file at ``path`` (reading no more than the size limit allows)."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as e:
         raise ScenarioError(f"cannot read the scenario file: {e.strerror}", where=path) from None
+    except ValueError as e:  # a path with a NUL byte
+        raise ScenarioError(f"cannot read the scenario file: {e}", where=path) from None
+    _check_document_size(raw, path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -552,15 +676,21 @@ def _toml_error(message: str, text: str, path: str) -> ScenarioError:
 
 
 class _TomlWhere:
-    def __init__(self, path: str, lines: Mapping[KeyPath, int]) -> None:
+    """Locations in TOML text; the text is scanned for them on the first question only, so an
+    error found early costs no scan of a large document beyond the one it needs."""
+
+    def __init__(self, path: str, locate: Callable[[], Mapping[KeyPath, int]]) -> None:
         self.path = path
-        self.lines = lines
+        self._locate = locate
+        self._lines: Mapping[KeyPath, int] | None = None
 
     def line(self, key: KeyPath) -> int:
         """The line of ``key``, or of its nearest located ancestor; 1 for the document itself."""
+        if self._lines is None:
+            self._lines = self._locate()
         while key:
-            if key in self.lines:
-                return self.lines[key]
+            if key in self._lines:
+                return self._lines[key]
             key = key[:-1]
         return 1
 
@@ -572,6 +702,10 @@ class _TomlWhere:
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_BLANK_COMMENT = re.compile(r"[ \t]*+(?:#[^\n]*+)?")
+_BLANK_LINES = re.compile(r"(?:[ \t\r\n]++|#[^\n]*+)*+")
+_SCALAR = re.compile(r"[^,\]}#\r\n]*+")
+_NOT_NESTING = re.compile(r"[^\[\]{}\"'#]*+")
 
 
 class _Locator:
@@ -583,7 +717,7 @@ class _Locator:
     def __init__(self, src: str) -> None:
         self.src = src
         self.pos = 0
-        self.newlines = [i for i, c in enumerate(src) if c == "\n"]
+        self.newlines = [m.start() for m in re.finditer("\n", src)]
         self.lines: dict[KeyPath, int] = {}
         self.array_tables: dict[KeyPath, int] = {}
 
@@ -625,16 +759,9 @@ class _Locator:
             self._mark(table, line)
 
     def _skip(self, newlines: bool) -> None:
-        blank = " \t\r\n" if newlines else " \t"
-        while self.pos < len(self.src):
-            c = self.src[self.pos]
-            if c == "#":
-                end = self.src.find("\n", self.pos)
-                self.pos = len(self.src) if end < 0 else end
-            elif c in blank:
-                self.pos += 1
-            else:
-                return
+        m = (_BLANK_LINES if newlines else _BLANK_COMMENT).match(self.src, self.pos)
+        if m is not None:
+            self.pos = m.end()
 
     def _key(self) -> KeyPath:
         parts: list[str] = []
@@ -669,13 +796,35 @@ class _Locator:
         c = self.src[self.pos]
         if c in "\"'":
             self._string()
-        elif c == "[":
+        elif c == "[" and path[:1] == ("threads",) and path[2:] == ("ops",):
             self._array(path)
-        elif c == "{":
+        elif c == "{" and len(path) < 3:
             self._inline_table(path)
+        elif c in "[{":
+            self._skip_nested()  # a value no message points into (arrays other than ops: all errors)
         else:
-            while self.pos < len(self.src) and self.src[self.pos] not in ",]}#\r\n":
-                self.pos += 1
+            m = _SCALAR.match(self.src, self.pos)
+            if m is not None:
+                self.pos = m.end()
+
+    def _skip_nested(self) -> None:
+        """Skip an array or inline table without locating what is inside."""
+        depth = 0
+        while True:
+            m = _NOT_NESTING.match(self.src, self.pos)
+            if m is not None:
+                self.pos = m.end()
+            c = self.src[self.pos]
+            if c in "\"'":
+                self._string()
+                continue
+            if c == "#":
+                self._skip(newlines=True)
+                continue
+            self.pos += 1
+            depth += 1 if c in "[{" else -1
+            if depth == 0:
+                return
 
     def _array(self, path: KeyPath) -> None:
         self.pos += 1
@@ -704,20 +853,13 @@ class _Locator:
                 self.pos += 1
 
     def _string(self) -> None:
-        quote = self.src[self.pos]
-        if self.src.startswith(quote * 3, self.pos):
-            self._multiline_string(quote)
-            return
-        self.pos += 1
-        while self.src[self.pos] != quote:
-            self.pos += 2 if quote == '"' and self.src[self.pos] == "\\" else 1
-        self.pos += 1
-
-    def _multiline_string(self, quote: str) -> None:
-        self.pos += 3
-        while not self.src.startswith(quote * 3, self.pos):
-            self.pos += 2 if quote == '"' and self.src[self.pos] == "\\" else 1
-        self.pos += 3
-        for _ in range(2):  # up to two quotes right before the delimiter belong to the content
-            if self.src[self.pos : self.pos + 1] == quote:
-                self.pos += 1
+        if self.src.startswith('"""', self.pos):
+            pattern = MULTILINE_BASIC_STRING
+        elif self.src.startswith("'''", self.pos):
+            pattern = MULTILINE_LITERAL_STRING
+        else:
+            pattern = BASIC_STRING if self.src[self.pos] == '"' else LITERAL_STRING
+        m = pattern.match(self.src, self.pos)
+        if m is None:  # pragma: no cover - tomllib accepted the string
+            raise ValueError("not a string")
+        self.pos = m.end()

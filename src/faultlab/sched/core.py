@@ -21,6 +21,8 @@ from typing import Protocol
 
 from greenlet import greenlet
 
+from faultlab.errors import AuditError
+
 
 class Access(enum.IntEnum):
     """How a step touches an object.
@@ -141,10 +143,6 @@ class SequentialChooser:
                     if t.tid == tid:
                         return t
         return ready[0]
-
-
-class AuditError(Exception):
-    """A model thread touched shared state its current step did not announce (audit mode)."""
 
 
 class Scheduler:
