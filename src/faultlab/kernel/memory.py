@@ -51,6 +51,12 @@ def pte_unmap_unlock(k: Kernel, vmf: VmFault) -> None:
     vmf.vma.mm.pt.ptl(vmf.address).unlock(k)
 
 
+def __pte_alloc(k: Kernel, vma: Vma, address: int) -> None:
+    """__pte_alloc() (3.15-4.10 __handle_mm_fault, and get_locked_pte() for insert_pfn): the page
+    table exists before any fault handler runs or its lock is taken."""
+    vma.mm.pt.alloc_table(k, address)
+
+
 def pte_read(k: Kernel, vma: Vma, address: int) -> Pte | None:
     """*pte: one read of the entry (pte_none(), pte_same())."""
     return vma.mm.pt.read(k, address)
@@ -58,8 +64,7 @@ def pte_read(k: Kernel, vma: Vma, address: int) -> Pte | None:
 
 def set_pte_at(k: Kernel, vma: Vma, address: int, pte: Pte, label: str = "set_pte_at") -> None:
     """Change an entry's bits (ptep_set_access_flags, write-protect): no rmap, no counters."""
-    vma.mm.pt.write(k, address, pte, label)
-    k.events.emit("pte_set", mm=vma.mm, vma=vma, addr=address, pte=pte)
+    vma.mm.pt.write(k, vma, address, pte, label)
 
 
 def do_set_pte(k: Kernel, vmf: VmFault, page: Page, write: bool, anon: bool, label: str = "do_set_pte") -> None:
@@ -68,8 +73,7 @@ def do_set_pte(k: Kernel, vmf: VmFault, page: Page, write: bool, anon: bool, lab
     vma = vmf.vma
     writable = (write and bool(vma.flags & VM_WRITE)) or (not anon and vma.page_prot_writable())
     pte = Pte(page, None, writable, write)
-    install_pte(k, vma.mm, vmf.address, pte, anon, label)
-    k.events.emit("pte_set", mm=vma.mm, vma=vma, addr=vmf.address, pte=pte)
+    install_pte(k, vma, vmf.address, pte, anon, label)
 
 
 def vm_normal_page(vma: Vma, pte: Pte) -> Page | None:
@@ -83,6 +87,7 @@ def vm_normal_page(vma: Vma, pte: Pte) -> Page | None:
 def insert_page(k: Kernel, vma: Vma, address: int, page: Page) -> int:
     """insert_page() behind vm_insert_page(): a file-like PTE (MM_FILEPAGES, file rmap) for
     ``page`` with vma->vm_page_prot; -EBUSY when the slot is taken."""
+    __pte_alloc(k, vma, address)  # get_locked_pte()
     ptl = vma.mm.pt.ptl(address)
     ptl.lock(k)
     if pte_read(k, vma, address) is not None:
@@ -90,8 +95,7 @@ def insert_page(k: Kernel, vma: Vma, address: int, page: Page) -> int:
         return EBUSY
     get_page(k, page)
     pte = Pte(page, None, vma.page_prot_writable(), False)
-    install_pte(k, vma.mm, address, pte, anon=False, label="insert_page")
-    k.events.emit("pte_set", mm=vma.mm, vma=vma, addr=address, pte=pte)
+    install_pte(k, vma, address, pte, anon=False, label="insert_page")
     ptl.unlock(k)
     return 0
 
@@ -107,14 +111,14 @@ def vm_insert_mixed(k: Kernel, vma: Vma, address: int, block: int, mkwrite: bool
     """vm_insert_mixed() -> insert_pfn(): a special pfn PTE with vma->vm_page_prot; -EBUSY if the
     slot is taken.  ``mkwrite`` is vmf_insert_mixed_mkwrite() (4.15): young, dirty and writable."""
     assert vma.flags & VM_MIXEDMAP
+    __pte_alloc(k, vma, address)  # get_locked_pte()
     ptl = vma.mm.pt.ptl(address)
     ptl.lock(k)
     if pte_read(k, vma, address) is not None:
         ptl.unlock(k)
         return EBUSY
     pte = Pte(None, block, vma.page_prot_writable() or mkwrite, mkwrite)
-    install_pte(k, vma.mm, address, pte, anon=False, label="insert_pfn")
-    k.events.emit("pte_set", mm=vma.mm, vma=vma, addr=address, pte=pte)
+    install_pte(k, vma, address, pte, anon=False, label="insert_pfn")
     ptl.unlock(k)
     return 0
 

@@ -30,6 +30,7 @@ from faultlab.kernel.flags import (
     VM_WRITE,
 )
 from faultlab.kernel.memory import (
+    __pte_alloc,
     do_set_pte,
     pte_offset_map_lock,
     pte_read,
@@ -64,8 +65,10 @@ I_MMAP_IS_MUTEX = True  # i_mmap_mutex until 3.19
 # -- the fault entry points ----------------------------------------------------------------------------
 def handle_mm_fault(k: Kernel, vma: Vma, address: int, flags: int) -> int:
     """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(); the caller holds mmap_sem
-    for read.  (No THP: file THP and DAX PMDs are not in this era.)"""
+    for read.  The page table is allocated first (until 4.11 moved that into the handlers).  (No
+    THP: file THP and DAX PMDs are not in this era.)"""
     k.count("faults")
+    __pte_alloc(k, vma, address)  # "if (unlikely(pmd_none(*pmd)) && unlikely(__pte_alloc(...)))"
     return handle_pte_fault(k, VmFault(vma, address, vma.linear_page_index(address), flags))
 
 
@@ -379,8 +382,7 @@ def wp_page_copy(k: Kernel, vmf: VmFault, old_page: Page | None) -> int:
     pte_offset_map_lock(k, vmf)
     if pte_read(k, vma, vmf.address) == orig:
         new = Pte(new_page, None, True, True)
-        replace_pte(k, vma.mm, vmf.address, orig, new)
-        k.events.emit("pte_set", mm=vma.mm, vma=vma, addr=vmf.address, pte=new)
+        replace_pte(k, vma, vmf.address, orig, new)
         if orig.page is not None and not orig.page.zero:
             put_page(k, orig.page)  # the reference the old PTE held
         pte_unmap_unlock(k, vmf)

@@ -65,15 +65,28 @@ class PageTable:
             lock = self.ptls[key] = SpinLock("ptlock", f"{self.name}.ptl[{key:#x}]")
         return lock
 
+    def alloc_table(self, k: Kernel, address: int) -> None:
+        """__pte_alloc(): make the page table covering ``address`` if the PMD is none.  Tables
+        are never freed in the model, so a table seen present stays present and the unlocked
+        pmd_none() test that finds one needs no step; making one is a step that races with the
+        PMD walks of zap_pte_range()."""
+        table = address & _PMD_MASK
+        if table in self.tables:
+            return
+        k.sched.point(self.present, UPDATE, "__pte_alloc")
+        self.tables.add(table)
+
     def read(self, k: Kernel, address: int) -> Pte | None:
         """*pte: one read of the entry (pte_none(), pte_same())."""
         k.sched.point(self.cells[address], READ, "read pte")
         return self.ptes.get(address)
 
-    def write(self, k: Kernel, address: int, pte: Pte, label: str = "set_pte_at") -> None:
+    def write(self, k: Kernel, vma: VmaLike, address: int, pte: Pte, label: str = "set_pte_at") -> None:
+        """set_pte_at() of an entry's new bits; the checks hear of it (``pte_set``)."""
         k.sched.point(self.cells[address], WRITE, label, more=((self.present, UPDATE),))
         self.ptes[address] = pte
         self.tables.add(address & _PMD_MASK)
+        k.events.emit("pte_set", mm=vma.mm, vma=vma, addr=address, pte=pte)
 
     def clear(self, k: Kernel, address: int) -> Pte | None:
         """ptep_get_and_clear(): remove the entry and return what it was."""
@@ -131,16 +144,26 @@ class MmLike(Protocol):
     _rss_file: int
 
 
-def install_pte(k: Kernel, mm: MmLike, address: int, pte: Pte, anon: bool, label: str) -> None:
+class VmaLike(Protocol):
+    """What the PTE writers need of a vm_area_struct: its mm (and, for the checks, itself)."""
+
+    @property
+    def mm(self) -> MmLike: ...
+
+
+def install_pte(k: Kernel, vma: VmaLike, address: int, pte: Pte, anon: bool, label: str) -> None:
     """One step under the page-table lock, as do_set_pte()/alloc_set_pte() is in Linux: count the
     page in the mm's rss, add its reverse mapping (a new anonymous one for a COW page), and write
-    the entry.  A pfn entry (no struct page) is written alone."""
+    the entry.  A pfn entry (no struct page) is written alone.  Every new entry is reported to
+    the checks (``pte_set``): a design cannot install one they do not see."""
+    mm = vma.mm
     pt = mm.pt
     page = pte.page
     if page is None or page.zero:
         k.sched.point(pt.cells[address], WRITE, label, more=((pt.present, UPDATE),))
         pt.ptes[address] = pte
         pt.tables.add(address & _PMD_MASK)
+        k.events.emit("pte_set", mm=mm, vma=vma, addr=address, pte=pte)
         return
     more: tuple[tuple[Cell, Access], ...] = ((pt.present, UPDATE), (mm.rss_cell, UPDATE), (page.maps, UPDATE))
     if anon:
@@ -154,6 +177,7 @@ def install_pte(k: Kernel, mm: MmLike, address: int, pte: Pte, anon: bool, label
     page._mapcount += 1
     pt.ptes[address] = pte
     pt.tables.add(address & _PMD_MASK)
+    k.events.emit("pte_set", mm=mm, vma=vma, addr=address, pte=pte)
 
 
 def remove_pte(k: Kernel, mm: MmLike, address: int, pte: Pte, label: str = "zap pte") -> bool:
@@ -178,10 +202,11 @@ def remove_pte(k: Kernel, mm: MmLike, address: int, pte: Pte, label: str = "zap 
     return anon
 
 
-def replace_pte(k: Kernel, mm: MmLike, address: int, old: Pte, new: Pte) -> None:
+def replace_pte(k: Kernel, vma: VmaLike, address: int, old: Pte, new: Pte) -> None:
     """wp_page_copy()'s switch, one step under the page-table lock: the new anonymous page gains
     its reverse mapping, the old page (if a struct page: not a pfn, not the zero page) loses its
     own, and the rss counters follow (a file page's count moves to anon)."""
+    mm = vma.mm
     pt = mm.pt
     page = new.page
     assert page is not None
@@ -201,3 +226,4 @@ def replace_pte(k: Kernel, mm: MmLike, address: int, old: Pte, new: Pte) -> None
     page._anon = True
     page._mapcount += 1
     pt.ptes[address] = new
+    k.events.emit("pte_set", mm=mm, vma=vma, addr=address, pte=new)
