@@ -89,7 +89,8 @@ class ModelExecution:
         events: list[Event] = []
         if self.record_events:
             k.events.subscribe(events.append)
-        holds = LockHoldTracker(k)
+        # Hold times are for single runs (compare); an exploration's runs keep no Step records either.
+        holds = LockHoldTracker(k) if sched.record else None
         # A cycle among the lock dependencies of this run is its violation (so it has a replay); an
         # exploration also keeps one lockdep across all its schedules, whose cycles it reports once.
         thread_name = (lambda tid: sched.threads[tid].name if tid >= 0 else "?")  # noqa: E731
@@ -136,7 +137,7 @@ class ModelExecution:
             record=record,
             counters=k.counters,
             lock_counts=k.lock_counts,
-            lock_hold_max=holds.longest,
+            lock_hold_max=holds.longest if holds is not None else {},
             events=events,
         )
 

@@ -25,10 +25,15 @@ class LockDep:
         """A ``lock_attempt`` listener for one run; ``thread_name(tid)`` names the threads in
         reports, ``on_report`` receives each new cycle."""
 
+        edges = self.edges
+
         def on_event(ev: Event) -> None:
             new = ev.data["cls"]
             for held, _mode in ev.data["held"]:
-                report = self.add(held.cls, new, f"{thread_name(ev.tid)} at step {ev.step + 1}")
+                a = held.cls
+                if a == new or new in edges.get(a, ()):  # known: add() would do nothing
+                    continue
+                report = self.add(a, new, f"{thread_name(ev.tid)} at step {ev.step + 1}")
                 if report is not None:
                     on_report(report)
 

@@ -135,9 +135,13 @@ class _Obj:
     UPDATEs since it (each kind commutes with itself, so each is kept as a set of per-thread last
     accesses and the join of their clocks)."""
 
-    __slots__ = ("widx", "wtid", "wlocal", "wclock", "rclock", "reads", "uclock", "updates")
+    __slots__ = ("widx", "wtid", "wlocal", "wclock", "rclock", "reads", "uclock", "updates", "step", "pos")
 
-    def __init__(self) -> None:
+    def __init__(self, step: int, pos: int) -> None:
+        # where the object was first announced: the step, and 0 for its first object, j + 1 for its
+        # j-th further one (to find the same object in another run, see _History.rekey)
+        self.step = step
+        self.pos = pos
         self.widx = -1  # global index of the last write
         self.wtid = -1
         self.wlocal = 0  # that write's index within its thread (1-based)
@@ -146,6 +150,95 @@ class _Obj:
         self.reads: dict[int, tuple[int, int]] | None = None  # tid -> (global, local) of its last read
         self.uclock: list[int] | None = None  # the same for updates
         self.updates: dict[int, tuple[int, int]] | None = None
+
+
+_Saved = tuple["_Obj", int, int, int, "list[int] | None", "list[int] | None", "dict[int, tuple[int, int]] | None",
+               "list[int] | None", "dict[int, tuple[int, int]] | None"]
+_EMPTY = (-1, -1, 0, None, None, None, None, None)  # the fields of a new _Obj
+
+
+class _History:
+    """The happens-before state of the steps accounted so far on the current path (vector clocks and
+    object histories), kept from one run to the next: a run that replays the first ``d`` steps of the
+    previous one starts from its state after those steps instead of accounting them again.  Clocks
+    are never changed once made (a join makes a new list), so that each step can be undone from what
+    it replaced (``undo``).
+
+    Each run makes its model objects anew, so the objects of the kept steps are renamed to the new
+    run's (:meth:`rekey`): those announced at the same place of the same step."""
+
+    __slots__ = ("n", "clock", "evidx", "evclock", "objs", "undo")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.clock: list[list[int]] = [[0] * n for _ in range(n)]  # per thread: the clock of its last step
+        self.evidx: list[list[int]] = [[] for _ in range(n)]  # per thread: global indices of its steps
+        self.evclock: list[list[int]] = []  # per step: its vector clock
+        self.objs: dict[Hashable, _Obj] = {}
+        # per step: its thread, that thread's clock before it, and each object's history before it
+        self.undo: list[tuple[int, list[int], list[_Saved]]] = []
+
+    def truncate(self, d: int) -> None:
+        """Forget the steps from index ``d`` on."""
+        undo = self.undo
+        while len(undo) > d:
+            q, old, saved = undo.pop()
+            self.clock[q] = old
+            self.evidx[q].pop()
+            self.evclock.pop()
+            # (an object first seen after ``d`` is left empty, which is as good as absent)
+            for info, widx, wtid, wlocal, wclock, rclock, reads, uclock, updates in reversed(saved):
+                info.widx, info.wtid, info.wlocal, info.wclock = widx, wtid, wlocal, wclock
+                info.rclock, info.reads, info.uclock, info.updates = rclock, reads, uclock, updates
+
+    def rekey(self, raw: list[tuple[Hashable, Accesses]]) -> None:
+        """Rename the objects to those the kept steps of a new run announced (``raw``: per step, its
+        first object and its further accesses)."""
+        kept = len(raw)
+        objs: dict[Hashable, _Obj] = {}
+        for info in self.objs.values():
+            if info.step < kept:  # (the others were first seen in steps forgotten since: empty)
+                obj, more = raw[info.step]
+                objs[obj if info.pos == 0 else more[info.pos - 1][0]] = info
+        self.objs = objs
+
+    def account(self, i: int, q: int, last: StepAccesses, more: Accesses) -> None:
+        """Vector clocks and object histories for step ``i`` of thread ``q`` (accesses ``last``; the
+        further accesses it announced: ``more``)."""
+        old = self.clock[q]
+        cq = old.copy()
+        cq[q] += 1
+        self.evidx[q].append(i)
+        objs = self.objs
+        saved: list[_Saved] = []
+        if len(last) == 1:
+            obj, mode = last[0]
+            info = objs.get(obj)
+            if info is None:
+                info = objs[obj] = _Obj(i, 0)
+                saved.append((info, *_EMPTY))
+            else:
+                saved.append((info, info.widx, info.wtid, info.wlocal, info.wclock, info.rclock, info.reads,
+                              info.uclock, info.updates))
+            _join_history(info, mode, cq)
+            _record(info, mode, cq, i, q)
+        else:
+            infos = []
+            for obj, mode in last:
+                info = objs.get(obj)
+                if info is None:
+                    info = objs[obj] = _Obj(i, _position(obj, last[0][0], more))
+                    saved.append((info, *_EMPTY))
+                else:
+                    saved.append((info, info.widx, info.wtid, info.wlocal, info.wclock, info.rclock,
+                                  info.reads, info.uclock, info.updates))
+                _join_history(info, mode, cq)
+                infos.append((info, mode))
+            for info, mode in infos:
+                _record(info, mode, cq, i, q)
+        self.clock[q] = cq
+        self.evclock.append(cq)
+        self.undo.append((q, old, saved))
 
 
 def add_race(node: _Node, initials: int, p: int, sleep_sets: bool) -> None:
@@ -268,6 +361,7 @@ class TreeSearch:
         self.replay_len = 0
         self.pruned = False
         self.exported: list[Request] | None = [] if export else None
+        self.history: _History | None = None  # DPOR's state along the path, kept between runs
 
     def run_one(self) -> tuple[list[int], RunResultLike | None, bool]:
         """Run the next schedule: (its choices, its result or None if abandoned, cut at ``cutoff``)."""
@@ -347,11 +441,16 @@ class _TreeChooser:
         self.stopped = False
         self.cut = False
         self.n = 0
+        self.hist: _History | None = None
         self.clock: list[list[int]] = []  # per thread: the clock of its last step
         self.evidx: list[list[int]] = []  # per thread: global indices of its steps
         self.evclock: list[list[int]] = []  # per step: its vector clock
         self.objs: dict[Hashable, _Obj] = {}
+        # Steps before this index replay the previous run's and were accounted by it (see _History).
+        self.kept = 0
+        self.raw: list[tuple[Hashable, Accesses]] = []  # the kept steps' announcements in this run
         self.last: StepAccesses = []  # the accesses of the step taken last
+        self.last_more: Accesses = ()
         self.requests: list[Request] = []
 
     # -- the Chooser protocol ---------------------------------------------------------------------
@@ -360,6 +459,8 @@ class _TreeChooser:
             raise AbortRun()
         trace = self.trace
         k = len(trace)
+        if 0 < k < self.kept:
+            return self._replay(k, sched, ready)
         threads = sched.threads
         s = self.s
         reduce = self.reduce
@@ -367,11 +468,12 @@ class _TreeChooser:
         for t in ready:
             enabled |= 1 << t.tid
         if k == 0:
-            self.sched = sched
-            self.n = n = len(threads)
-            self.clock = [[0] * n for _ in range(n)]
-            self.evidx = [[] for _ in range(n)]
-        elif reduce:
+            self._begin(sched)
+        if not reduce:
+            pass
+        elif k == self.kept:
+            self._rekey()
+        elif k > self.kept:
             self._account(k - 1)
             if k >= self.new_from:  # a new state
                 self._waiting_races(k, threads, enabled, _NONE)
@@ -403,21 +505,56 @@ class _TreeChooser:
             thread = threads[tid]
             node.sig = (thread.pending_access, thread.pending_label)
             path.append(node)
-        acc = _accesses(thread)
-        if reduce and k >= self.new_from - 1:  # a new choice: the races of the step it takes
-            self._races_of_pending(tid, acc, k)
         if k > 0 and tid == prev:
             node.block = path[k - 1].block
         else:
             node.block = k
             if prev >= 0 and (enabled >> prev) & 1:
                 self.preempts += 1
-        if self.sleep_sets:
-            z = (node.sleep | node.done) & ~(1 << tid)
-            self.next_sleep = _still_asleep(z, acc, threads) if z else 0
-        self.last = acc
+        # A replayed step before the new choice needs neither its accesses nor the sleep set after it.
+        if k < self.kept:
+            self.raw.append((thread.pending_obj, thread.pending_more))
+        else:
+            acc = _accesses(thread)
+            if reduce and k >= self.new_from - 1:  # a new choice: the races of the step it takes
+                self._races_of_pending(tid, acc, k)
+            if self.sleep_sets and k >= self.replay_len - 1:
+                z = (node.sleep | node.done) & ~(1 << tid)
+                self.next_sleep = _still_asleep(z, acc, threads) if z else 0
+            self.last = acc
+            self.last_more = thread.pending_more
         self.prev = tid
         trace.append(tid)
+        return thread
+
+    def _replay(self, k: int, sched: Scheduler, ready: list[ModelThread]) -> ModelThread:
+        """choose() for a step the previous run took and accounted: check it is the same step."""
+        enabled = 0
+        for t in ready:
+            enabled |= 1 << t.tid
+        node = self.path[k]
+        if node.enabled != enabled:
+            raise NondeterminismError(
+                f"replaying the same choices gave different ready threads at step {k} "
+                f"({_tids(node.enabled)} before, {_tids(enabled)} now): the program is not deterministic"
+            )
+        tid = node.chosen
+        thread = sched.threads[tid]
+        sig = node.sig
+        if sig is None:
+            node.sig = (thread.pending_access, thread.pending_label)
+        elif sig[0] != thread.pending_access or sig[1] != thread.pending_label:
+            raise NondeterminismError(
+                f"replaying the same choices gave a different step at step {k} (thread {tid}: "
+                f"{sig[1]!r} before, {thread.pending_label!r} now): the program is not deterministic"
+            )
+        prev = self.prev
+        if tid != prev and prev >= 0 and (enabled >> prev) & 1:
+            self.preempts += 1
+        # (node.block is as the previous run left it: the same steps lead here)
+        self.raw.append((thread.pending_obj, thread.pending_more))
+        self.prev = tid
+        self.trace.append(tid)
         return thread
 
     def finish(self) -> None:
@@ -435,9 +572,29 @@ class _TreeChooser:
             if sched.deadlock is not None:
                 blocked = frozenset(t.tid for t in sched.deadlock.blocked)
             k = len(self.trace)
-            self._account(k - 1)
+            if k > self.kept:
+                self._account(k - 1)
             if k >= self.new_from:
                 self._waiting_races(k, sched.threads, 0, blocked)
+
+    def _begin(self, sched: Scheduler) -> None:
+        """At the first step: take over the search's history, less the steps this run does not
+        replay."""
+        self.sched = sched
+        self.n = n = len(sched.threads)
+        if not self.reduce:
+            return
+        s = self.s
+        hist = s.history
+        if hist is None or hist.n != n:
+            hist = s.history = _History(n)
+        hist.truncate(max(self.replay_len - 1, 0))
+        self.kept = len(hist.undo)
+        self.hist = hist
+        self.clock = hist.clock
+        self.evidx = hist.evidx
+        self.evclock = hist.evclock
+        self.objs = hist.objs
 
     # -- growing the path -------------------------------------------------------------------------
     def _new_node(self, k: int, enabled: int) -> _Node:
@@ -469,30 +626,14 @@ class _TreeChooser:
     # -- DPOR race analysis -----------------------------------------------------------------------
     def _account(self, i: int) -> None:
         """Vector clocks and object histories for step ``i`` (already executed)."""
-        q = self.prev
-        cq = self.clock[q]
-        cq[q] += 1
-        self.evidx[q].append(i)
-        objs = self.objs
-        last = self.last
-        if len(last) == 1:
-            obj, mode = last[0]
-            info = objs.get(obj)
-            if info is None:
-                info = objs[obj] = _Obj()
-            _join_history(info, mode, cq)
-            _record(info, mode, cq, i, q)
-        else:
-            infos = []
-            for obj, mode in last:
-                info = objs.get(obj)
-                if info is None:
-                    info = objs[obj] = _Obj()
-                _join_history(info, mode, cq)
-                infos.append((info, mode))
-            for info, mode in infos:
-                _record(info, mode, cq, i, q)
-        self.evclock.append(cq.copy())
+        assert self.hist is not None
+        self.hist.account(i, self.prev, self.last, self.last_more)
+
+    def _rekey(self) -> None:
+        hist = self.hist
+        assert hist is not None
+        hist.rekey(self.raw)
+        self.objs = hist.objs
 
     def _waiting_races(self, k: int, threads: list[ModelThread], enabled: int, dead: frozenset[int]) -> None:
         """Races of the threads that cannot move in state ``k``: step ``k - 1`` races with every
@@ -621,6 +762,13 @@ def _accesses(t: ModelThread) -> StepAccesses:
     return list(merged.items())
 
 
+def _position(obj: Hashable, first: Hashable, more: Accesses) -> int:
+    """Where a step announced ``obj``: 0 as its first object, j + 1 as its j-th further one."""
+    if obj == first:
+        return 0
+    return next(j + 1 for j, (o, _) in enumerate(more) if o == obj)
+
+
 def _conflicts(p: ModelThread, acc: StepAccesses) -> bool:
     """Whether p's pending step is dependent with a step of accesses ``acc``: a common object that
     they access in conflicting ways (not both READ, not both UPDATE)."""
@@ -659,9 +807,10 @@ def _join_history(info: _Obj, mode: Access, cq: list[int]) -> None:
 
 
 def _record(info: _Obj, mode: Access, cq: list[int], i: int, q: int) -> None:
-    """Add step ``i`` of thread ``q`` (clock ``cq``) to the object's history."""
+    """Add step ``i`` of thread ``q`` (clock ``cq``) to the object's history.  The clocks and maps
+    it replaces are left as they were (a history step can be undone by restoring them)."""
     if mode == _WRITE:
-        info.wclock = cq.copy()
+        info.wclock = cq
         info.widx = i
         info.wtid = q
         info.wlocal = cq[q]
@@ -669,24 +818,26 @@ def _record(info: _Obj, mode: Access, cq: list[int], i: int, q: int) -> None:
         return
     if mode == _READ:
         rc = info.rclock
-        if rc is None or info.reads is None:
-            info.rclock = cq.copy()
+        reads = info.reads
+        if rc is None or reads is None:
+            info.rclock = cq
             info.reads = {q: (i, cq[q])}
             return
-        for t, c in enumerate(cq):
-            if c > rc[t]:
-                rc[t] = c
-        info.reads[q] = (i, cq[q])
+        info.rclock = [c if c > r else r for c, r in zip(cq, rc, strict=True)]
+        reads = reads.copy()
+        reads[q] = (i, cq[q])
+        info.reads = reads
         return
     uc = info.uclock
-    if uc is None or info.updates is None:
-        info.uclock = cq.copy()
+    updates = info.updates
+    if uc is None or updates is None:
+        info.uclock = cq
         info.updates = {q: (i, cq[q])}
         return
-    for t, c in enumerate(cq):
-        if c > uc[t]:
-            uc[t] = c
-    info.updates[q] = (i, cq[q])
+    info.uclock = [c if c > u else u for c, u in zip(cq, uc, strict=True)]
+    updates = updates.copy()
+    updates[q] = (i, cq[q])
+    info.updates = updates
 
 
 def _tids(mask: int) -> list[int]:

@@ -77,7 +77,7 @@ class SchedulerError(Exception):
     """The chooser asked for something impossible (for example a schedule naming a blocked thread)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ModelThread:
     tid: int
     name: str
@@ -262,7 +262,9 @@ class Scheduler:
 
     # -- the loop ---------------------------------------------------------------------------------
     def _ready(self) -> list[ModelThread]:
-        return [t for t in self.threads if t.ready()]
+        # ModelThread.ready(), inlined: this runs at every scheduling point
+        return [t for t in self.threads
+                if not t.finished and t.sleeping_on is None and (t.ready_fn is None or t.ready_fn())]
 
     def _pick(self) -> ModelThread | None:
         ready = self._ready()
