@@ -16,7 +16,9 @@ process (``jobs=1``): the split search's speed-up is its own row.  Each figure i
 ``--reps`` runs; the load average before and after is printed, since machines here are shared.
 ``--quick`` caps the hole-double-zero searches at 2,000 schedules.  Explorer steps/s are steps per
 CPU second of the exploring process (wall-clock rates on a shared machine say more about the other
-load than about faultlab); the end-to-end and split-search rows are wall-clock times."""
+load than about faultlab); the end-to-end and split-search rows are wall-clock times.  Each
+checkout's interpreter runs with ``PYTHONPATH`` set to that checkout's ``src``, so that it measures
+that checkout's sources whatever its environment has installed."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,19 +74,31 @@ print(json.dumps(out))
 """
 
 
+def checkout_env(root: Path) -> dict[str, str]:
+    """The environment for a checkout's interpreter: it imports that checkout's sources."""
+    return dict(os.environ, PYTHONPATH=str(root / "src"))
+
+
 def probe(root: Path, python: str, what: str, reps: int, cap: int | None) -> dict[str, float]:
     proc = subprocess.run([python, "-c", PROBE, what, str(reps), str(cap or 0)], cwd=root, capture_output=True,
-                          text=True, check=True)
+                          text=True, check=True, env=checkout_env(root))
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def end_to_end(root: Path, python: str, reps: int) -> float:
+def end_to_end(root: Path, python: str, reps: int, pycache: str) -> float:
+    """The median wall time of the command, with bytecode caches (kept under ``pycache``, written by
+    one untimed run, so that neither checkout is written to and neither compiles its sources while
+    timed, whatever ``PYTHONDONTWRITEBYTECODE`` says)."""
+    env = checkout_env(root)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = pycache
+    cmd = [python, "-m", "faultlab", "explore", "scenarios/seed/cow-vs-truncate.toml", "--design", "xip"]
     times = []
-    for _ in range(reps):
+    for i in range(reps + 1):
         t0 = time.perf_counter()
-        subprocess.run([python, "-m", "faultlab", "explore", "scenarios/seed/cow-vs-truncate.toml", "--design", "xip"],
-                       cwd=root, capture_output=True, check=False)
-        times.append(time.perf_counter() - t0)
+        subprocess.run(cmd, cwd=root, capture_output=True, check=False, env=env)
+        if i:
+            times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
@@ -150,8 +165,9 @@ def main() -> None:
         else:
             rows.append((f"model ns per fault, {kind} (no kernel timing)", f"{mb[kind]:,.0f}", f"{mn[kind]:,.0f}",
                          ratio(mb[kind], mn[kind]) + " less"))
-    eb = end_to_end(before, before_py, max(args.reps, 5))
-    en = end_to_end(HERE, now_py, max(args.reps, 5))
+    with tempfile.TemporaryDirectory() as cb, tempfile.TemporaryDirectory() as cn:
+        eb = end_to_end(before, before_py, max(args.reps, 5), cb)
+        en = end_to_end(HERE, now_py, max(args.reps, 5), cn)
     rows.append(("faultlab explore seed --design xip, end to end (s)", f"{eb:.2f}", f"{en:.2f}",
                  f"{en / eb:.2f}x the time"))
     t1, tn, s1, sn, same = parallel_ratio(cap)
