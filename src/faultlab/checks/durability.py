@@ -7,8 +7,8 @@ every such image, one line choice at a time -- exact, since both are per byte:
 
 - ``durability``: once an fsync or msync of a file has returned, every store through a shared
   mapping and every write(2) to the file that completed before the sync began is durable: after
-  the crash each such byte holds what the last of them wrote, or what a store not covered by the
-  sync wrote;
+  the crash each such byte below EOF holds what the last of them wrote, or what a store not
+  covered by the sync wrote;
 - ``torn-metadata``: a block the file's block map reaches holds, after the crash, a line that was
   never zeroed or written durably since the block was allocated (stale data of a freed block).
 
@@ -104,8 +104,9 @@ class DurabilityChecker:
         for inode in sorted(self.k.inodes.values(), key=lambda i: i.name):
             if not inode.fs.dax:
                 continue
-            required = self.required(inode)
-            for index in range(size_in_pages(inode.peek_size())):
+            size = inode.peek_size()
+            required = {off: need for off, need in self.required(inode).items() if off < size}
+            for index in range(size_in_pages(size)):
                 ext = inode.peek_extent(index)
                 if ext is None or ext.unwritten:
                     continue

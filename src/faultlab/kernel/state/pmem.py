@@ -44,6 +44,7 @@ class PmemDevice:
         self.freed_total = 0
         self.allocated_total = 0
         self.lines = Cachelines()
+        self.sched = sched
 
     # -- the allocator -----------------------------------------------------------------------------
     def reserve(self, count: int, contents: Callable[[int], bytes | None]) -> int | None:
@@ -134,7 +135,17 @@ class PmemDevice:
             more = tuple((self.cells[b], WRITE) for b in self.lines.unfenced_blocks(k.tid()) if b != block)
         k.sched.point(self.cells[block], WRITE, label, more=more)
 
+    def _audit_lines(self, block: int) -> None:
+        """Audit: the cache lines of a block are its state, so the step must have announced the
+        block (for writing)."""
+        if self.sched.audit:
+            self.sched.check_announced(self.cells[block], WRITE, f"the cache lines of pmem block {block}")
+
     def _persist(self, k: Kernel, block: int, off: int, n: int, before: bytes, how: str) -> None:
+        self._audit_lines(block)
+        if how == "durable":
+            for b in self.lines.unfenced_blocks(k.tid()):
+                self._audit_lines(b)
         if how == "cached":
             self.lines.stored(block, off, n, before)
             return
@@ -147,6 +158,7 @@ class PmemDevice:
         """clwb over a whole block (wb_cache_pmem, dax_flush): its dirty lines go in flight for this
         thread.  Returns how many lines were dirty."""
         k.sched.point(self.cells[block], WRITE, label)
+        self._audit_lines(block)
         return self.lines.flush(k.tid(), block, self.peek(block))
 
     def fence(self, k: Kernel, label: str = "wmb_pmem") -> None:
@@ -155,6 +167,8 @@ class PmemDevice:
         blocks = self.lines.unfenced_blocks(k.tid())
         if blocks:
             k.sched.point(self.cells[blocks[0]], WRITE, label, more=tuple((self.cells[b], WRITE) for b in blocks[1:]))
+        for b in blocks:
+            self._audit_lines(b)
         self.lines.fence(k.tid())
 
     def copy_to_page(self, k: Kernel, block: int, page: Page, label: str) -> None:
@@ -180,6 +194,7 @@ class PmemDevice:
         """A cached store: the lines it touches are dirty in the CPU cache."""
         before = self.peek(block)
         self._write(block, off, data)
+        self._audit_lines(block)
         self.lines.stored(block, off, len(data), before)
 
     def _write(self, block: int, off: int, data: bytes) -> None:
