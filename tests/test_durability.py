@@ -156,3 +156,45 @@ def test_seed_scenario_has_no_durability_verdicts() -> None:
     """The seed (a private COW against truncate) syncs nothing: --crash adds no verdict."""
     scenario = load_scenario(str(ROOT / "scenarios/seed/cow-vs-truncate.toml"))
     assert explore_design(scenario, get_design("v4.10"), crash=True).clean
+
+
+# -- the explorer with crashes -------------------------------------------------------------------------------
+RACE = {"a": ("m = mmap f 0 1p shared rw", "store m 0 B", "msync m", "store m 100 C", "msync m"),
+        "b": ("write f 200 D",)}
+
+
+@pytest.mark.parametrize(("design", "expected"), [("v4.10", []), ("v4.7", []), ("v4.10-no-wrprotect", ["durability"])])
+def test_dpor_and_plain_search_agree_on_crash_verdicts(design: str, expected: list[str]) -> None:
+    """Crashes are checked on each explored schedule's prefixes: DPOR (one schedule per class)
+    reaches the verdict plain search (every schedule) reaches, here at preemption bound 1."""
+    scenario = _scenario(RACE)
+    dpor = explore_design(scenario, get_design(design), crash=True, bound=1)
+    plain = explore_design(scenario, get_design(design), crash=True, bound=1, plain=True)
+    assert dpor.violation_ids == plain.violation_ids == expected
+    if not expected:
+        assert dpor.result.schedules < plain.result.schedules
+
+
+def test_crash_reports_are_deterministic() -> None:
+    runs = [json.loads(CliRunner().invoke(main, ["explore", str(SMSM), "--design", "v4.0,v4.10-no-wrprotect",
+                                                 "--crash", "--json", "--quiet"]).output) for _ in range(2)]
+    for doc in runs:
+        del doc["timing"]  # wall-clock figures, the only part that may differ
+    assert runs[0] == runs[1]
+    docs = runs[0]["designs"]
+    assert [d["verdict"] for d in docs] == ["durability", "durability"]
+
+
+def test_cache_line_state_changed_without_announcing_the_block_is_an_audit_error() -> None:
+    from faultlab.errors import AuditError
+    from faultlab.fs.dax import v4_10 as dax
+    from faultlab.kernel.state.cell import READ
+
+    def sloppy_writeback_one(k, mapping, index):  # type: ignore[no-untyped-def]
+        k.sched.point(mapping.dirty, READ, "announces the tags only")
+        k.pmem.raw_write(0, 0, b"Z")
+
+    design = get_design("v4.10").variant("sloppy", "test", "test", {dax.dax_writeback_one: sloppy_writeback_one})
+    scenario = _scenario({"t": ("m = mmap f 0 1p shared rw", "store m 0 B", "msync m")})
+    with pytest.raises(AuditError):
+        ModelExecution(scenario, design, audit=True).run(SequentialChooser())
