@@ -41,8 +41,8 @@ LINES_PER_BLOCK = PAGE_SIZE // LINE
 
 @dataclass(slots=True)
 class LineState:
-    """One cache line of one block that is not simply durable: media (None: the block's media as the
-    run began), whether that media is initialised, whether the cache holds a newer value (and
+    """One cache line of one block: while pending, its media value (set when it became pending),
+    whether that media is initialised, whether the cache holds a newer value (and
     whether that value is initialised), and the values in flight per thread (with theirs)."""
 
     media: bytes | None = None
@@ -63,8 +63,8 @@ def lines_of(off: int, n: int) -> range:
 
 
 class Cachelines:
-    """Per-line persistence state of a pmem device; ``visible(block)`` reads the CPUs' view of a
-    block (the device's contents)."""
+    """Per-line persistence state of a pmem device.  Only lines that were ever stored to have a
+    LineState; a line without one is durable (media = what the CPUs see)."""
 
     def __init__(self) -> None:
         self.lines: dict[tuple[int, int], LineState] = {}
