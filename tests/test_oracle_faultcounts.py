@@ -13,14 +13,25 @@ VM boot and skip when the VM cannot be obtained.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 
 from faultlab.designs import get_design
 from faultlab.execution import ModelExecution
 from faultlab.oracle.build import build_probe
-from faultlab.oracle.compare import Comparison, describe_differences, run_oracle
+from faultlab.oracle.compare import (
+    DEFAULT_DESIGNS,
+    Comparison,
+    claims_for,
+    compare,
+    describe_differences,
+    run_kernel,
+    run_model,
+    run_oracle,
+)
 from faultlab.oracle.errors import CompilerNotFoundError, ProbeBuildError
+from faultlab.results import RunRecord
 from faultlab.scenario import ScenarioBuilder
 from faultlab.scenario.model import Outcome, Scenario
 from faultlab.sched import SequentialChooser
@@ -270,30 +281,42 @@ DAX_SCENARIOS: dict[str, tuple[dict[str, tuple[str | int, str | None]], tuple[st
 }  # fmt: skip
 
 
-def _dax_oracle(design: str | None) -> dict[str, Comparison]:
+@pytest.fixture(scope="module")
+def dax_kernel() -> list[tuple[Scenario, RunRecord, tuple[str, ...]]]:
+    """The DAX scenarios in one boot of the VM: each one's kernel record and notes."""
     from faultlab.oracle.vm import VmUnavailableError
 
     scenarios = [scenario("dax", name, files, *ops) for name, (files, ops) in DAX_SCENARIOS.items()]
     try:
         build_probe(static=True)
-        results = run_oracle(scenarios, "dax-vm", design)
+        records = run_kernel(scenarios, "dax-vm")
     except (VmUnavailableError, CompilerNotFoundError) as e:
         pytest.skip(f"DAX VM unavailable: {e}")
     except ProbeBuildError as e:
         pytest.skip(f"cannot build the static probe for the VM: {e}")
-    return {s.title: c for s, c in results}
+    return [(s, rec, notes) for s, (rec, notes) in zip(scenarios, records, strict=True)]
+
+
+def _against(runs: list[tuple[Scenario, RunRecord, tuple[str, ...]]], name: str) -> dict[str, Comparison]:
+    design = get_design(name)
+    out = {}
+    for sc, kernel, notes in runs:
+        model, error = run_model(sc, design)
+        c = compare(model, kernel, claims_for(sc, "dax-vm", design.version), design=design.name)
+        out[sc.title] = replace(c, notes=notes, model_error=error)
+    return out
 
 
 @pytest.fixture(scope="module")
-def dax() -> dict[str, Comparison]:
+def dax(dax_kernel: list[tuple[Scenario, RunRecord, tuple[str, ...]]]) -> dict[str, Comparison]:
     """The DAX scenarios against the VM's own design, v6.1."""
-    return _dax_oracle(None)
+    return _against(dax_kernel, DEFAULT_DESIGNS["dax-vm"])
 
 
 @pytest.fixture(scope="module")
-def dax_4x() -> dict[str, Comparison]:
-    """The same against v4.10 (a second boot): the era differences the waivers describe."""
-    return _dax_oracle("v4.10")
+def dax_4x(dax_kernel: list[tuple[Scenario, RunRecord, tuple[str, ...]]]) -> dict[str, Comparison]:
+    """The same kernel runs against v4.10: the era differences the waivers describe."""
+    return _against(dax_kernel, "v4.10")
 
 
 def model_counter(name: str, counter: str) -> int:
