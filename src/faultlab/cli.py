@@ -197,7 +197,7 @@ def main() -> None:
 
 @main.command("designs")
 def designs_cmd() -> None:
-    """List the designs: the six of the seed's history, then the known bugs."""
+    """List the designs: the seed's history and today's kernels, then the known bugs."""
     from faultlab.designs import DESIGNS, KNOWN_BUGS
 
     out = console()
@@ -266,7 +266,7 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
 @main.command("explore")
 @click.argument("scenario_path", metavar="SCENARIO")
 @click.option("--design", "design_spec", default="all", show_default=True,
-              help="a design name, 'all' (the six historical designs), a comma-separated list, or a .py file")
+              help="a design name, 'all' (every design but the known bugs), a comma-separated list, or a .py file")
 @click.option("--strategy", type=click.Choice(["dfs", "pct", "random"]), default="dfs", show_default=True,
               help="dfs: exhaustive, with DPOR and sleep sets; pct: probabilistic concurrency testing; "
               "random: random walks")
@@ -404,7 +404,7 @@ def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, crash
 @main.command("compare")
 @click.argument("scenario_paths", metavar="SCENARIO...", nargs=-1, required=True)
 @click.option("--design", "design_spec", default="all", show_default=True,
-              help="a design name, 'all' (the six historical designs), a comma-separated list, or a .py file")
+              help="a design name, 'all' (every design but the known bugs), a comma-separated list, or a .py file")
 @click.option("--bound", type=Count(min=0), default=None, help="preemption bound for the exploration")
 @click.option("--max-schedules", type=Count(min=1), default=None,
               help="stop each exploration after this many schedules")
