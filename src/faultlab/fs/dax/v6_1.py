@@ -15,7 +15,8 @@ Read next to v6.1 fs/dax.c ``dax_iomap_pte_fault`` -> ``dax_fault_iter``:
 ext4 (6.1) serialises faults with truncate and hole punch by ``mapping->invalidate_lock`` (5.15),
 and ``ext4_setattr`` calls ``ext4_break_layouts()`` -> ``dax_layout_busy_page()`` first, which
 unmaps every page of the file from every mapping (4.18, Dan Williams, 5fac7408d828) -- also below
-the new EOF.  Entry locking, deletion and writeback are 4.7's.  PMD faults are not in this module.
+the new EOF.  Entry locking and deletion are 4.7's, writeback 4.10's (write-protect, dax_flush,
+clean DIRTY, under the entry lock).  PMD faults are not in this module.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ from faultlab.fs.dax.v4_7 import (
     dax_entry_handed_to_page,
     dax_unlock_mapping_entry,
     dax_wake_mapping_entry_waiter,
-    dax_writeback_mapping_range,
     ext4_dax_get_block,
     get_unlocked_mapping_entry,
     grab_mapping_entry,
     put_locked_mapping_entry,
 )
+from faultlab.fs.dax.v4_10 import dax_writeback_mapping_range
 from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
 from faultlab.kernel.eras.v6_1 import finish_fault
 from faultlab.kernel.flags import (
@@ -186,7 +187,9 @@ def ext4_dax_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
             invalidate_inode_pages2_range(k, inode.mapping, index, index)
             unmap_mapping_range(k, inode.mapping, index << PAGE_SHIFT, PAGE_SIZE, even_cows=False)
         chunk = data[written : written + n]
-        k.pmem.write(k, ext.block, off, chunk, "dax_iomap_iter (copy_from_iter)")
+        # dax_copy_from_iter() -> pmem's _copy_from_iter_flushcache (movnt, clwb for the edges); its
+        # fence comes with the next REQ_PREFLUSH, taken here as part of the copy
+        k.pmem.write(k, ext.block, off, chunk, "dax_iomap_iter (copy_from_iter)", how="durable")
         k.events.emit("store_done", kind="write", inode=inode, offset=pos, data=chunk)
         written += n
         pos += n
@@ -219,7 +222,11 @@ def ext4_dax_read(k: Kernel, inode: Inode, pos: int, count: int) -> bytes:
 
 
 def ext4_dax_fsync(k: Kernel, inode: Inode) -> int:
-    return dax_writeback_mapping_range(k, inode.mapping)
+    """ext4_sync_file() (6.1): file_write_and_wait_range() -> dax_writeback_mapping_range(), then
+    the flush request (blkdev_issue_flush; pmem_submit_bio -> nvdimm_flush) fences the lines."""
+    ret = dax_writeback_mapping_range(k, inode.mapping)
+    k.pmem.fence(k, "blkdev_issue_flush (nvdimm_flush)")
+    return ret
 
 
 def ext4_dax_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:

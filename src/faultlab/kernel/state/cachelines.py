@@ -73,8 +73,6 @@ class Cachelines:
         # thread -> (block, line) it has in flight, waiting for its fence
         self.unfenced: dict[int, set[tuple[int, int]]] = {}
         self.stale_blocks: set[int] = set()
-        self.flushes = 0
-        self.fences = 0
 
     def _state(self, block: int, line: int) -> LineState:
         st = self.lines.get((block, line))
@@ -143,7 +141,6 @@ class Cachelines:
             st.inflight[tid] = (visible[line * LINE : (line + 1) * LINE], st.visible_ok)
             self.unfenced.setdefault(tid, set()).add((block, line))
             count += 1
-        self.flushes += count
         return count
 
     def unfenced_blocks(self, tid: int) -> list[int]:
@@ -153,7 +150,6 @@ class Cachelines:
     def fence(self, tid: int) -> None:
         """sfence after clwb/movnt (wmb_pmem, pmem_wmb, nvdimm_flush): the thread's in-flight
         values reach media."""
-        self.fences += 1
         for block, line in sorted(self.unfenced.pop(tid, ())):
             st = self.lines[(block, line)]
             got = st.inflight.pop(tid, None)
