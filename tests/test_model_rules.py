@@ -663,15 +663,16 @@ def test_r13_write_over_mapped_data_shows_through_mappings(fs: str, design: str)
 
 
 # -- R14: msync/fsync ----------------------------------------------------------------------------------------
-R14_STORE_FAULTS = {"v4.0": 0, "v4.7": 1, "v4.10": 1}
+R14_STORE_FAULTS = {"v4.0": 0, "v4.7": 0, "v4.10": 1}
 
 
 @pytest.mark.parametrize("sync", ["fsync f", "msync m"])
 @pytest.mark.parametrize("design", DAX_DESIGNS)
 def test_r14_dax_fsync_write_protects_dirty_entries_from_4_5(design: str, sync: str) -> None:
-    """R14: from 4.5 write faults tag the entry DIRTY and fsync/msync (WB_SYNC_ALL) write-protect
-    it and flush, so the next store write-faults again (v4.7, v4.10); 4.0 tracks nothing: no new
-    fault.  Stores went straight to pmem either way."""
+    """R14: from 4.5 write faults tag the entry DIRTY and fsync/msync (WB_SYNC_ALL) flush it; from
+    4.10 (4b4bb46d00b3) writeback also write-protects and cleans it, so the next store write-faults
+    again (v4.10); 4.5-4.9 never clean the entry (v4.7: no new fault, every fsync flushes it again);
+    4.0 tracks nothing: no new fault."""
     r = run1("dax", "2p", "A", "m = mmap f 0 2p shared rw", "store m 0 B", "store m 1 C", sync,
              "store m 2 D", "store m 3 E", "read f 0 5", design=design)
     clean(r)

@@ -275,7 +275,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 def test_cli_runs_a_tmpfs_scenario_side_by_side(probe: None, mmap01: Path) -> None:
     code, out, err = invoke(str(mmap01))
     assert code == 0, out + err
-    assert "model design v4.10 vs kernel host-tmpfs" in out
+    assert "model design v6.18 vs kernel host-tmpfs" in out  # the host's own kernel
     assert "no difference in what the model claims" in out
     assert "store m 12 XYZ" in out and "model flt" in out and "kernel flt" in out
 
@@ -284,14 +284,14 @@ def test_cli_runs_a_scenario_on_the_kernel_asked_for_and_says_so(probe: None, mm
     code, out, err = invoke(str(mmap01), "--kernel", "host-ext4")
     assert code == 0, out + err
     assert "written for fs=tmpfs, run as fs=ext4 (--kernel host-ext4)" in out
-    assert "model design v4.10 vs kernel host-ext4" in out
+    assert "model design v6.18 vs kernel host-ext4" in out
 
 
 def test_cli_json(probe: None, mmap01: Path) -> None:
     code, out, _ = invoke(str(mmap01), "--json", "--kernel", "host-tmpfs")
     assert code == 0
     doc = json.loads(out)
-    assert doc["differences"] == 0 and doc["design"] == "v4.10"
+    assert doc["differences"] == 0 and doc["design"] == "v6.18"
     [s] = doc["scenarios"]
     assert [op["op"] for op in s["ops"]][0] == "m = mmap f 0 1p shared rw"
     assert s["ops"][1]["model"]["minflt"] == s["ops"][1]["kernel"]["minflt"]

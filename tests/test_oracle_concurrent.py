@@ -91,9 +91,10 @@ def test_observed_differences_count_ops_and_files() -> None:
     assert a.distance(b) == 2 and a.distance(a) == 0
 
 
-def test_default_concurrent_design_is_v4_10_for_every_kernel() -> None:
-    for kernel in ("host-tmpfs", "host-ext4", "dax-vm"):
-        assert default_concurrent_design(kernel) == "v4.10"
+def test_default_concurrent_design_is_the_kernels_own() -> None:
+    expected = {"host-tmpfs": "v6.18", "host-ext4": "v6.18", "dax-vm": "v6.1"}
+    for kernel, design in expected.items():
+        assert default_concurrent_design(kernel) == design
         get_design(default_concurrent_design(kernel))
     with pytest.raises(Exception, match="host-xfs"):
         default_concurrent_design("host-xfs")
@@ -253,7 +254,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 def fake_kernel(monkeypatch: pytest.MonkeyPatch, make: object) -> None:
     def run(scenario: Scenario, kernel: str, runs: int, seed: int = 0, **_: object) -> KernelOutcomes:
-        model = model_outcomes(scenario, V410)
+        model = model_outcomes(scenario, get_design(default_concurrent_design(kernel)))
         return kernel_with(*make(model), kernel=kernel)  # type: ignore[operator]
 
     monkeypatch.setattr("faultlab.oracle.concurrent.run_concurrent_on_host", run)
@@ -263,7 +264,7 @@ def test_cli_exits_1_and_prints_the_nearest_model_schedule(monkeypatch: pytest.M
     fake_kernel(monkeypatch, lambda m: [impossible(next(iter(m.outcomes)))])
     code, out, err = invoke("--concurrent", "20", "--kernel", "host-tmpfs", str(SEED))
     assert code == 1, out + err
-    assert "DIFFERENCE: kernel outcome K1 (10 runs, first in run 0) is not one the model (v4.10) produces" in out
+    assert "DIFFERENCE: kernel outcome K1 (10 runs, first in run 0) is not one the model (v6.18) produces" in out
     assert "op 3 (truncator) `truncate data 1p`: kernel EIO, model ok" in out
     assert "replay it: faultlab replay " in out and "--schedule fl1:" in out
     assert '(after setting fs = "tmpfs" in the file)' in out  # the seed is written for dax
@@ -390,7 +391,7 @@ def test_per_thread_scenarios_run_as_processes(probe: Path) -> None:
 def test_cli_runs_a_page_cache_race(probe: Path) -> None:
     code, out, err = invoke("--concurrent", "200", str(ROOT / "scenarios/races/mkwrite-vs-truncate.toml"))
     assert code == 0, out + err
-    assert "model design v4.10 vs kernel host-ext4, 200 concurrent runs (threads" in out
+    assert "model design v6.18 vs kernel host-ext4, 200 concurrent runs (threads" in out
     assert "store m 1p B" in out and "every kernel outcome" in out
 
 

@@ -12,15 +12,26 @@ VM boot and skip when the VM cannot be obtained.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 
 from faultlab.designs import get_design
 from faultlab.execution import ModelExecution
 from faultlab.oracle.build import build_probe
-from faultlab.oracle.compare import Comparison, describe_differences, run_oracle
+from faultlab.oracle.compare import (
+    DEFAULT_DESIGNS,
+    Comparison,
+    claims_for,
+    compare,
+    describe_differences,
+    run_kernel,
+    run_model,
+    run_oracle,
+)
 from faultlab.oracle.errors import CompilerNotFoundError, ProbeBuildError
+from faultlab.results import RunRecord
 from faultlab.scenario import ScenarioBuilder
 from faultlab.scenario.model import Outcome, Scenario
 from faultlab.sched import SequentialChooser
@@ -44,8 +55,10 @@ def scenario(fs: str, title: str, files: dict[str, tuple[str | int, str | None]]
     return b.thread("t", *ops).build()
 
 
-def oracle(fs: str, title: str, files: dict[str, tuple[str | int, str | None]], *ops: str) -> Comparison:
-    [(_, c)] = run_oracle([scenario(fs, title, files, *ops)])
+def oracle(fs: str, title: str, files: dict[str, tuple[str | int, str | None]], *ops: str,
+           design: str | None = None) -> Comparison:
+    """The scenario on the kernel of its fs, against ``design`` (default: that kernel's design)."""
+    [(_, c)] = run_oracle([scenario(fs, title, files, *ops)], design=design)
     return c
 
 
@@ -216,14 +229,23 @@ def test_fault_past_eof_faults_around_a_single_cached_page_below_eof_on_tmpfs() 
     assert_agrees(c)
 
 
-def test_ext4_fault_past_eof_with_only_the_last_page_in_its_window_is_a_documented_difference() -> None:
-    """Linux 6.18 maps nothing around this fault on ext4 (the waiver ext4-fault-past-eof says why),
-    so the next load faults there but not in the 4.x model: the counts are not claimed, the
-    outcomes still are."""
-    c = oracle("ext4", "SIGBUS fault, then the page before EOF", {"f": ("2p", "A")},
-               "m = mmap f 1p 2p private r",
-               "load m 1p",
-               "load m 0")  # fmt: skip
+FAULT_PAST_EOF = ("ext4", "SIGBUS fault, then the page before EOF", {"f": ("2p", "A")},
+                  "m = mmap f 1p 2p private r", "load m 1p", "load m 0")
+
+
+def test_ext4_fault_past_eof_maps_nothing_around_in_6_18() -> None:
+    """Linux 6.18 maps nothing around this fault on ext4 (no PTEs beyond i_size), so the next load
+    faults: v6.18, the host's default design, agrees with every count claimed."""
+    c = oracle(*FAULT_PAST_EOF)
+    assert c.design == "v6.18"
+    assert_agrees(c)
+    assert c.rows[2].kernel is not None and c.rows[2].kernel.minflt == 1
+
+
+def test_ext4_fault_past_eof_is_an_era_difference_for_the_4x_designs() -> None:
+    """The 4.x model maps the cached page below EOF around that fault (the waiver
+    ext4-fault-past-eof): the counts are not claimed for v4.10, the outcomes still are."""
+    c = oracle(*FAULT_PAST_EOF, design="v4.10")
     assert c.ok
     last = c.rows[2]
     assert last.kernel is not None and last.model is not None
@@ -260,23 +282,46 @@ DAX_SCENARIOS: dict[str, tuple[dict[str, tuple[str | int, str | None]], tuple[st
 
 
 @pytest.fixture(scope="module")
-def dax() -> Iterator[dict[str, Comparison]]:
+def dax_kernel() -> list[tuple[Scenario, RunRecord, tuple[str, ...]]]:
+    """The DAX scenarios in one boot of the VM: each one's kernel record and notes."""
     from faultlab.oracle.vm import VmUnavailableError
 
     scenarios = [scenario("dax", name, files, *ops) for name, (files, ops) in DAX_SCENARIOS.items()]
     try:
         build_probe(static=True)
-        results = run_oracle(scenarios, "dax-vm")
+        records = run_kernel(scenarios, "dax-vm")
     except (VmUnavailableError, CompilerNotFoundError) as e:
         pytest.skip(f"DAX VM unavailable: {e}")
     except ProbeBuildError as e:
         pytest.skip(f"cannot build the static probe for the VM: {e}")
-    yield {s.title: c for s, c in results}
+    return [(s, rec, notes) for s, (rec, notes) in zip(scenarios, records, strict=True)]
+
+
+def _against(runs: list[tuple[Scenario, RunRecord, tuple[str, ...]]], name: str) -> dict[str, Comparison]:
+    design = get_design(name)
+    out = {}
+    for sc, kernel, notes in runs:
+        model, error = run_model(sc, design)
+        c = compare(model, kernel, claims_for(sc, "dax-vm", design.version), design=design.name)
+        out[sc.title] = replace(c, notes=notes, model_error=error)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dax(dax_kernel: list[tuple[Scenario, RunRecord, tuple[str, ...]]]) -> dict[str, Comparison]:
+    """The DAX scenarios against the VM's own design, v6.1."""
+    return _against(dax_kernel, DEFAULT_DESIGNS["dax-vm"])
+
+
+@pytest.fixture(scope="module")
+def dax_4x(dax_kernel: list[tuple[Scenario, RunRecord, tuple[str, ...]]]) -> dict[str, Comparison]:
+    """The same kernel runs against v4.10: the era differences the waivers describe."""
+    return _against(dax_kernel, "v4.10")
 
 
 def model_counter(name: str, counter: str) -> int:
     files, ops = DAX_SCENARIOS[name]
-    result = ModelExecution(scenario("dax", name, files, *ops), get_design("v4.10")).run(SequentialChooser())
+    result = ModelExecution(scenario("dax", name, files, *ops), get_design("v6.1")).run(SequentialChooser())
     return result.counters[counter]
 
 
@@ -315,9 +360,19 @@ def test_dax_private_store_into_a_hole_allocates_nothing(dax: dict[str, Comparis
 
 
 @pytest.mark.vm
-def test_dax_shared_write_fault_costs_the_4x_model_one_more_minor_fault(dax: dict[str, Comparison]) -> None:
-    """Deliberate (waiver dax-shared-write-notify): 4.x maps the pfn read-only first, then takes a
-    write-protect fault; 6.1 maps it writable at once. Once mapped read-only, both take one."""
+def test_dax_v6_1_agrees_on_the_era_differences(dax: dict[str, Comparison]) -> None:
+    """v6.1 maps a shared write writable at once and unmaps the whole file on truncate, as the VM's
+    kernel does: every fault count is claimed and equal."""
+    assert {c.design for c in dax.values()} == {"v6.1"}
+    for name in ("shared-write-first", "shared-read-then-write", "truncate-unmaps"):
+        assert_agrees(dax[name])
+
+
+@pytest.mark.vm
+def test_dax_shared_write_fault_costs_the_4x_model_one_more_minor_fault(dax_4x: dict[str, Comparison]) -> None:
+    """Era difference (waiver dax-shared-write-notify): 4.x maps the pfn read-only first, then takes
+    a write-protect fault; 6.1 maps it writable at once. Once mapped read-only, both take one."""
+    dax = dax_4x
     first = dax["shared-write-first"]
     assert_agrees(first, faults_claimed=())
     store = first.rows[1]
@@ -330,10 +385,10 @@ def test_dax_shared_write_fault_costs_the_4x_model_one_more_minor_fault(dax: dic
 
 
 @pytest.mark.vm
-def test_dax_truncate_unmaps_every_page_in_6_1(dax: dict[str, Comparison]) -> None:
-    """Deliberate (waiver dax-truncate-unmaps): 6.1 unmaps the whole file on truncate
+def test_dax_truncate_unmaps_every_page_in_6_1(dax_4x: dict[str, Comparison]) -> None:
+    """Era difference (waiver dax-truncate-unmaps): 6.1 unmaps the whole file on truncate
     (dax_layout_busy_page), 4.x only past the new EOF, so the reload refaults only in 6.1."""
-    c = dax["truncate-unmaps"]
+    c = dax_4x["truncate-unmaps"]
     assert_agrees(c, faults_claimed=())
     reload = c.rows[3]
     assert "dax-truncate-unmaps" in reload.claim.waived

@@ -387,7 +387,7 @@ def test_no_expectation_is_none() -> None:
 # bad input: exact location and message
 
 
-KINDS = "mmap, munmap, load, store, read, write, truncate, msync, fsync, madvise"
+KINDS = "mmap, munmap, load, store, read, write, truncate, msync, fsync, madvise, crash"
 
 
 @pytest.mark.parametrize(

@@ -191,3 +191,33 @@ def test_a_write_fault_on_a_hole_vs_write_to_the_other_half(name: str) -> None:
         assert ids == ["lost-write"], ids
     else:
         assert verdict.clean and verdict.result.complete, ids
+
+
+# -- a lock inversion: lock-order with a replay command ----------------------------------------------------
+def ext4_dax_setattr_taking_mmap_sem(k: Any, inode: Any, newsize: int) -> None:
+    """4.7's ext4_dax_setattr that also takes mmap_sem for read under i_mmap_sem (write): the
+    reverse of the fault path's mmap_sem -> i_mmap_sem."""
+    from faultlab.fs.dax import v4_7
+
+    inode.i_mmap_sem.down_write(k)
+    k.mm.mmap_sem.down_read(k)
+    k.mm.mmap_sem.up_read(k)
+    inode.i_mmap_sem.up_write(k)
+    v4_7.ext4_dax_setattr(k, inode, newsize)
+
+
+def test_a_lock_inversion_is_lock_order_with_a_replay_that_reproduces_it() -> None:
+    from faultlab.exploring import replay_design
+    from faultlab.fs.dax import v4_7
+
+    design = get_design("v4.7").variant("abba", "mmap_sem under i_mmap_sem in truncate", "a test",
+                                        {v4_7.ext4_dax_setattr: ext4_dax_setattr_taking_mmap_sem})
+    sc = load_scenario(SEED)
+    verdict = explore_design(sc, design)
+    [found] = [c for c in verdict.counterexamples if c.id == "lock-order"]
+    assert "possible circular locking dependency" in found.message
+    assert "mmap_sem" in found.message and "i_mmap_sem" in found.message
+    assert found.replay_command.endswith(found.schedule) and "--design abba" in found.replay_command
+    replayed = replay_design(sc, design, found.schedule)
+    assert "lock-order" in [v.id for v in replayed.violations]
+    assert not [c for c in explore_design(sc, get_design("v4.7")).counterexamples if c.id == "lock-order"]

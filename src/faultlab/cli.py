@@ -197,7 +197,7 @@ def main() -> None:
 
 @main.command("designs")
 def designs_cmd() -> None:
-    """List the designs: the six of the seed's history, then the known bugs."""
+    """List the designs: the seed's history and today's kernels, then the known bugs."""
     from faultlab.designs import DESIGNS, KNOWN_BUGS
 
     out = console()
@@ -266,7 +266,7 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
 @main.command("explore")
 @click.argument("scenario_path", metavar="SCENARIO")
 @click.option("--design", "design_spec", default="all", show_default=True,
-              help="a design name, 'all' (the six historical designs), a comma-separated list, or a .py file")
+              help="a design name, 'all' (every design but the known bugs), a comma-separated list, or a .py file")
 @click.option("--strategy", type=click.Choice(["dfs", "pct", "random"]), default="dfs", show_default=True,
               help="dfs: exhaustive, with DPOR and sleep sets; pct: probabilistic concurrency testing; "
               "random: random walks")
@@ -275,6 +275,8 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
 @click.option("--retry-bound", type=Count(min=0), default=2, show_default=True,
               help="how often one thread may go round one kernel retry loop in a run; a run needing more is cut, "
               "and the search is then not a proof")
+@click.option("--crash", is_flag=True,
+              help="also try a crash after every step of every schedule (durability, torn-metadata)")
 @click.option("--depth", type=Count(min=1), default=3, show_default=True, help="PCT bug depth")
 @click.option("--seed", type=Count(), default=0, show_default=True, help="seed for pct and random")
 @click.option("--max-schedules", type=Count(min=1), default=None,
@@ -296,7 +298,7 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
               help="go on from a checkpoint FILE (and keep saving to it)")
 @audit_option
 def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool, bound: int | None,
-                retry_bound: int, depth: int, seed: int, max_schedules: int | None, budget: float | None,
+                retry_bound: int, crash: bool, depth: int, seed: int, max_schedules: int | None, budget: float | None,
                 as_json: bool, html_path: str | None, quiet: bool, jobs: int | None, engine: str,
                 address: str | None, checkpoint_path: str | None, resume_path: str | None) -> None:
     """Explore the interleavings of SCENARIO's threads under each design: a proof by exhaustion that
@@ -322,8 +324,8 @@ def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool
             with progress_bar(design.name, budget, enabled=not quiet and not as_json) as progress:
                 verdicts.append(explore_design(
                     scenario, design, strategy=strategy, plain=plain, bound=bound, retry_bound=retry_bound,
-                    depth=depth, seed=seed, max_schedules=max_schedules, budget_seconds=budget, design_arg=arg,
-                    progress=progress.update,
+                    crash=crash, depth=depth, seed=seed, max_schedules=max_schedules, budget_seconds=budget,
+                    design_arg=arg, progress=progress.update,
                 ))
             if verdicts[-1].interrupted:
                 break
@@ -353,10 +355,11 @@ def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool
 @click.option("--schedule", required=True, help="a schedule string printed by explore (fl1:...)")
 @click.option("--design", "design_spec", default=None,
               help="the design (default: the one the schedule names); a name or a .py file")
+@click.option("--crash", is_flag=True, help="check a crash after every step, as explore --crash does")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document")
 @click.option("--html", "html_path", metavar="FILE", default=None,
               help="also write a self-contained HTML report (the run and its swim lanes)")
-def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, as_json: bool,
+def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, crash: bool, as_json: bool,
                html_path: str | None) -> None:
     """Re-run one schedule exactly, refusing a schedule recorded against another scenario or design.
 
@@ -376,7 +379,7 @@ def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, as_js
     if design_spec is not None and not design_spec.strip():
         raise UserError("--design '' is empty: expected a design name or a path to a .py file")
     design = get_design(design_spec or recorded)
-    result = replay_design(scenario, design, schedule)
+    result = replay_design(scenario, design, schedule, crash)
     doc = run_json(scenario, design.name, result)
     if as_json:
         import json
@@ -392,7 +395,8 @@ def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, as_js
     if html_path is not None:
         from faultlab.report.html import replay_html, write_html
 
-        command = f"faultlab replay {scenario.path} --design {design_spec or recorded} --schedule {schedule}"
+        command = f"faultlab replay {scenario.path} --design {design_spec or recorded} --schedule {schedule}" + (
+            " --crash" if crash else "")
         write_html(html_path, replay_html(scenario, design.name, command, doc, result))
     sys.exit(1 if doc["violations"] else 0)
 
@@ -400,7 +404,7 @@ def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, as_js
 @main.command("compare")
 @click.argument("scenario_paths", metavar="SCENARIO...", nargs=-1, required=True)
 @click.option("--design", "design_spec", default="all", show_default=True,
-              help="a design name, 'all' (the six historical designs), a comma-separated list, or a .py file")
+              help="a design name, 'all' (every design but the known bugs), a comma-separated list, or a .py file")
 @click.option("--bound", type=Count(min=0), default=None, help="preemption bound for the exploration")
 @click.option("--max-schedules", type=Count(min=1), default=None,
               help="stop each exploration after this many schedules")

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from faultlab.checks.durability import DurabilityChecker
 from faultlab.checks.invariants import INVARIANT_IDS, InvariantChecker, Violation
 from faultlab.checks.lockdep import LockDep
 from faultlab.designs.base import Design
@@ -16,7 +17,7 @@ from faultlab.kernel.events import Event
 from faultlab.kernel.kernel import Kernel
 from faultlab.kernel.mm import Vma
 from faultlab.kernel.snapshot import file_snapshot
-from faultlab.kernel.syscalls import FaultTally
+from faultlab.kernel.syscalls import FaultTally, PowerFailure
 from faultlab.results import FileState, OpRecord, RunRecord
 from faultlab.scenario.model import Outcome, Scenario, ThreadSpec
 from faultlab.sched import Chooser, Scheduler, SchedulerError, Step
@@ -66,8 +67,9 @@ class ModelExecution:
 
     def __init__(self, scenario: Scenario, design: Design, lockdep: LockDep | None = None,
                  record_steps: bool = True, record_events: bool = False, audit: bool | None = None,
-                 retry_bound: int | None = None) -> None:
+                 retry_bound: int | None = None, crash: bool = False) -> None:
         self.scenario = scenario
+        self.crash = crash  # explore --crash: check a crash after every step
         self.design = design
         self.lockdep = lockdep
         self.retry_bound = retry_bound
@@ -91,6 +93,19 @@ class ModelExecution:
             k.events.subscribe(events.append)
         # Hold times are for single runs (compare); an exploration's runs keep no Step records either.
         holds = LockHoldTracker(k) if sched.record else None
+        durability = DurabilityChecker(k)
+
+        def crash_here(where: str) -> None:
+            sched.exempt += 1
+            try:
+                for vid, message in durability.crash(where):
+                    checker.report(vid, message)
+            finally:
+                sched.exempt -= 1
+
+        if self.crash:
+            sched.between_steps = lambda: crash_here(f"after step {sched.nsteps - 1}")
+        crashed = False
         # A cycle among the lock dependencies of this run is its violation (so it has a replay); an
         # exploration also keeps one lockdep across all its schedules, whose cycles it reports once.
         thread_name = (lambda tid: sched.threads[tid].name if tid >= 0 else "?")  # noqa: E731
@@ -107,6 +122,9 @@ class ModelExecution:
             sched.run()
         except (SchedulerError, AuditError):
             raise
+        except PowerFailure:
+            crashed = True
+            crash_here(f"at the crash op (step {sched.nsteps - 1})")
         except KeyboardInterrupt as e:
             if interrupt.requested():  # a second Ctrl-C (explore.interrupt): stop now
                 raise
@@ -115,9 +133,13 @@ class ModelExecution:
             # becomes a violation; a design's code does not get to end faultlab with its own status either.
             # Other BaseExceptions pass: the explorer's AbortRun.
             checker.report("model-error", describe_exception(e))
+        sched.between_steps = None
+        if self.crash and not crashed:
+            crash_here(f"at the end (after step {sched.nsteps - 1})")
         if sched.deadlock is not None:
             checker.report("deadlock", str(sched.deadlock))
-        checker.finish()
+        if not crashed:
+            checker.finish()
         record = RunRecord()
         for spec in self.scenario.threads:
             record.ops.extend(records[spec.name])

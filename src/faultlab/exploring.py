@@ -147,16 +147,19 @@ class ScenarioProgram:
     lockdep across its runs; split searches keep that lockdep exact through the task hooks (a task
     records into a lockdep of its own, merged into ``lockdep`` by the coordinator)."""
 
-    def __init__(self, scenario: Scenario, design: Design, retry_bound: int | None = DEFAULT_RETRY_BOUND) -> None:
+    def __init__(self, scenario: Scenario, design: Design, retry_bound: int | None = DEFAULT_RETRY_BOUND,
+                 crash: bool = False) -> None:
         self.scenario = scenario
         self.design = design
         self.retry_bound = retry_bound
+        self.crash = crash
         self.lockdep: LockDep = LockDep()
         self.task_lockdep: RecordingLockDep | None = None
 
     def __call__(self) -> ModelExecution:
         lockdep = self.task_lockdep if self.task_lockdep is not None else self.lockdep
-        return ModelExecution(self.scenario, self.design, lockdep=lockdep, retry_bound=self.retry_bound)
+        return ModelExecution(self.scenario, self.design, lockdep=lockdep, retry_bound=self.retry_bound,
+                              crash=self.crash)
 
     def begin_task(self) -> None:
         self.task_lockdep = RecordingLockDep()
@@ -200,24 +203,29 @@ def explore_design(
     progress: Callable[[Stats], None] | None = None,
     options: SearchOptions | None = None,
     retry_bound: int | None = DEFAULT_RETRY_BOUND,
+    crash: bool = False,
 ) -> DesignVerdict:
     """Explore ``scenario`` under ``design`` and return the verdict with minimal counterexamples.
 
     ``retry_bound``: how often one thread may go round one kernel retry loop in a run (None: no
     bound); a run that needs more is cut and the search is then not complete.
 
+    ``crash``: also check a crash after every step of every explored schedule (durability and
+    torn-metadata, faultlab.checks.durability).
+
     ``options`` (default: those of the enclosing :func:`search_options`) say how an exhaustive
     search runs: in how many processes, on which engine, with which checkpoint; the result does
     not depend on them."""
     opts = options or _OPTIONS.get() or SearchOptions()
-    program = ScenarioProgram(scenario, design, retry_bound)
+    program = ScenarioProgram(scenario, design, retry_bound, crash)
 
     inner = "dfs" if (strategy == "dfs" and plain) else STRATEGY_NAMES[strategy]
     exhaustive = inner in ("dpor", "dfs")
     factory = opts.executor_factory() if exhaustive else None
     checkpoint = None
     if opts.checkpoint is not None and exhaustive:
-        checkpoint = opts.checkpoint.for_search(f"{scenario.digest()}:{design.name}:{inner}:{bound}:{retry_bound}")
+        checkpoint = opts.checkpoint.for_search(f"{scenario.digest()}:{design.name}:{inner}:{bound}:{retry_bound}"
+                                                 + (":crash" if crash else ""))
     started = time.perf_counter()
     cpu0 = os.times()
     result = explore(
@@ -249,7 +257,8 @@ def explore_design(
     name = design_arg or design.name
     for found in result.violations:
         schedule = encode(found.schedule, scenario.digest(), design.name)
-        run = ModelExecution(scenario, design, lockdep=lockdep, record_events=True).run(ReplayChooser(found.schedule))
+        run = ModelExecution(scenario, design, lockdep=lockdep, record_events=True, crash=crash).run(
+            ReplayChooser(found.schedule))
         verdict.counterexamples.append(
             Counterexample(
                 id=found.violation.id,
@@ -257,7 +266,8 @@ def explore_design(
                 preemptions=found.preemptions,
                 steps=len(run.steps),
                 schedule=schedule,
-                replay_command=f"faultlab replay {scenario.path} --design {name} --schedule {schedule}",
+                replay_command=f"faultlab replay {scenario.path} --design {name} --schedule {schedule}"
+                + (" --crash" if crash else ""),
                 run=run,
                 found_at=found.found_at,
             )
@@ -265,8 +275,9 @@ def explore_design(
     return verdict
 
 
-def replay_design(scenario: Scenario, design: Design, schedule: str) -> ModelRunResult:
-    """Replay a schedule string, refusing one recorded against another scenario or design."""
+def replay_design(scenario: Scenario, design: Design, schedule: str, crash: bool = False) -> ModelRunResult:
+    """Replay a schedule string, refusing one recorded against another scenario or design
+    (``crash``: with the crash checks after every step, as explore --crash found it)."""
     digest, recorded, tids = decode(schedule)
     check_matches(digest, recorded, scenario_digest=scenario.digest(), current_design=design.name)
-    return ModelExecution(scenario, design, record_events=True).run(ReplayChooser(tids))
+    return ModelExecution(scenario, design, record_events=True, crash=crash).run(ReplayChooser(tids))

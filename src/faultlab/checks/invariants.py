@@ -25,6 +25,8 @@ INVARIANT_IDS = (
     "use-after-free",
     "cow-leak",
     "lost-write",
+    "durability",
+    "torn-metadata",
     "stale-read",
     "cow-accounting",
     "lock-pairing",

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from faultlab.designs import v4_0, v4_7, v4_10, v7, v7_insert, xip
+from faultlab.designs import v4_0, v4_7, v4_10, v6_1, v6_18, v7, v7_insert, xip
 from faultlab.designs.base import Design
 from faultlab.designs.known_bugs import KNOWN_BUGS
 from faultlab.designs.loader import load_design_file
 from faultlab.errors import UserError
 
 DESIGNS: dict[str, Design] = {d.name: d for d in (xip.DESIGN, v7.DESIGN, v7_insert.DESIGN, v4_0.DESIGN, v4_7.DESIGN,
-                                                  v4_10.DESIGN)}
-"""The designs of the seed's history, in historical order."""
+                                                  v4_10.DESIGN, v6_1.DESIGN, v6_18.DESIGN)}
+"""The designs of the seed's history, in historical order, and today's kernels."""
 
 ALL_DESIGNS: dict[str, Design] = {**DESIGNS, **{d.name: d for d in KNOWN_BUGS}}
 
@@ -25,7 +25,7 @@ def get_design(name: str) -> Design:
 
 
 def resolve_designs(spec: str) -> list[Design]:
-    """``all`` (the six historical designs), a comma-separated list, or one name/path."""
+    """``all`` (every registered design but the known bugs), a comma-separated list, or one name/path."""
     return [d for d, _arg in resolve_design_args(spec)]
 
 

@@ -33,6 +33,7 @@ class Design:
     era: types.ModuleType
     filesystems: Mapping[str, FileSystemType]
     dax: types.ModuleType | None = None
+    version: tuple[int, int] = (0, 0)  # the kernel release it models; (0, 0) for a user's design
     replaced: tuple[tuple[Callable[..., Any], Callable[..., Any]], ...] = ()
     # For a known bug: the scenario that exposes it, the design that fixes it, what breaks.
     scenario: str = ""

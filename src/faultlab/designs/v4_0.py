@@ -14,6 +14,7 @@ DESIGN = Design(
     name="v4.0",
     summary="4.0: handler does the COW and returns VM_FAULT_LOCKED with a NULL page, holding i_mmap_rwsem (read)",
     source="Linux 4.0 fs/dax.c do_dax_fault + mm/memory.c do_cow_fault (2e4cdab0584f, 283307c7607d)",
+    version=(4, 0),
     era=v4_0,
     filesystems={**PAGE_CACHE, "dax": dax_v4_0.FS},
     dax=dax_v4_0,

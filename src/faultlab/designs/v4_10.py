@@ -15,6 +15,7 @@ DESIGN = Design(
     name="v4.10",
     summary="4.10: handler finishes the COW with finish_fault under its entry lock, returns VM_FAULT_DONE_COW",
     source="Linux 4.10 mm/memory.c (9118c0cbd442, 3917048d4572) + fs/dax.c dax_iomap_fault (b1aa812b2108, f449b936)",
+    version=(4, 10),
     era=v4_10,
     filesystems={**PAGE_CACHE_4_5, "dax": dax_v4_10.FS},
     dax=dax_v4_10,

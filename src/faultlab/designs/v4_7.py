@@ -15,6 +15,7 @@ DESIGN = Design(
     name="v4.7",
     summary="4.7: DAX entry locks; COW returns VM_FAULT_DAX_LOCKED, do_cow_fault unlocks the entry",
     source="Linux 4.7 fs/dax.c (ac401cc78242, bc2466e42573, 4d9a2c874667) + 965d004af540; ext4 i_mmap_sem",
+    version=(4, 7),
     era=v4_7,
     filesystems={**PAGE_CACHE_4_5, "dax": dax_v4_7.FS},
     dax=dax_v4_7,

@@ -14,6 +14,7 @@ DESIGN = Design(
     name="v7",
     summary="seed patch v7: handler COWs, returns VM_FAULT_COWED holding i_mmap_mutex; do_cow_fault unlocks it",
     source="[PATCH v7 02/22] Allow page fault handlers to perform the COW (Wilcox, 23 Mar 2014), mm/memory.c",
+    version=(3, 17),
     era=v7,
     filesystems={**PAGE_CACHE, "dax": dax_v7.FS},
     dax=dax_v7,

@@ -13,6 +13,7 @@ DESIGN = Design(
     name="xip",
     summary="3.14 XIP: COW by read-only map, retry, copy; i_size read once, no lock against truncate",
     source="Linux 3.14 mm/filemap_xip.c (xip_file_fault, __xip_unmap, xip_truncate_page); 3.15 mm/memory.c",
+    version=(3, 15),
     era=v3_15,
     filesystems={**PAGE_CACHE, "dax": xip.FS},
 )

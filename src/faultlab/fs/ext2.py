@@ -40,8 +40,9 @@ def ext2_get_block(k: Kernel, inode: Inode, index: int, create: bool) -> tuple[E
     return ext, True, 0
 
 
-def clear_pmem(k: Kernel, block: int, label: str = "clear_page") -> None:
-    """clear_page() / dax_clear_blocks() on a whole block."""
-    k.pmem.zero(k, block, label)
+def clear_pmem(k: Kernel, block: int, label: str = "clear_page", how: str = "cached") -> None:
+    """clear_page() / dax_clear_blocks() on a whole block: through the CPU cache, unflushed, as
+    4.0's dax_clear_blocks() did (``how``: see PmemDevice.write)."""
+    k.pmem.zero(k, block, label, how)
     k.count("pages_zeroed")
     k.events.emit("block_zero", block=block)

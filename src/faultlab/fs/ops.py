@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from faultlab.kernel.state.page import Page
 
 FaultFn = Callable[["Kernel", "VmFault"], int]
-MapPagesFn = Callable[["Kernel", "VmFault", int, int], None]
+MapPagesFn = Callable[["Kernel", "VmFault", int, int], "int | None"]  # 5.12+ returns a vm_fault_t
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,7 @@ def xip_file_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
                 return written if written else err
             xip_unmap(k, inode, index)
         chunk = data[written : written + n]
-        k.pmem.write(k, ext.block, off, chunk, "xip write")
+        k.pmem.write(k, ext.block, off, chunk, "xip write", how="durable")  # __copy_from_user_nocache: movnti + sfence
         k.events.emit("store_done", kind="write", inode=inode, offset=pos, data=chunk)
         written += n
         pos += n

@@ -34,6 +34,8 @@ EVENT_KINDS = (
     "syscall_exit",  # op, outcome
     "truncate_begin",  # inode, size
     "truncate_end",  # inode, size
+    "sync_begin",  # inode, what ("fsync"/"msync"): an fsync or msync of a file starts
+    "sync_end",  # inode, ok: and returns
     "store_done",  # kind ("shared-map"/"private-map"/"write"), inode, offset, data
     "func_enter",  # name: a kernel function was entered (only in traced runs, for reports)
     "func_exit",  # name: and returned

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_MIXEDMAP, VM_WRITE
+from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_FAULT_NOPAGE, VM_MIXEDMAP, VM_WRITE
 from faultlab.kernel.state.page import Page, SetPageDirty, get_page, page_mapping, put_page
 from faultlab.kernel.state.pagetable import Pte, install_pte, remove_pte
 
@@ -121,6 +121,31 @@ def vm_insert_mixed(k: Kernel, vma: Vma, address: int, block: int, mkwrite: bool
     install_pte(k, vma, address, pte, anon=False, label="insert_pfn")
     ptl.unlock(k)
     return 0
+
+
+def vmf_insert_mixed(k: Kernel, vma: Vma, address: int, block: int | None, mkwrite: bool = False) -> int:
+    """vmf_insert_mixed() / vmf_insert_mixed_mkwrite() -> insert_pfn() (6.1): VM_FAULT_NOPAGE
+    whether the entry went in or the slot was taken (-EBUSY is not an error).  ``block`` None is
+    the zero pfn (my_zero_pfn(), a DAX hole).  With ``mkwrite`` (4.15, "dax: fix write-protection
+    of DAX PTEs" era), a present entry for the same pfn is made young, dirty and writable; one for
+    another pfn (the zero page a racing write is replacing) is left alone."""
+    assert vma.flags & VM_MIXEDMAP
+    __pte_alloc(k, vma, address)  # get_locked_pte()
+    ptl = vma.mm.pt.ptl(address)
+    ptl.lock(k)
+    old = pte_read(k, vma, address)
+    if old is not None:
+        if mkwrite and old.page is None and old.block == block:
+            set_pte_at(k, vma, address, Pte(None, block, True, True), "ptep_set_access_flags")
+        ptl.unlock(k)
+        return VM_FAULT_NOPAGE
+    if block is None:
+        pte = Pte(k.alloc.zero_page, None, False, False)
+    else:
+        pte = Pte(None, block, vma.page_prot_writable() or mkwrite, mkwrite)
+    install_pte(k, vma, address, pte, anon=False, label="insert_pfn")
+    ptl.unlock(k)
+    return VM_FAULT_NOPAGE
 
 
 # -- unmapping ------------------------------------------------------------------------------------------

@@ -134,9 +134,11 @@ AuditedMmStruct = audited_subclass(
 class VmFault:
     """struct vm_fault: one fault's own state (not shared).  ``entry`` is 4.7's locked DAX entry
     (VM_FAULT_DAX_LOCKED); ``cow_page`` the pre-allocated COW page; ``ptl_held`` stands for
-    4.10's ``vmf->pte`` being mapped and locked."""
+    4.10's ``vmf->pte`` being mapped and locked; ``prealloc_pte`` for 4.11+'s ``vmf->prealloc_pte``
+    (a page table allocated by fault-around, installed by whoever maps first)."""
 
-    __slots__ = ("vma", "address", "pgoff", "flags", "write", "orig_pte", "cow_page", "page", "entry", "ptl_held")
+    __slots__ = ("vma", "address", "pgoff", "flags", "write", "orig_pte", "cow_page", "page", "entry", "ptl_held",
+                 "prealloc_pte")
 
     def __init__(self, vma: Vma, address: int, pgoff: int, flags: int) -> None:
         self.vma = vma
@@ -149,3 +151,4 @@ class VmFault:
         self.page: Page | None = None
         self.entry: object = None
         self.ptl_held = False
+        self.prealloc_pte = False

@@ -36,6 +36,7 @@ from faultlab.kernel.flags import (
 )
 from faultlab.kernel.memory import i_mmap_lock_write, i_mmap_unlock_write, zap_pte_range
 from faultlab.kernel.mm import Vma
+from faultlab.kernel.state.cell import WRITE
 from faultlab.kernel.state.page import page_bytes, page_store
 from faultlab.kernel.state.pagetable import Pte
 from faultlab.scenario.model import Op, Outcome
@@ -220,8 +221,24 @@ def sys_ftruncate(k: Kernel, inode: Inode, size: int) -> Outcome:
     return Outcome.ok()
 
 
-def sys_fsync(k: Kernel, inode: Inode) -> Outcome:
-    return _errno(inode.fs.f_op.fsync(k, inode))
+def sys_fsync(k: Kernel, inode: Inode, what: str = "fsync") -> Outcome:
+    k.events.emit("sync_begin", inode=inode, what=what)
+    ret = inode.fs.f_op.fsync(k, inode)
+    k.events.emit("sync_end", inode=inode, ok=ret >= 0)
+    return _errno(ret)
+
+
+class PowerFailure(BaseException):
+    """The ``crash`` op: the machine stops here (every thread with it); the run's crash checks
+    look at what reached persistent memory."""
+
+
+def sys_crash(k: Kernel) -> Outcome:
+    """Power failure: one step that depends on the contents of every pmem block (what survives
+    is decided by every store, flush and fence before it), then the run ends."""
+    cells = [k.pmem.cells[b] for b in range(max(k.pmem.next_fresh, 1))]
+    k.sched.point(cells[0], WRITE, "power failure", more=tuple((c, WRITE) for c in cells[1:]))
+    raise PowerFailure
 
 
 def sys_msync(k: Kernel, vma: Vma) -> Outcome:
@@ -233,7 +250,7 @@ def sys_msync(k: Kernel, vma: Vma) -> Outcome:
     if not mapped:
         return Outcome.errno("ENOMEM")
     if vma.shared:
-        return sys_fsync(k, vma.file)
+        return sys_fsync(k, vma.file, "msync")
     return Outcome.ok()
 
 
@@ -259,6 +276,8 @@ def run_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Outcom
         if kind == "msync":
             return sys_msync(k, vma)
         return sys_madvise_dontneed(k, vma)
+    if kind == "crash":
+        return sys_crash(k)
     inode = k.inodes[op.file]
     if kind == "read":
         return sys_read(k, inode, op.offset, op.length)

@@ -60,11 +60,12 @@ VM_SMP = 2
 def default_concurrent_design(kernel: str) -> str:
     """The model design whose interleavings the outcomes of ``kernel`` are held against.
 
-    Every kernel maps to ``v4.10``, the newest design, for now. The DAX VM runs Linux 6.1 and this
-    host a newer kernel; when designs for those eras exist, this function names them."""
+    The DAX VM runs Linux 6.1 (``v6.1``) and this host 6.18 (``v6.18``)."""
+    from faultlab.oracle.compare import DEFAULT_DESIGNS
+
     if kernel not in KERNEL_FS:
         raise UserError(f"unknown kernel {kernel!r}: choose one of {', '.join(KERNEL_FS)}")
-    return "v4.10"
+    return DEFAULT_DESIGNS[kernel]
 
 
 # -- the canonical outcome ------------------------------------------------------------------------------

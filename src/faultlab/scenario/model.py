@@ -19,7 +19,7 @@ MM_KINDS = ("shared", "per-thread")
 """``shared``: the threads are threads of one process (one mm_struct, one mmap_sem, one page
 table); ``per-thread``: each thread is a process with its own mm."""
 
-OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise")
+OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise", "crash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +133,7 @@ class Op:
       msync:    map
       fsync:    file
       madvise:  map, advice ("dontneed")
+      crash:    (nothing: the machine loses power here)
     """
 
     kind: str

@@ -246,6 +246,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "msync": ("MAP",),
     "fsync": ("FILE",),
     "madvise": ("MAP", "dontneed"),
+    "crash": (),
 }
 """The arguments of each op, in order. ``[X]`` is optional; BYTES takes the rest of the line."""
 assert tuple(SIGNATURES) == OP_KINDS
@@ -302,6 +303,8 @@ def _op_kind(head: Sequence[str], var: str) -> str:
 
 def _arity_error(kind: str, got: int) -> ScenarioError:
     sig = SIGNATURES[kind]
+    if not sig:
+        return _fail(f"{kind} takes no arguments, got {got}")
     required = sum(1 for p in sig if not p.startswith("["))
     count = f"{required} or {len(sig)}" if required != len(sig) else str(required)
     plural = "" if count == "1" else "s"
@@ -314,7 +317,7 @@ def _op_fields(
     """Check ``args`` against the signature of ``kind``; return the Op fields they set."""
     sig = SIGNATURES[kind]
     required = sum(1 for p in sig if not p.startswith("["))
-    takes_rest = sig[-1] == "BYTES"
+    takes_rest = bool(sig) and sig[-1] == "BYTES"
     if len(args) < required or (len(args) > len(sig) and not takes_rest):
         raise _arity_error(kind, len(args))
     fields: dict[str, Any] = {"length": 1} if kind == "load" else {}

@@ -168,6 +168,9 @@ class Scheduler:
         self.func_of: Callable[[], str] | None = None
         self.deadlock: Deadlock | None = None
         self.step_limit = 200_000
+        # Called before each step is committed, i.e. in the state the previous step left
+        # (explore --crash checks a crash there).
+        self.between_steps: Callable[[], None] | None = None
 
     # -- set-up -----------------------------------------------------------------------------------
     def spawn(self, name: str, body: Callable[[], object]) -> ModelThread:
@@ -288,6 +291,8 @@ class Scheduler:
         # Resumed by the main loop: it has committed our step.
 
     def _commit(self, t: ModelThread) -> None:
+        if self.between_steps is not None:
+            self.between_steps()
         if self.record:
             func = self.func_of() if self.func_of is not None else ""
             self.steps.append(Step(t.tid, t.pending_obj, t.pending_access, t.pending_label, func,

@@ -8,6 +8,7 @@ from faultlab.designs.known_bugs import (
     v4_3_cow_unlock_mismatch,
     v4_7_wake_one,
     v4_10_iomap_first,
+    v4_10_no_wrprotect,
 )
 
 KNOWN_BUGS: tuple[Design, ...] = (
@@ -16,4 +17,5 @@ KNOWN_BUGS: tuple[Design, ...] = (
     v4_1_hole_double_zero.DESIGN,
     v4_7_wake_one.DESIGN,
     v4_10_iomap_first.DESIGN,
+    v4_10_no_wrprotect.DESIGN,
 )

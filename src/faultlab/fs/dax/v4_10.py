@@ -20,8 +20,8 @@ from faultlab.fs.dax.v4_7 import (
     dax_entry_handed_to_page,
     dax_insert_mapping_entry,
     dax_io_write,
+    dax_unlock_mapping_entry,
     dax_wake_mapping_entry_waiter,
-    dax_writeback_mapping_range,
     ext4_dax_get_block,
     ext4_dax_setattr,
     get_unlocked_mapping_entry,
@@ -44,11 +44,12 @@ from faultlab.kernel.flags import (
     VM_MIXEDMAP,
     size_in_pages,
 )
-from faultlab.kernel.memory import vm_insert_mixed
+from faultlab.kernel.memory import i_mmap_lock_read, i_mmap_unlock_read, pte_read, set_pte_at, vm_insert_mixed
 from faultlab.kernel.mm import VmFault
 from faultlab.kernel.state.inode import Extent
 from faultlab.kernel.state.page import Page, SetPageUptodate, clear_page, get_page, put_page
 from faultlab.kernel.state.pagecache import DaxEntry, Entry
+from faultlab.kernel.state.pagetable import Pte
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
@@ -207,8 +208,62 @@ def ext4_dax_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
     return ret
 
 
+# -- fsync ---------------------------------------------------------------------------------------------
+def dax_writeback_mapping_range(k: Kernel, mapping: AddressSpace) -> int:
+    """dax_writeback_mapping_range() (4.10, Jan Kara's "dax: Make cache flushing protected by entry
+    lock" and 4b4bb46d00b3 "dax: clear dirty entry tags on cache flush"): per DIRTY entry
+    (tag_pages_for_writeback), dax_writeback_one()."""
+    for index in mapping.tagged_dirty(k):
+        dax_writeback_one(k, mapping, index)
+    return 0
+
+
+def dax_writeback_one(k: Kernel, mapping: AddressSpace, index: int) -> None:
+    """dax_writeback_one() (4.10): wait for the entry to be unlocked and lock it (a fault holding
+    it finishes first); write-protect every PTE of its pfn (dax_mapping_entry_mkclean), flush the
+    block (wb_cache_pmem), clear DIRTY, unlock.  Write-protecting before the flush is what makes
+    clearing DIRTY safe: the next store faults (->pfn_mkwrite) and dirties the entry again."""
+    mapping.tree_lock.lock(k)
+    entry = get_unlocked_mapping_entry(k, mapping, index)
+    if not isinstance(entry, DaxEntry) or entry.block is None or not mapping.tagged(k, index):
+        mapping.tree_lock.unlock(k)
+        put_unlocked_mapping_entry(k, mapping, index, entry)
+        return
+    block = entry.block
+    entry = lock_slot(k, mapping, index)
+    mapping.tree_lock.unlock(k)
+    dax_mapping_entry_mkclean(k, mapping, index, entry)
+    k.pmem.flush(k, block, "wb_cache_pmem")
+    k.count("dax_flushes")
+    mapping.clear_dirty(k, index)
+    dax_unlock_mapping_entry(k, mapping, index)
+
+
+def dax_mapping_entry_mkclean(k: Kernel, mapping: AddressSpace, index: int, entry: DaxEntry) -> None:
+    """dax_mapping_entry_mkclean() (4.10): write-protect and clean every shared PTE mapping the
+    entry's pfn (i_mmap for read, each PTE under its PTL)."""
+    i_mmap_lock_read(k, mapping)
+    for vma in mapping.vmas(k):
+        if not vma.shared or not vma.maps(index):
+            continue
+        address = vma.address_of(index)
+        ptl = vma.mm.pt.ptl(address)
+        ptl.lock(k)
+        pte = pte_read(k, vma, address)
+        if pte is not None and pte.block == entry.block and pte.write:
+            set_pte_at(k, vma, address, Pte(None, pte.block, False, False), "pfn_mkclean")
+            k.events.emit("pte_wrprotect", mm=vma.mm, addr=address)
+        ptl.unlock(k)
+    i_mmap_unlock_read(k, mapping)
+
+
 def ext4_dax_fsync(k: Kernel, inode: Inode) -> int:
-    return dax_writeback_mapping_range(k, inode.mapping)
+    """ext4_sync_file(): filemap_write_and_wait_range() -> dax_writeback_mapping_range(), then the
+    flush request to the device (blkdev_issue_flush; the pmem driver's nvdimm_flush() fences the
+    flushed lines)."""
+    ret = dax_writeback_mapping_range(k, inode.mapping)
+    k.pmem.fence(k, "blkdev_issue_flush (nvdimm_flush)")
+    return ret
 
 
 def ext4_dax_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:

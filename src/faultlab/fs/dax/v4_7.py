@@ -43,10 +43,6 @@ from faultlab.kernel.flags import (
 )
 from faultlab.kernel.locking import BitLock, Lock
 from faultlab.kernel.memory import (
-    i_mmap_lock_read,
-    i_mmap_unlock_read,
-    pte_read,
-    set_pte_at,
     unmap_mapping_range,
     vm_insert_mixed,
 )
@@ -55,7 +51,6 @@ from faultlab.kernel.state.cell import WRITE
 from faultlab.kernel.state.inode import Extent
 from faultlab.kernel.state.page import Page, clear_page, get_page, lock_page, page_mapping, put_page, unlock_page
 from faultlab.kernel.state.pagecache import DaxEntry, Entry
-from faultlab.kernel.state.pagetable import Pte
 from faultlab.kernel.truncate import invalidate_inode_pages2_range, truncate_pagecache
 
 if TYPE_CHECKING:
@@ -232,39 +227,28 @@ def dax_invalidate_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -
 
 # -- fsync ---------------------------------------------------------------------------------------------
 def dax_writeback_mapping_range(k: Kernel, mapping: AddressSpace) -> int:
-    """dax_writeback_mapping_range() (WB_SYNC_ALL): for each DIRTY entry, lock it, write-protect
-    every PTE of its pfn (dax_mapping_entry_mkclean, under i_mmap read), flush, clear DIRTY."""
+    """dax_writeback_mapping_range() (4.5 9973c98ecfda, as in 4.7-4.9; WB_SYNC_ALL):
+    tag_pages_for_writeback() turns the DIRTY tags into TOWRITE (here: the DIRTY indices as they
+    are now); dax_writeback_one() flushes each entry's block under no entry lock; DIRTY is never
+    cleared, so every fsync flushes every entry ever dirtied (4.10 cleans, 4b4bb46d00b3); then
+    wmb_pmem().  The TOWRITE short cut for a concurrent fsync is not modelled (it flushes again)."""
     for index in mapping.tagged_dirty(k):
-        mapping.tree_lock.lock(k)
-        entry = get_unlocked_mapping_entry(k, mapping, index)
-        if not isinstance(entry, DaxEntry) or entry.block is None or not mapping.tagged(k, index):
-            mapping.tree_lock.unlock(k)
-            put_unlocked_mapping_entry(k, mapping, index, entry)
-            continue
-        entry = lock_slot(k, mapping, index)
-        mapping.tree_lock.unlock(k)
-        dax_mapping_entry_mkclean(k, mapping, index, entry)
-        k.count("dax_flushes")
-        mapping.clear_dirty(k, index)
-        dax_unlock_mapping_entry(k, mapping, index)
+        if dax_writeback_one(k, mapping, index):
+            k.count("dax_flushes")
+    k.pmem.fence(k, "wmb_pmem")
     return 0
 
 
-def dax_mapping_entry_mkclean(k: Kernel, mapping: AddressSpace, index: int, entry: DaxEntry) -> None:
-    """Write-protect and clean every shared PTE mapping the entry's pfn (i_mmap for read)."""
-    i_mmap_lock_read(k, mapping)
-    for vma in mapping.vmas(k):
-        if not vma.shared or not vma.maps(index):
-            continue
-        address = vma.address_of(index)
-        ptl = vma.mm.pt.ptl(address)
-        ptl.lock(k)
-        pte = pte_read(k, vma, address)
-        if pte is not None and pte.block == entry.block and pte.write:
-            set_pte_at(k, vma, address, Pte(None, pte.block, False, False), "pfn_mkclean")
-            k.events.emit("pte_wrprotect", mm=vma.mm, addr=address)
-        ptl.unlock(k)
-    i_mmap_unlock_read(k, mapping)
+def dax_writeback_one(k: Kernel, mapping: AddressSpace, index: int) -> bool:
+    """dax_writeback_one() (4.7): under tree_lock, the entry must still be a block entry (not
+    punched out, not empty or a hole); then, without tree_lock, wb_cache_pmem() of its block."""
+    mapping.tree_lock.lock(k)
+    entry = mapping.lookup(k, index, "__radix_tree_lookup")
+    mapping.tree_lock.unlock(k)
+    if not isinstance(entry, DaxEntry) or entry.block is None:
+        return False
+    k.pmem.flush(k, entry.block, "wb_cache_pmem")
+    return True
 
 
 # -- the fault handler ------------------------------------------------------------------------------------
@@ -345,7 +329,10 @@ def dax_pfn_mkwrite(k: Kernel, vmf: VmFault) -> int:
 
 def dax_io_write(k: Kernel, inode: Inode, pos: int, data: bytes, get_block: GetBlock) -> int:
     """dax_do_io() for writes (4.7): the block comes zeroed from the file system (no zeroing
-    here any more); a hole page over a new block is invalidated; i_size grows at the end."""
+    here any more); a hole page over a new block is invalidated; the copy is non-temporal
+    (copy_from_iter_pmem) and dax_do_io() fences it with wmb_pmem() before it returns (4.8 dropped
+    that fence, leaving it to fsync's flush: not modelled, it only makes a write durable earlier);
+    i_size grows at the end."""
     written = 0
     while written < len(data):
         index = pos >> PAGE_SHIFT
@@ -357,10 +344,11 @@ def dax_io_write(k: Kernel, inode: Inode, pos: int, data: bytes, get_block: GetB
         if new:
             invalidate_inode_pages2_range(k, inode.mapping, index, index)
         chunk = data[written : written + n]
-        k.pmem.write(k, ext.block, off, chunk, "dax_io write")
+        k.pmem.write(k, ext.block, off, chunk, "copy_from_iter_pmem", how="nt")
         k.events.emit("store_done", kind="write", inode=inode, offset=pos, data=chunk)
         written += n
         pos += n
+    k.pmem.fence(k, "wmb_pmem")
     if pos > inode.i_size_read(k):
         inode.i_size_write(k, pos)
     inode.file_update_time(k)
@@ -385,7 +373,8 @@ def ext4_dax_get_block(k: Kernel, inode: Inode, index: int, create: bool) -> tup
         return None, False, -28
     k.count("blocks_allocated")
     k.events.emit("block_alloc", inode=inode, index=index, block=block)
-    clear_pmem(k, block, "ext4_issue_zeroout")
+    # sb_issue_zeroout() -> pmem_make_request(): write_pmem() (non-temporal) then wmb_pmem(), one step
+    clear_pmem(k, block, "ext4_issue_zeroout", how="durable")
     ext = Extent(block)
     inode.set_extent(k, index, ext, "ext4_ext_map_blocks")
     inode.i_data_sem.up_write(k)

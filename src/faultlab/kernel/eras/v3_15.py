@@ -274,8 +274,8 @@ def do_wp_page(k: Kernel, vmf: VmFault) -> int:
     assert orig is not None
     old_page = vm_normal_page(vma, orig)
     shared_writable = vma.shared and bool(vma.flags & VM_WRITE)
-    if old_page is None:
-        if shared_writable and orig.page is None:
+    if old_page is None:  # a pfn, or the zero page (a DAX hole from 4.17)
+        if shared_writable:
             return wp_pfn_shared(k, vmf)
         pte_unmap_unlock(k, vmf)
         return wp_page_copy(k, vmf, None)

@@ -47,7 +47,7 @@ class Inode:
         "name", "fs", "fill", "initial_size", "initial_base", "mapping",
         "size_cell", "time_cell", "blocks", "mapped", "initial_cell",
         "_i_size", "_mtime", "_initial_blocks", "extents",
-        "i_rwsem", "i_mmap_sem", "truncate_mutex", "i_data_sem",
+        "i_rwsem", "i_mmap_sem", "invalidate_lock", "truncate_mutex", "i_data_sem",
     )
 
     def __init__(self, sched: Scheduler, name: str, fs: FileSystemType, size: int, fill: bytes | None,
@@ -67,7 +67,8 @@ class Inode:
         self._initial_blocks = initial_pages if fs.dax else 0
         self.extents: dict[int, Extent] = new_dict(sched, f"{name} block map", self.blocks.__getitem__, self.mapped)
         self.i_rwsem = Mutex("&inode->i_rwsem", f"{name}.i_rwsem")
-        self.i_mmap_sem = RWSem("&ei->i_mmap_sem", f"{name}.i_mmap_sem")  # ext4, 4.5+
+        self.i_mmap_sem = RWSem("&ei->i_mmap_sem", f"{name}.i_mmap_sem")  # ext4, 4.5-5.14
+        self.invalidate_lock = RWSem("&mapping->invalidate_lock", f"{name}.invalidate_lock")  # 5.15+
         self.truncate_mutex = Mutex("&ei->truncate_mutex", f"{name}.truncate_mutex")  # ext2's block map
         self.i_data_sem = RWSem("&ei->i_data_sem", f"{name}.i_data_sem")  # ext4's block map
         self.mapping: AddressSpace  # set by the kernel right after

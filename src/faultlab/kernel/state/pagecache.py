@@ -28,14 +28,16 @@ if TYPE_CHECKING:
 
 
 class DaxEntry(NamedTuple):
-    """A DAX exceptional radix-tree entry (4.7+): a pmem block, or empty; with the lock bit."""
+    """A DAX exceptional radix-tree entry (4.7+): a pmem block, or empty; with the lock bit.
+    ``zero``: a DAX_ZERO_PAGE entry (4.17+: a hole mapped to the zero page, no block)."""
 
     block: int | None
     locked: bool = False
+    zero: bool = False
 
     @property
     def empty(self) -> bool:
-        return self.block is None
+        return self.block is None and not self.zero
 
 
 Entry = Page | DaxEntry

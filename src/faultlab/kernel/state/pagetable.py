@@ -76,6 +76,14 @@ class PageTable:
         k.sched.point(self.present, UPDATE, "__pte_alloc")
         self.tables.add(table)
 
+    def pmd_none(self, k: Kernel, address: int) -> bool:
+        """pmd_none(*pmd): whether no page table covers ``address`` yet.  A present table stays
+        present (no step); finding none is a read that a racing __pte_alloc() depends on."""
+        if address & _PMD_MASK in self.tables:
+            return False
+        k.sched.point(self.present, READ, "pmd_none")
+        return address & _PMD_MASK not in self.tables
+
     def read(self, k: Kernel, address: int) -> Pte | None:
         """*pte: one read of the entry (pte_none(), pte_same())."""
         k.sched.point(self.cells[address], READ, "read pte")

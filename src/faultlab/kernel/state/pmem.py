@@ -4,6 +4,10 @@ Granularity: one cell per block (its contents) and one for the allocator (which 
 the order of allocations and frees decides which block a file gets, so it is a WRITE).  Block data
 exists only once written; freed blocks are kept as sorted ranges and reused lowest first, so a
 stale mapping to a freed block can be caught when the block is handed out again.
+
+What is durable is kept apart from what the CPUs see (``lines``, faultlab.kernel.state.cachelines):
+a cached store leaves its lines dirty, a non-temporal store or a flush puts them in flight, a fence
+makes them durable.  Flushes and fences are steps on the cells of the blocks they touch.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.state.cachelines import Cachelines
 from faultlab.kernel.state.cell import READ, WRITE, Cell, CellMap, new_dict
+from faultlab.sched.core import Access
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
@@ -37,6 +43,8 @@ class PmemDevice:
         self.allocated = 0
         self.freed_total = 0
         self.allocated_total = 0
+        self.lines = Cachelines()
+        self.sched = sched
 
     # -- the allocator -----------------------------------------------------------------------------
     def reserve(self, count: int, contents: Callable[[int], bytes | None]) -> int | None:
@@ -74,6 +82,7 @@ class PmemDevice:
             return None
         self.allocated += 1
         self.allocated_total += 1
+        self.lines.allocated(block)
         return block
 
     def free(self, k: Kernel, start: int, count: int = 1) -> None:
@@ -102,13 +111,65 @@ class PmemDevice:
         k.sched.point(self.cells[block], READ, label)
         return self.raw_read(block, off, n)
 
-    def write(self, k: Kernel, block: int, off: int, data: bytes, label: str = "write pmem") -> None:
-        k.sched.point(self.cells[block], WRITE, label)
-        self.raw_write(block, off, data)
+    def write(self, k: Kernel, block: int, off: int, data: bytes, label: str = "write pmem",
+              how: str = "cached") -> None:
+        """A copy into the block by the kernel: ``how`` is "cached" (memcpy: dirty lines), "nt"
+        (memcpy_to_pmem, copy_from_iter_nocache: in flight until the thread's fence) or "durable"
+        (non-temporal stores and their fence in one step, as the pmem driver's write path)."""
+        self._point(k, block, label, how)
+        before = self.peek(block)
+        self._write(block, off, data)
+        self._persist(k, block, off, len(data), before, how)
 
-    def zero(self, k: Kernel, block: int, label: str = "clear_pmem") -> None:
-        k.sched.point(self.cells[block], WRITE, label)
+    def zero(self, k: Kernel, block: int, label: str = "clear_pmem", how: str = "cached") -> None:
+        """Zero a whole block: clear_page/memset ("cached"), clear_pmem ("nt"), or the driver's
+        zeroing ("durable"); see :meth:`write`."""
+        self._point(k, block, label, how)
+        before = self.peek(block)
         self._store(block, bytearray(PAGE_SIZE))
+        self._persist(k, block, 0, PAGE_SIZE, before, how)
+
+    def _point(self, k: Kernel, block: int, label: str, how: str) -> None:
+        more: tuple[tuple[Cell, Access], ...] = ()
+        if how == "durable":  # the fence also persists whatever else this thread has in flight
+            more = tuple((self.cells[b], WRITE) for b in self.lines.unfenced_blocks(k.tid()) if b != block)
+        k.sched.point(self.cells[block], WRITE, label, more=more)
+
+    def _audit_lines(self, block: int) -> None:
+        """Audit: the cache lines of a block are its state, so the step must have announced the
+        block (for writing)."""
+        if self.sched.audit:
+            self.sched.check_announced(self.cells[block], WRITE, f"the cache lines of pmem block {block}")
+
+    def _persist(self, k: Kernel, block: int, off: int, n: int, before: bytes, how: str) -> None:
+        self._audit_lines(block)
+        if how == "durable":
+            for b in self.lines.unfenced_blocks(k.tid()):
+                self._audit_lines(b)
+        if how == "cached":
+            self.lines.stored(block, off, n, before)
+            return
+        self.lines.stored_nt(k.tid(), block, off, n, before, self.peek(block))
+        if how == "durable":
+            self.lines.fence(k.tid())
+
+    # -- the cache protocol ----------------------------------------------------------------------------
+    def flush(self, k: Kernel, block: int, label: str = "arch_wb_cache_pmem") -> int:
+        """clwb over a whole block (wb_cache_pmem, dax_flush): its dirty lines go in flight for this
+        thread.  Returns how many lines were dirty."""
+        k.sched.point(self.cells[block], WRITE, label)
+        self._audit_lines(block)
+        return self.lines.flush(k.tid(), block, self.peek(block))
+
+    def fence(self, k: Kernel, label: str = "wmb_pmem") -> None:
+        """sfence (wmb_pmem, pmem_wmb, nvdimm_flush): this thread's in-flight lines become durable.
+        One step on every block it makes lines of durable (none: not a step)."""
+        blocks = self.lines.unfenced_blocks(k.tid())
+        if blocks:
+            k.sched.point(self.cells[blocks[0]], WRITE, label, more=tuple((self.cells[b], WRITE) for b in blocks[1:]))
+        for b in blocks:
+            self._audit_lines(b)
+        self.lines.fence(k.tid())
 
     def copy_to_page(self, k: Kernel, block: int, page: Page, label: str) -> None:
         """Copy a whole block into a page, one step (copy_user_bh(), copy_user_dax(), a COW of a
@@ -130,6 +191,13 @@ class PmemDevice:
         return bytes(n)
 
     def raw_write(self, block: int, off: int, data: bytes) -> None:
+        """A cached store: the lines it touches are dirty in the CPU cache."""
+        before = self.peek(block)
+        self._write(block, off, data)
+        self._audit_lines(block)
+        self.lines.stored(block, off, len(data), before)
+
+    def _write(self, block: int, off: int, data: bytes) -> None:
         buf = self.data.get(block)
         if buf is None:
             initial = self.initial(block)

@@ -1,0 +1,247 @@
+"""fs/dax.c of Linux 6.1 (PTE faults), with ext4's DAX side (fs/ext4/file.c, fs/ext4/inode.c).
+
+Read next to v6.1 fs/dax.c ``dax_iomap_pte_fault`` -> ``dax_fault_iter``:
+
+* the entry is locked (``grab_mapping_entry``) before ``->iomap_begin``, as since 4.10;
+* a private write copies into ``vmf->cow_page`` and calls ``finish_fault()`` under the entry lock
+  (``dax_fault_cow_page``, VM_FAULT_DONE_COW), as 4.10;
+* a read of a hole maps the shared zero page and records a DAX_ZERO_PAGE entry (4.17, Ross
+  Zwisler, 91d25ba8a6b0 "dax: use common 4k zero page for dax mmap reads") -- no page-cache page;
+* a block replacing a zero entry first unmaps the zero page (``dax_insert_entry``);
+* a write maps the pfn writable and dirty at once (``vmf_insert_mixed_mkwrite``, 4.15, Ross
+  Zwisler, "dax: fix write-protection of DAX PTEs"): one fault where 4.x took two, and
+  ``->pfn_mkwrite`` is the whole fault again (ext4_dax_fault).
+
+ext4 (6.1) serialises faults with truncate and hole punch by ``mapping->invalidate_lock`` (5.15),
+and ``ext4_setattr`` calls ``ext4_break_layouts()`` -> ``dax_layout_busy_page()`` first, which
+unmaps every page of the file from every mapping (4.18, Dan Williams, 5fac7408d828) -- also below
+the new EOF.  Entry locking and deletion are 4.7's, writeback 4.10's (write-protect, dax_flush,
+clean DIRTY, under the entry lock).  PMD faults are not in this module.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from faultlab.fs.dax.v4_0 import (
+    EIO,
+    buffer_written,
+    dax_do_io_read,
+    dax_fault_return,
+    dax_free_blocks,
+    dax_truncate_page,
+)
+from faultlab.fs.dax.v4_7 import (
+    dax_delete_mapping_entry,
+    dax_entry_handed_to_page,
+    dax_unlock_mapping_entry,
+    dax_wake_mapping_entry_waiter,
+    ext4_dax_get_block,
+    get_unlocked_mapping_entry,
+    grab_mapping_entry,
+    put_locked_mapping_entry,
+)
+from faultlab.fs.dax.v4_10 import dax_writeback_mapping_range
+from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
+from faultlab.kernel.eras.v6_1 import finish_fault
+from faultlab.kernel.flags import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_FAULT_DONE_COW,
+    VM_FAULT_MAJOR,
+    VM_FAULT_SIGBUS,
+    VM_MIXEDMAP,
+    size_in_pages,
+)
+from faultlab.kernel.memory import unmap_mapping_range, vmf_insert_mixed
+from faultlab.kernel.mm import VmFault
+from faultlab.kernel.state.inode import Extent
+from faultlab.kernel.state.page import SetPageUptodate, clear_page
+from faultlab.kernel.state.pagecache import DaxEntry, Entry
+from faultlab.kernel.truncate import invalidate_inode_pages2_range, truncate_pagecache
+
+if TYPE_CHECKING:
+    from faultlab.kernel.kernel import Kernel
+    from faultlab.kernel.state.inode import Inode
+    from faultlab.kernel.state.pagecache import AddressSpace
+
+__all__ = ["FS", "dax_delete_mapping_entry", "dax_entry_handed_to_page", "dax_free_blocks", "dax_unlock_mapping_entry",
+           "dax_wake_mapping_entry_waiter"]
+
+
+def dax_insert_entry(k: Kernel, mapping: AddressSpace, index: int, entry: Entry, block: int | None,
+                     write: bool) -> Entry:
+    """dax_insert_entry() (6.1): a block replacing a zero entry unmaps the zero page first; an
+    empty or zero entry is replaced by the new (locked) one, a block entry kept; DIRTY on a write."""
+    assert isinstance(entry, DaxEntry)
+    if entry.zero and block is not None:  # "we are replacing a zero page with block mapping"
+        unmap_mapping_range(k, mapping, index << PAGE_SHIFT, PAGE_SIZE, even_cows=False)
+    mapping.tree_lock.lock(k)
+    if entry.zero or entry.empty:
+        new = DaxEntry(block, locked=True, zero=block is None)
+        mapping.modify(k, index, lambda _e: new, "dax_lock_entry (new entry)")
+        entry = new
+    if write:
+        mapping.tag_dirty(k, index)
+    mapping.tree_lock.unlock(k)
+    return entry
+
+
+def dax_load_hole(k: Kernel, mapping: AddressSpace, index: int, entry: Entry, vmf: VmFault) -> int:
+    """dax_load_hole() (6.1): a DAX_ZERO_PAGE entry, and the zero pfn mapped read-only."""
+    dax_insert_entry(k, mapping, index, entry, None, write=False)
+    return vmf_insert_mixed(k, vmf.vma, vmf.address, None)
+
+
+def dax_fault_cow_page(k: Kernel, vmf: VmFault, ext: Extent | None) -> int:
+    """dax_fault_cow_page() (6.1): copy pmem (or zeros for a hole or unwritten extent) into the COW
+    page, then finish_fault() with the entry still locked; VM_FAULT_DONE_COW if it mapped."""
+    cow_page = vmf.cow_page
+    assert cow_page is not None
+    if buffer_written(ext):
+        assert ext is not None
+        k.pmem.copy_to_page(k, ext.block, cow_page, "copy_cow_page_dax")
+        k.count("bytes_copied", PAGE_SIZE)
+    else:
+        clear_page(k, cow_page, "clear_user_highpage")
+        k.count("pages_zeroed")
+    SetPageUptodate(k, cow_page)
+    ret = finish_fault(k, vmf)
+    return VM_FAULT_DONE_COW if ret == 0 else ret
+
+
+def dax_fault_iter(k: Kernel, vmf: VmFault, ext: Extent | None, entry: Entry, write: bool) -> int:
+    """dax_fault_iter() (6.1), for a PTE: COW, hole, or insert the block's pfn."""
+    mapping = vmf.vma.file.mapping
+    if vmf.cow_page is not None:
+        return dax_fault_cow_page(k, vmf, ext)
+    if not write and not buffer_written(ext):  # "if we are reading UNWRITTEN and HOLE, return a hole"
+        return dax_load_hole(k, mapping, vmf.pgoff, entry, vmf)
+    if ext is None:  # not IOMAP_MAPPED: "WARN_ON_ONCE(1)"
+        return VM_FAULT_SIGBUS
+    dax_insert_entry(k, mapping, vmf.pgoff, entry, ext.block, write)
+    return vmf_insert_mixed(k, vmf.vma, vmf.address, ext.block, mkwrite=write)
+
+
+def dax_iomap_pte_fault(k: Kernel, vmf: VmFault) -> int:
+    """dax_iomap_pte_fault() (6.1): the i_size check ("Caller is supposed to hold locks serializing
+    us with truncate / punch hole so this is a reliable test"), lock the entry, ->iomap_begin
+    (IOMAP_WRITE for a write that is not a COW: ext4 allocates a zeroed block, IOMAP_F_NEW, a
+    major fault), dax_fault_iter(), unlock the entry."""
+    inode = vmf.vma.file
+    mapping = inode.mapping
+    if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):
+        return VM_FAULT_SIGBUS
+    write = vmf.write and vmf.cow_page is None
+    entry = grab_mapping_entry(k, mapping, vmf.pgoff)
+    ext, new, error = ext4_dax_get_block(k, inode, vmf.pgoff, write)  # ext4_iomap_begin()
+    if error:
+        ret = dax_fault_return(error, 0)
+    else:
+        ret = dax_fault_iter(k, vmf, ext, entry, write)
+        if ret != VM_FAULT_SIGBUS and new:
+            ret |= VM_FAULT_MAJOR
+    put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)  # dax_unlock_entry()
+    return ret
+
+
+def ext4_dax_fault(k: Kernel, vmf: VmFault) -> int:
+    """ext4_dax_huge_fault(PE_SIZE_PTE) (6.1): a shared write updates the file time (and starts a
+    journal handle, not modelled); the fault runs under invalidate_lock shared."""
+    inode = vmf.vma.file
+    if vmf.write and vmf.vma.shared:
+        inode.file_update_time(k)
+    inode.invalidate_lock.down_read(k)
+    ret = dax_iomap_pte_fault(k, vmf)
+    inode.invalidate_lock.up_read(k)
+    return ret
+
+
+def dax_invalidate_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> bool:
+    """invalidate_inode_pages2_range() meeting a DAX entry (6.1,
+    dax_invalidate_mapping_entry_sync -> __dax_invalidate_entry): wait for it to be unlocked,
+    delete it unless it is dirty.  The page tables are unmapped by the caller (4.18+)."""
+    mapping.tree_lock.lock(k)
+    entry = get_unlocked_mapping_entry(k, mapping, index)
+    if isinstance(entry, DaxEntry) and not mapping.tagged(k, index):
+        mapping.delete(k, index, entry, "__dax_invalidate_entry")
+    mapping.tree_lock.unlock(k)
+    dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=True)
+    return False
+
+
+def ext4_dax_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
+    """ext4_dax_write_iter() -> dax_iomap_rw() (6.1), under i_rwsem: a block that is new drops the
+    entries over it and unmaps their zero pages ("Write can allocate block for an area which has a
+    hole page mapped into page tables"); i_size grows at the end."""
+    inode.i_rwsem.lock(k)
+    written = 0
+    while written < len(data):
+        index, off = pos >> PAGE_SHIFT, pos & (PAGE_SIZE - 1)
+        n = min(PAGE_SIZE - off, len(data) - written)
+        ext, new, err = ext4_dax_get_block(k, inode, index, True)
+        if err or ext is None:
+            inode.i_rwsem.unlock(k)
+            return written if written else (err or EIO)
+        if new:
+            invalidate_inode_pages2_range(k, inode.mapping, index, index)
+            unmap_mapping_range(k, inode.mapping, index << PAGE_SHIFT, PAGE_SIZE, even_cows=False)
+        chunk = data[written : written + n]
+        # dax_copy_from_iter() -> pmem's _copy_from_iter_flushcache (movnt, clwb for the edges); its
+        # fence comes with the next REQ_PREFLUSH, taken here as part of the copy
+        k.pmem.write(k, ext.block, off, chunk, "dax_iomap_iter (copy_from_iter)", how="durable")
+        k.events.emit("store_done", kind="write", inode=inode, offset=pos, data=chunk)
+        written += n
+        pos += n
+    if pos > inode.i_size_read(k):
+        inode.i_size_write(k, pos)
+    inode.file_update_time(k)
+    inode.i_rwsem.unlock(k)
+    return written
+
+
+def ext4_dax_setattr(k: Kernel, inode: Inode, newsize: int) -> None:
+    """ext4_setattr() for ATTR_SIZE on a DAX file (6.1): under filemap_invalidate_lock(),
+    ext4_break_layouts() unmaps the whole file; then i_size, the page cache and DAX entries
+    (truncate_pagecache), the partial block zeroed and the blocks freed (ext4_truncate)."""
+    oldsize = inode.i_size_read(k)
+    inode.invalidate_lock.down_write(k)
+    if inode.mapping.vmas(k):  # dax_layout_busy_page(): "!mapping_mapped(mapping)" returns early
+        unmap_mapping_range(k, inode.mapping, 0, 0, even_cows=False)
+    inode.i_size_write(k, newsize)
+    if newsize < oldsize:
+        truncate_pagecache(k, inode, newsize)
+        dax_truncate_page(k, inode, newsize, ext4_dax_get_block)
+        dax_free_blocks(k, inode, newsize)
+    inode.invalidate_lock.up_write(k)
+
+
+def ext4_dax_read(k: Kernel, inode: Inode, pos: int, count: int) -> bytes:
+    """dax_iomap_rw() for reads."""
+    return dax_do_io_read(k, inode, pos, count, ext4_dax_get_block)
+
+
+def ext4_dax_fsync(k: Kernel, inode: Inode) -> int:
+    """ext4_sync_file() (6.1): file_write_and_wait_range() -> dax_writeback_mapping_range(), then
+    the flush request (blkdev_issue_flush; pmem_submit_bio -> nvdimm_flush) fences the lines."""
+    ret = dax_writeback_mapping_range(k, inode.mapping)
+    k.pmem.fence(k, "blkdev_issue_flush (nvdimm_flush)")
+    return ret
+
+
+def ext4_dax_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:
+    return ext4_dax_vm_ops, VM_MIXEDMAP
+
+
+ext4_dax_vm_ops = VmOperations("ext4_dax_vm_ops", fault=ext4_dax_fault, page_mkwrite=ext4_dax_fault,
+                               pfn_mkwrite=ext4_dax_fault)
+
+FS = FileSystemType(
+    "ext4 (dax)",
+    dax=True,
+    disk=True,
+    i_op=InodeOperations("ext4_file_inode_operations", setattr=ext4_dax_setattr),
+    f_op=FileOperations("ext4_dax_file_operations", read_iter=ext4_dax_read, write_iter=ext4_dax_write,
+                        fsync=ext4_dax_fsync, mmap=ext4_dax_mmap),
+    a_ops=AddressSpaceOperations("ext4_dax_aops"),
+)
