@@ -93,9 +93,12 @@ class ModelExecution:
             k.events.subscribe(events.append)
         # Hold times are for single runs (compare); an exploration's runs keep no Step records either.
         holds = LockHoldTracker(k) if sched.record else None
-        durability = DurabilityChecker(k)
+        # What reached pmem matters only where a run can crash (explore --crash, or a crash op).
+        may_crash = self.crash or any(op.kind == "crash" for t in self.scenario.threads for op in t.ops)
+        durability = DurabilityChecker(k) if may_crash else None
 
         def crash_here(where: str) -> None:
+            assert durability is not None
             sched.exempt += 1
             try:
                 for vid, message in durability.crash(where):
