@@ -123,3 +123,11 @@ def test_page_cache_truncate_races_explore_clean(name: str, design: str) -> None
     verdict = explore_design(load_scenario(f"{RACES}/{name}.toml"), get_design(design))
     assert verdict.clean, (name, verdict.result.summary())
     assert verdict.result.complete or verdict.result.stop_reason == "exhausted", verdict.result.summary()
+
+
+def test_holetest_with_three_writers_on_one_page_at_preemption_bound_1() -> None:
+    """Three shared write faults on one DAX hole: v4.10 keeps all three markers in every schedule
+    with at most one preemption (the full search: bench/bench_holetest.py, docs/designs.md)."""
+    verdict = explore_design(load_scenario(f"{RACES}/holetest-3-one-page.toml"), get_design("v4.10"), bound=1)
+    assert verdict.clean and verdict.result.stop_reason == "exhausted", verdict.result.summary()
+    assert verdict.result.final_state_count == 1
