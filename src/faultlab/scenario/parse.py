@@ -601,12 +601,19 @@ class _Scope:
         self.others = others or {}
         self.own: set[str] = set()
 
-    def visible(self) -> set[str]:
-        names = self.own | self.setup_vars
-        if self.shared_mm:
-            for made in self.others.values():
-                names |= set(made)
-        return names
+    def __contains__(self, var: object) -> bool:
+        """Whether the thread may name ``var`` (as parse_op asks of its ``maps``), in time
+        independent of how many variables there are."""
+        if var in self.own or var in self.setup_vars:
+            return True
+        return self.shared_mm and any(var in made for made in self.others.values())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.own | self.setup_vars | (set().union(*self.others.values()) if self.shared_mm
+                                                          else set())))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
     def owner(self, thread: str, var: str) -> str:
         """Who makes ``var`` for ``thread`` (see Op.owner); a name made by several threads is an error."""
@@ -717,7 +724,7 @@ def _thread(name: str, value: object, files: Sequence[str], src: Where, budget: 
 def _scoped_op(line: str, thread: str, files: Sequence[str], scope: _Scope, loc: Loc) -> Op:
     """parse_op with the thread's scope of maps, the op's owner filled in."""
     try:
-        op = parse_op(line, thread=thread, files=files, maps=scope.visible(), loc=loc)
+        op = parse_op(line, thread=thread, files=files, maps=scope, loc=loc)
     except _UnknownMap as e:
         raise scope.unknown(thread, e.var) from None
     if not op.map:
