@@ -21,7 +21,7 @@ from faultlab.mapvars import MapVars
 from faultlab.results import FileState, OpRecord, RunRecord
 from faultlab.scenario.model import SETUP, Outcome, Scenario, ThreadSpec
 from faultlab.sched import Chooser, Scheduler, SchedulerError, Step
-from faultlab.sched.core import AuditError
+from faultlab.sched.core import AuditError, StepLimitError
 
 AUDIT = False
 """Run every execution in audit mode (the test suite sets this; ``--audit`` on the command line):
@@ -128,6 +128,8 @@ class ModelExecution:
                 records[SETUP] = []
                 self._thread_body(k, run_op, self.scenario.setup, records[SETUP], variables)()
             sched.run()
+        except StepLimitError as e:  # a design that never returns: this run's violation, not faultlab's crash
+            checker.report("model-error", str(e))
         except (SchedulerError, AuditError):
             raise
         except KeyboardInterrupt as e:
