@@ -30,6 +30,8 @@ from faultlab.oracle.concurrent import (
     run_concurrent_in_vm,
     run_concurrent_on_host,
 )
+from faultlab.oracle.errors import UnsupportedScenarioError
+from faultlab.oracle.program import check_probe_supports
 from faultlab.scenario import load_scenario
 from faultlab.scenario.model import Scenario
 
@@ -65,7 +67,15 @@ def main() -> int:
         os.path.join(ROOT, "scenarios/seed/cow-vs-truncate.toml"),
         *sorted(glob.glob(os.path.join(ROOT, "scenarios/races/*.toml"))),
     ]
-    scenarios = [load_scenario(p) for p in paths]
+    scenarios = []
+    for p in paths:
+        sc = load_scenario(p)
+        try:
+            check_probe_supports(sc)
+        except UnsupportedScenarioError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
+        scenarios.append(sc)
     print(f"{'scenario':<54} {'kernel':<10} {'runs':>6} {'kernel':>10} {'kernel':>7} {'model':>6} "
           f"{'model':>7} {'model':>9}")
     print(f"{'':<54} {'':<10} {'':>6} {'time':>10} {'outc.':>7} {'outc.':>6} {'sched.':>7} {'time':>9}")

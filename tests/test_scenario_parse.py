@@ -216,10 +216,19 @@ def test_map_var_may_be_remapped_and_used_after_munmap() -> None:
     assert ops[1].expect == Outcome.signal("SIGSEGV")
 
 
-def test_maps_are_per_thread() -> None:
-    text = scenario_with_ops("load m 0") + '[threads.other]\nops = ["load m 0"]\n'
+def test_maps_are_per_process() -> None:
+    """With mm = "per-thread" each thread is a process: another thread's map is unknown."""
+    text = 'mm = "per-thread"\n' + scenario_with_ops("load m 0") + '[threads.other]\nops = ["load m 0"]\n'
     e = error_of(text)
-    assert (e.where, e.message) == (f"{P}:13", "unknown map 'm': no earlier 'm = mmap ...' in thread 'other'")
+    assert (e.where, e.message) == (f"{P}:14", "unknown map 'm': no earlier 'm = mmap ...' in thread 'other' "
+                                    '(threads share maps only with mm = "shared")')
+
+
+def test_threads_of_one_mm_name_each_others_maps() -> None:
+    text = scenario_with_ops("load m 0") + '[threads.other]\nops = ["load m 0", "m = mmap data 0 1p shared r", ' \
+        '"load m 0"]\n'
+    other = parse_scenario(text, P).threads[1].ops
+    assert [op.owner for op in other] == ["t", "", ""]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,7 +396,7 @@ def test_no_expectation_is_none() -> None:
 # bad input: exact location and message
 
 
-KINDS = "mmap, munmap, load, store, read, write, truncate, msync, fsync, madvise, crash"
+KINDS = "mmap, munmap, load, store, read, write, truncate, msync, fsync, madvise, mprotect, fallocate, crash"
 
 
 @pytest.mark.parametrize(
@@ -488,7 +497,7 @@ def test_toml_bad_escape_in_basic_string() -> None:
         (
             'title = "t"\nfs = "dax"\ntimeout = 3\n[threads.t]\nops = []\n',
             3,
-            "unknown key 'timeout': expected one of title, fs, mm, memory_limit, pmem_size, files, threads",
+            "unknown key 'timeout': expected one of title, fs, mm, memory_limit, pmem_size, files, setup, threads",
         ),
         (
             'title = "t"\nfs = "dax"\n[files.d]\nsize = 1\n\nsise = 2\n[threads.t]\nops = []\n',

@@ -11,17 +11,18 @@ from faultlab.checks.durability import DurabilityChecker
 from faultlab.checks.invariants import INVARIANT_IDS, InvariantChecker, Violation
 from faultlab.checks.lockdep import LockDep
 from faultlab.designs.base import Design
-from faultlab.errors import describe_exception
+from faultlab.errors import UserError, describe_exception
 from faultlab.explore import interrupt
 from faultlab.kernel.events import Event
 from faultlab.kernel.kernel import Kernel
 from faultlab.kernel.mm import Vma
 from faultlab.kernel.snapshot import file_snapshot
 from faultlab.kernel.syscalls import FaultTally, PowerFailure
+from faultlab.mapvars import MapVars
 from faultlab.results import FileState, OpRecord, RunRecord
-from faultlab.scenario.model import Outcome, Scenario, ThreadSpec
+from faultlab.scenario.model import SETUP, Outcome, Scenario, ThreadSpec
 from faultlab.sched import Chooser, Scheduler, SchedulerError, Step
-from faultlab.sched.core import AuditError
+from faultlab.sched.core import AuditError, StepLimitError
 
 AUDIT = False
 """Run every execution in audit mode (the test suite sets this; ``--audit`` on the command line):
@@ -42,6 +43,24 @@ class ModelRunResult:
     lock_counts: Counter[str] = field(default_factory=Counter)
     lock_hold_max: dict[str, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+
+
+HAS_FALLOCATE = ("ext4", "tmpfs")
+"""File systems whose real kernels have ->fallocate (punch hole) in every era modelled; ext2 has
+none, and fallocate(2) on it is EOPNOTSUPP."""
+
+
+def check_supported(scenario: Scenario, design: Design) -> None:
+    """A design whose model of the scenario's file system leaves out an operation the real file
+    system has cannot run the scenario: a UserError naming the design and the op."""
+    fstype = design.image().filesystem(scenario.fs)
+    if fstype.f_op.fallocate is not None or fstype.name.split()[0] not in HAS_FALLOCATE:
+        return
+    for t in scenario.all_threads():
+        for op in t.ops:
+            if op.kind == "fallocate":
+                raise UserError(f"design {design.name} does not model fallocate {op.advice} on {fstype.name}: "
+                                "expected a scenario without it, or another design", where=str(op.loc))
 
 
 class LockHoldTracker:
@@ -76,6 +95,7 @@ class ModelExecution:
         self.record_steps = record_steps
         self.record_events = record_events
         self.audit = AUDIT if audit is None else audit
+        check_supported(scenario, design)
 
     def run(self, chooser: Chooser) -> ModelRunResult:
         sched = Scheduler(chooser, record=self.record_steps, audit=self.audit)
@@ -118,11 +138,17 @@ class ModelExecution:
             k.events.subscribe(self.lockdep.listener(thread_name, lambda report: None), ("lock_attempt",))
         records: dict[str, list[OpRecord]] = {}
         run_op = image.module("faultlab.kernel.syscalls").run_op
+        variables = MapVars(self.scenario)
         for spec in self.scenario.threads:
             records[spec.name] = []
-            sched.spawn(spec.name, self._thread_body(k, run_op, spec, records[spec.name]))
+            sched.spawn(spec.name, self._thread_body(k, run_op, spec, records[spec.name], variables))
         try:
+            if self.scenario.setup is not None:  # one thread, before the others start: no steps
+                records[SETUP] = []
+                self._thread_body(k, run_op, self.scenario.setup, records[SETUP], variables)()
             sched.run()
+        except StepLimitError as e:  # a design that never returns: this run's violation, not faultlab's crash
+            checker.report("model-error", str(e))
         except (SchedulerError, AuditError):
             raise
         except PowerFailure:
@@ -144,8 +170,8 @@ class ModelExecution:
         if not crashed:
             checker.finish()
         record = RunRecord()
-        for spec in self.scenario.threads:
-            record.ops.extend(records[spec.name])
+        for spec in self.scenario.all_threads():
+            record.ops.extend(records.get(spec.name, ()))
         for name, inode in k.inodes.items():
             record.files[name] = FileState(inode.peek_size(), file_snapshot(k, inode))
         self._check_expectations(record, checker)
@@ -167,20 +193,23 @@ class ModelExecution:
         )
 
     def _thread_body(self, k: Kernel, run_op: Callable[..., Outcome], spec: ThreadSpec,
-                     out: list[OpRecord]) -> Callable[[], None]:
+                     out: list[OpRecord], variables: MapVars) -> Callable[[], None]:
         def body() -> None:
-            maps: dict[str, Vma] = {}
+            maps: dict[str, Vma] = variables.setup if spec.name == SETUP else {}
             for op in spec.ops:
                 tally = FaultTally()
+                view = variables.view(k, maps, op)
                 k.events.emit("syscall_enter", op=op.text, thread=spec.name)
-                outcome = run_op(k, op, maps, tally)
+                outcome = run_op(k, op, view, tally)
                 k.events.emit("syscall_exit", op=op.text, outcome=outcome)
                 out.append(OpRecord(spec.name, op.text, outcome, tally.minflt, tally.majflt, op.loc.line))
+                if op.kind == "mmap" and outcome.kind == "ok":
+                    variables.publish(k, spec.name, op.var, maps[op.var])
 
         return body
 
     def _check_expectations(self, record: RunRecord, checker: InvariantChecker) -> None:
-        expected = {(t.name, i): op for t in self.scenario.threads for i, op in enumerate(t.ops)}
+        expected = {(t.name, i): op for t in self.scenario.all_threads() for i, op in enumerate(t.ops)}
         index: dict[str, int] = {}
         for r in record.ops:
             i = index.get(r.thread, 0)

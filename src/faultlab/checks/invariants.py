@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 INVARIANT_IDS = (
     "stale-pte-after-truncate",
+    "pte-on-truncated-page",
     "use-after-free",
     "cow-leak",
     "lost-write",
@@ -54,6 +55,7 @@ class InvariantChecker:
         self.violations: list[Violation] = []
         self.truncating: dict[Inode, int] = {}
         self.shadow: dict[Inode, dict[int, int]] = {}
+        self.deleted: set[Page] = set()  # pages that left a page cache (compared by identity)
         self._seen: set[str] = set()
         self._handlers = {
             name[3:]: getattr(self, name) for name in dir(self) if name.startswith("on_") and name != "on_event"
@@ -109,6 +111,30 @@ class InvariantChecker:
             self.report("use-after-free", f"PTE {addr:#x} set to pmem block {pte.block}, which is free")
         self.check_cow_accounting(vma, pte, addr)
         self.check_stale_hole_mapping(vma, pte, pgoff)
+        if pte.page is not None and pte.page in self.deleted and pte.page._mapping is None:
+            self.report("pte-on-truncated-page", f"PTE {addr:#x} (page {pgoff} of {inode.name}) set to "
+                        f"{pte.page!r}, which is no longer in the page cache")
+
+    def on_page_cache_delete(self, d: dict[str, Any]) -> None:
+        """A page leaves its page cache (truncate, punch hole, invalidation) only once no PTE
+        maps it: each deleter unmaps it first under the page lock, which every fault that maps a
+        cache page holds (or trylocks, fault-around) while it checks page->mapping."""
+        page: Page = d["page"]
+        self.deleted.add(page)
+        for addr, pte in self.all_ptes():
+            if pte.page is page:
+                self.report("pte-on-truncated-page", f"{page!r} left the page cache of {d['mapping'].name} "
+                            f"(page {d['index']}) while PTE {addr:#x} still maps it")
+                return
+
+    def on_punch_end(self, d: dict[str, Any]) -> None:
+        """Stores into a punched range are forgotten: it reads as zeros after the punch, or holds
+        what a store that raced with it put there."""
+        shadow = self.shadow.get(d["inode"])
+        if shadow:
+            end = d["offset"] + d["length"]
+            for off in [o for o in shadow if d["offset"] <= o < end]:
+                del shadow[off]
 
     def check_cow_accounting(self, vma: Vma, pte: Pte, addr: int) -> None:
         page = pte.page

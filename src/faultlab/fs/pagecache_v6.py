@@ -47,6 +47,12 @@ def ext4_setattr(k: Kernel, inode: Inode, newsize: int) -> None:
     inode.invalidate_lock.up_write(k)
 
 
+def ext4_fallocate(k: Kernel, inode: Inode, mode: str, offset: int, length: int) -> int:
+    """ext4_fallocate() with FALLOC_FL_PUNCH_HOLE (6.1): ext4_punch_hole() under
+    filemap_invalidate_lock()."""
+    return ext4.ext4_punch_hole(k, inode, offset, length, inode.invalidate_lock)
+
+
 def shmem_mmap_6_1(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:
     return shmem_vm_ops_6_1, 0
 
@@ -73,5 +79,5 @@ ext4_file_vm_ops_6_18 = VmOperations("ext4_file_vm_ops", fault=filemap_fault, ma
 SHMEM_6_1: FileSystemType = replace(shmem.FS, f_op=replace(shmem.FS.f_op, mmap=shmem_mmap_6_1))
 SHMEM_6_18: FileSystemType = replace(shmem.FS, f_op=replace(shmem.FS.f_op, mmap=shmem_mmap_6_18))
 EXT4_6_1: FileSystemType = replace(ext4.FS, i_op=InodeOperations("ext4_file_inode_operations", setattr=ext4_setattr),
-                                   f_op=replace(ext4.FS.f_op, mmap=ext4_file_mmap_6_1))
-EXT4_6_18: FileSystemType = replace(EXT4_6_1, f_op=replace(ext4.FS.f_op, mmap=ext4_file_mmap_6_18))
+                                   f_op=replace(ext4.FS.f_op, mmap=ext4_file_mmap_6_1, fallocate=ext4_fallocate))
+EXT4_6_18: FileSystemType = replace(EXT4_6_1, f_op=replace(EXT4_6_1.f_op, mmap=ext4_file_mmap_6_18))

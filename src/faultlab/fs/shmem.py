@@ -18,10 +18,11 @@ from faultlab.kernel.filemap import (
     find_lock_page,
     generic_perform_write,
 )
-from faultlab.kernel.flags import VM_FAULT_LOCKED, VM_FAULT_OOM, VM_FAULT_SIGBUS, size_in_pages
+from faultlab.kernel.flags import PAGE_SIZE, VM_FAULT_LOCKED, VM_FAULT_OOM, VM_FAULT_SIGBUS, size_in_pages
+from faultlab.kernel.memory import unmap_mapping_range
 from faultlab.kernel.mm import VmFault
 from faultlab.kernel.state.page import SetPageUptodate, page_mapping, put_page, unlock_page
-from faultlab.kernel.truncate import truncate_setsize
+from faultlab.kernel.truncate import round_up_page, truncate_inode_pages_range, truncate_setsize
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
@@ -75,6 +76,24 @@ def shmem_file_write_iter(k: Kernel, inode: Inode, pos: int, data: bytes) -> int
     return ret
 
 
+def shmem_fallocate(k: Kernel, inode: Inode, mode: str, offset: int, length: int) -> int:
+    """shmem_fallocate(FALLOC_FL_PUNCH_HOLE) (4.10 mm/shmem.c), under i_rwsem: unmap the whole
+    pages of the hole (even_cows=0: "hole-punching leaves COWed pages"), then
+    shmem_truncate_range() drops them and zeroes the partial ones.  Not modelled: the
+    inode->i_private notice that makes a racing shmem_fault wait for the punch to finish (a
+    livelock guard, 3.16 f00cdc6df7d7); without it a fault may add a page the punch then removes."""
+    mapping = inode.mapping
+    inode.i_rwsem.lock(k)
+    unmap_start = round_up_page(offset)
+    unmap_end = ((offset + length) & ~(PAGE_SIZE - 1)) - 1
+    if unmap_end > unmap_start:
+        unmap_mapping_range(k, mapping, unmap_start, 1 + unmap_end - unmap_start, even_cows=False)
+    truncate_inode_pages_range(k, mapping, offset, offset + length - 1, restart=False)  # shmem_truncate_range
+    inode.file_update_time(k)
+    inode.i_rwsem.unlock(k)
+    return 0
+
+
 def noop_fsync(k: Kernel, inode: Inode) -> int:
     return 0
 
@@ -91,6 +110,6 @@ FS = FileSystemType(
     disk=False,
     i_op=InodeOperations("shmem_inode_operations", setattr=shmem_setattr),
     f_op=FileOperations("shmem_file_operations", read_iter=do_generic_file_read, write_iter=shmem_file_write_iter,
-                        fsync=noop_fsync, mmap=shmem_mmap),
+                        fsync=noop_fsync, mmap=shmem_mmap, fallocate=shmem_fallocate),
     a_ops=AddressSpaceOperations("shmem_aops"),
 )

@@ -24,6 +24,8 @@ EVENT_KINDS = (
     "pte_clear",  # mm, addr, entry
     "pte_wrprotect",  # mm, addr
     "page_free",  # page
+    "page_cache_delete",  # page, mapping, index: the page left the page cache
+    "punch_end",  # inode, offset, length: fallocate(PUNCH_HOLE) returned
     "page_access",  # page, write
     "block_alloc",  # dev, block, inode, index
     "block_free",  # dev, block

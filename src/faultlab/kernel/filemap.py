@@ -121,8 +121,10 @@ def __delete_from_page_cache(k: Kernel, page: Page) -> None:
     is dropped by the caller."""
     mapping = page_mapping(k, page)
     assert mapping is not None
-    mapping.delete(k, page_index(k, page), page, "__delete_from_page_cache")
+    index = page_index(k, page)
+    mapping.delete(k, index, page, "__delete_from_page_cache")
     set_page_mapping(k, page, None, 0)
+    k.events.emit("page_cache_delete", page=page, mapping=mapping, index=index)
 
 
 def delete_from_page_cache(k: Kernel, page: Page) -> None:

@@ -1,9 +1,11 @@
 """mm_struct, vm_area_struct and struct vm_fault.
 
 An mm's VMA list and rss counters are shared state (cells ``vmas`` and ``rss``); its page table is
-a :class:`~faultlab.kernel.state.pagetable.PageTable`.  A VMA is an immutable value: mprotect(),
-munmap() and friends replace VMAs in the list (under mmap_sem for write, which no fault in that mm
-can hold at the same time), so a fault may read its VMA's fields freely once find_vma() gave it.
+a :class:`~faultlab.kernel.state.pagetable.PageTable`.  A VMA is a value that munmap() and friends
+replace in the list (under mmap_sem for write, which no fault in that mm can hold at the same
+time), so a fault may read its VMA's fields freely once find_vma() gave it.  mprotect() changes
+the flags in place, as Linux does, in a step that writes the VMA list (see
+:meth:`Vma.mprotect_fixup`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ class Vma:
 
     def __repr__(self) -> str:
         return f"vma({self.file.name} {self.start:#x}-{self.end:#x})"
+
+    def mprotect_fixup(self, flags: int) -> None:
+        """vma->vm_flags = newflags and vma_set_page_prot() (mprotect_fixup(), 4.x): only under
+        mmap_sem for write, in a step that announced a write of the mm's VMA list.  The other
+        readers outside mmap_sem (truncate's zap, page_mkclean's rmap walk) read the range and
+        VM_SHARED, which mprotect does not change."""
+        object.__setattr__(self, "flags", flags)
+        self.__post_init__()
 
     def page_prot_writable(self) -> bool:
         """Whether vma->vm_page_prot itself allows writes: shared and writable, without

@@ -27,7 +27,7 @@ def backing_bytes(k: Kernel, inode: Inode, index: int) -> bytes:
     entry = inode.mapping.peek(index)
     if isinstance(entry, Page):
         return page_bytes(entry, 0, PAGE_SIZE)
-    if isinstance(entry, DaxEntry) or index >= inode.mapping.peek_initial():
+    if isinstance(entry, DaxEntry) or not inode.mapping.peek_is_initial(index):
         return bytes(PAGE_SIZE)
     return inode.initial_contents(index) or bytes(PAGE_SIZE)
 

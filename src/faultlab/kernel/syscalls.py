@@ -20,6 +20,7 @@ from faultlab.kernel.flags import (
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
+    PMD_SIZE,
     VM_FAULT_ERROR,
     VM_FAULT_HWPOISON,
     VM_FAULT_MAJOR,
@@ -34,7 +35,7 @@ from faultlab.kernel.flags import (
     VM_SHARED,
     VM_WRITE,
 )
-from faultlab.kernel.memory import i_mmap_lock_write, i_mmap_unlock_write, zap_pte_range
+from faultlab.kernel.memory import i_mmap_lock_write, i_mmap_unlock_write, pte_read, set_pte_at, zap_pte_range
 from faultlab.kernel.mm import Vma
 from faultlab.kernel.state.cell import WRITE
 from faultlab.kernel.state.page import page_bytes, page_store
@@ -58,14 +59,19 @@ class FaultTally:
 
 
 # -- mmap, munmap, madvise ---------------------------------------------------------------------------
-def sys_mmap(k: Kernel, inode: Inode, offset: int, length: int, shared: bool, writable: bool) -> Vma | str:
-    """mmap(2) of a file opened O_RDWR, at the next 2 MiB-aligned address: ->mmap picks the
-    vm_operations_struct (and adds flags such as VM_MIXEDMAP for DAX)."""
+def sys_mmap(k: Kernel, inode: Inode, offset: int, length: int, shared: bool, writable: bool,
+             placement: str = "", addr: int = 0) -> Vma | str:
+    """mmap(2) of a file opened O_RDWR: ->mmap picks the vm_operations_struct (and adds flags such
+    as VM_MIXEDMAP for DAX).  Placed at the next 2 MiB-aligned address; ``placement`` ``"at"``:
+    at ``addr`` with MAP_FIXED_NOREPLACE (EINVAL unaligned, EEXIST over another mapping);
+    ``"unaligned"``: three pages below a 2 MiB boundary (see :func:`mmap_address`)."""
     if length <= 0 or offset & (PAGE_SIZE - 1):
         return EINVAL
     mm = k.mm
     span = (length + PAGE_SIZE - 1) & PAGE_MASK
-    start = k.map_slot(span)
+    start = mmap_address(k, span, placement, addr)
+    if start is None:
+        return EINVAL
     flags = VM_READ | VM_MAYREAD | VM_MAYWRITE
     if writable:
         flags |= VM_WRITE
@@ -74,12 +80,66 @@ def sys_mmap(k: Kernel, inode: Inode, offset: int, length: int, shared: bool, wr
     vm_ops, extra = inode.fs.f_op.mmap(k, inode)
     vma = Vma(mm, start, start + span, offset >> PAGE_SHIFT, inode, flags | extra, vm_ops)
     mm.mmap_sem.down_write(k)
+    if placement == "at" and any(v.start < vma.end and vma.start < v.end for v in mm.vmas(k)):
+        mm.mmap_sem.up_write(k)
+        return "EEXIST"  # MAP_FIXED_NOREPLACE
     i_mmap_lock_write(k, inode.mapping)
     inode.mapping.vma_link(k, vma)
     i_mmap_unlock_write(k, inode.mapping)
     mm.set_vmas(k, (*mm.vmas(k), vma), "insert_vm_struct")
     mm.mmap_sem.up_write(k)
     return vma
+
+
+UNALIGNED_PAGES_BELOW_PMD = 3
+
+
+def mmap_address(k: Kernel, span: int, placement: str, addr: int) -> int | None:
+    """Where a mapping of ``span`` bytes goes (None: EINVAL).  ``unaligned`` starts it three pages
+    below a 2 MiB boundary: a fault-around window in its first pages is clipped to the VMA's start
+    (do_fault_around's max(address & mask, vm_start)) and then to the end of the page table."""
+    if placement == "at":
+        return None if addr & (PAGE_SIZE - 1) else addr
+    if placement == "unaligned":
+        return k.map_slot(span + PMD_SIZE) + PMD_SIZE - UNALIGNED_PAGES_BELOW_PMD * PAGE_SIZE
+    return k.map_slot(span)
+
+
+def sys_mprotect(k: Kernel, vma: Vma, writable: bool) -> Outcome:
+    """mprotect(2) over the whole mapping (4.x mprotect_fixup() without a split or merge): the
+    VMA's flags change in place under mmap_sem for write (vma->vm_flags, vma_set_page_prot), then
+    change_protection() rewrites the present PTEs with the new vm_page_prot, keeping write on a
+    dirty PTE where the VMA wants write notification (dirty_accountable)."""
+    mm = k.mm
+    mm.mmap_sem.down_write(k)
+    if vma not in mm.vmas(k):
+        mm.mmap_sem.up_write(k)
+        return Outcome.errno("ENOMEM")
+    flags = vma.flags | VM_WRITE if writable else vma.flags & ~VM_WRITE
+    mm.set_vmas(k, mm.vmas(k), "mprotect_fixup")
+    vma.mprotect_fixup(flags)
+    change_protection(k, vma)
+    mm.mmap_sem.up_write(k)
+    return Outcome.ok()
+
+
+def change_protection(k: Kernel, vma: Vma) -> None:
+    """change_protection() -> change_pte_range() (4.x): under each table's PTL, every present PTE
+    gets pte_modify(vm_page_prot); with dirty_accountable a dirty one stays writable."""
+    pt = vma.mm.pt
+    dirty_accountable = vma.writenotify
+    for table in pt.tables_in(k, vma.start, vma.end):
+        lo, hi = max(vma.start, table), min(vma.end, table + PMD_SIZE)
+        ptl = pt.ptl(table)
+        ptl.lock(k)
+        for address in pt.scan(k, lo, hi):
+            old = pte_read(k, vma, address)
+            if old is None:
+                continue
+            write = vma.page_prot_writable() or (dirty_accountable and old.dirty)
+            if write != old.write:
+                set_pte_at(k, vma, address, old._replace(write=write), "change_pte_range")
+        ptl.unlock(k)
 
 
 def sys_munmap(k: Kernel, vma: Vma) -> Outcome:
@@ -221,6 +281,19 @@ def sys_ftruncate(k: Kernel, inode: Inode, size: int) -> Outcome:
     return Outcome.ok()
 
 
+def sys_fallocate(k: Kernel, inode: Inode, mode: str, offset: int, length: int) -> Outcome:
+    """fallocate(2) (vfs_fallocate): FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE goes to ->fallocate,
+    which takes i_rwsem itself; EINVAL for a zero length, EOPNOTSUPP without ->fallocate."""
+    if length <= 0:
+        return Outcome.errno(EINVAL)
+    fallocate = inode.fs.f_op.fallocate
+    if fallocate is None:
+        return Outcome.errno("EOPNOTSUPP")
+    ret = fallocate(k, inode, mode, offset, length)
+    k.events.emit("punch_end", inode=inode, offset=offset, length=length)
+    return _errno(ret)
+
+
 def sys_fsync(k: Kernel, inode: Inode, what: str = "fsync") -> Outcome:
     k.events.emit("sync_begin", inode=inode, what=what)
     ret = inode.fs.f_op.fsync(k, inode)
@@ -258,12 +331,12 @@ def run_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Outcom
     """Carry out one scenario operation."""
     kind = op.kind
     if kind == "mmap":
-        mapped = sys_mmap(k, k.inodes[op.file], op.offset, op.length, op.shared, op.writable)
+        mapped = sys_mmap(k, k.inodes[op.file], op.offset, op.length, op.shared, op.writable, op.placement, op.addr)
         if isinstance(mapped, str):
             return Outcome.errno(mapped)
         maps[op.var] = mapped
         return Outcome.ok()
-    if kind in ("munmap", "load", "store", "msync", "madvise"):
+    if kind in ("munmap", "load", "store", "msync", "madvise", "mprotect"):
         vma = maps.get(op.map)
         if vma is None:
             return Outcome.signal("SIGSEGV") if kind in ("load", "store") else Outcome.errno(EINVAL)
@@ -275,6 +348,8 @@ def run_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Outcom
             return user_access(k, vma, op.offset, len(op.data), op.data, tally)
         if kind == "msync":
             return sys_msync(k, vma)
+        if kind == "mprotect":
+            return sys_mprotect(k, vma, op.writable)
         return sys_madvise_dontneed(k, vma)
     if kind == "crash":
         return sys_crash(k)
@@ -287,4 +362,6 @@ def run_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Outcom
         return sys_ftruncate(k, inode, op.size)
     if kind == "fsync":
         return sys_fsync(k, inode)
+    if kind == "fallocate":
+        return sys_fallocate(k, inode, op.advice, op.offset, op.length)
     raise ValueError(f"unknown op kind {kind}")

@@ -46,14 +46,25 @@ def truncate_inode_page(k: Kernel, mapping: AddressSpace, page: Page, index: int
     delete_from_page_cache(k, page)
 
 
-def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, lstart: int) -> None:
-    """truncate_inode_pages_range(mapping, lstart, -1): a non-blocking pass (trylock, skipping
-    locked pages), the partial page zeroed in place, then blocking passes until none is left.
-    DAX entries are deleted by dax_delete_mapping_entry() (clear_exceptional_entry, 4.7)."""
+def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, lstart: int, lend: int = -1,
+                               restart: bool = True) -> None:
+    """truncate_inode_pages_range(mapping, lstart, lend) (4.10 mm/truncate.c): a non-blocking pass
+    (trylock, skipping locked pages) over the whole pages of [lstart, lend] (lend -1: to the end),
+    the partial pages at either end zeroed in place, then blocking passes until none is left.
+    DAX entries are deleted by dax_delete_mapping_entry() (clear_exceptional_entry, 4.7).
+    ``restart`` False is shmem_undo_range() punching a hole: one blocking pass ("If all gone or
+    hole-punch or unfalloc, we're done"); truncate_inode_pages_range() goes round until a pass
+    from the start finds nothing, for a hole as for a truncate."""
     partial_start = lstart & (PAGE_SIZE - 1)
+    partial_end = 0 if lend == -1 else (lend + 1) & (PAGE_SIZE - 1)
     start = (lstart + PAGE_SIZE - 1) >> PAGE_SHIFT
-    mapping.drop_initial(k, start)
-    for index in mapping.scan(k, start):
+    end = None if lend == -1 else (lend + 1) >> PAGE_SHIFT  # exclusive
+    last = None if end is None else end - 1
+    if end is None:
+        mapping.drop_initial(k, start)
+    elif start < end:
+        mapping.punch_initial(k, start, end - 1)
+    for index in mapping.scan(k, start, last) if last is None or start <= last else ():
         entry = find_get_entry(k, mapping, index)
         if isinstance(entry, DaxEntry):
             dax.dax_delete_mapping_entry(k, mapping, index)
@@ -66,15 +77,27 @@ def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, lstart: int) ->
         put_page(k, entry)
     if partial_start:
         page = find_lock_page(k, mapping, start - 1)
+        top = PAGE_SIZE
+        if end is not None and start > end:  # "Truncation within a single page"
+            top, partial_end = partial_end, 0
         if page is not None:
-            page_zero_range(k, page, partial_start, PAGE_SIZE, "zero_user_segment")
+            page_zero_range(k, page, partial_start, top, "zero_user_segment")
             unlock_page(k, page)
             put_page(k, page)
+    if partial_end and end is not None:
+        page = find_lock_page(k, mapping, end)
+        if page is not None:
+            page_zero_range(k, page, 0, partial_end, "zero_user_segment")
+            unlock_page(k, page)
+            put_page(k, page)
+    if end is not None and start >= end:
+        return
     while True:
-        left = mapping.scan(k, start)
+        left = mapping.scan(k, start, last)
         if not left:
             return
-        k.retry("truncate_inode_pages_range")  # "restart to make sure all gone"
+        if restart:
+            k.retry("truncate_inode_pages_range")  # "restart to make sure all gone"
         for index in left:
             entry = find_get_entry(k, mapping, index)
             if isinstance(entry, DaxEntry):
@@ -86,6 +109,8 @@ def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, lstart: int) ->
             truncate_inode_page(k, mapping, entry, index)
             unlock_page(k, entry)
             put_page(k, entry)
+        if not restart:
+            return
 
 
 def truncate_pagecache(k: Kernel, inode: Inode, newsize: int) -> None:
@@ -96,6 +121,18 @@ def truncate_pagecache(k: Kernel, inode: Inode, newsize: int) -> None:
     unmap_mapping_range(k, mapping, holebegin, 0, even_cows=True)
     truncate_inode_pages_range(k, mapping, newsize)
     unmap_mapping_range(k, mapping, holebegin, 0, even_cows=True)
+
+
+def truncate_pagecache_range(k: Kernel, inode: Inode, lstart: int, lend: int) -> None:
+    """truncate_pagecache_range() (4.10): unmap the whole pages of [lstart, lend] with
+    even_cows=0 (a hole punch leaves private COW pages alone), then drop them and zero the
+    partial ones."""
+    mapping = inode.mapping
+    unmap_start = round_up_page(lstart)
+    unmap_end = ((1 + lend) & ~(PAGE_SIZE - 1)) - 1
+    if unmap_end > unmap_start:
+        unmap_mapping_range(k, mapping, unmap_start, 1 + unmap_end - unmap_start, even_cows=False)
+    truncate_inode_pages_range(k, mapping, lstart, lend)
 
 
 def truncate_setsize(k: Kernel, inode: Inode, newsize: int) -> None:

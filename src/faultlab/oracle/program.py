@@ -64,6 +64,25 @@ def _check_token(text: str, what: str) -> None:
         raise UnsupportedScenarioError(f"{what} {text!r} cannot be passed to the probe (empty or has spaces)")
 
 
+def check_probe_supports(scenario: Scenario) -> None:
+    """Refuse what the probe cannot run yet (UnsupportedScenarioError): a ``[setup]`` section,
+    mmap placement, mprotect, fallocate, and another thread's map in any op but load and store
+    (the probe binds each variable to a fixed address, so a load or store before the other
+    thread's mmap gets SIGSEGV, as in the model; its msync/munmap/madvise answers differ)."""
+    if scenario.setup is not None:
+        raise UnsupportedScenarioError(f"{scenario.setup.loc}: the probe does not run a [setup] section yet")
+    for t in scenario.threads:
+        for op in t.ops:
+            where = f"{op.loc.path}:{op.loc.line}" if op.loc.line else scenario.path
+            if op.placement:
+                raise UnsupportedScenarioError(f"{where}: the probe places every mapping itself: `{op.text}`")
+            if op.kind in ("mprotect", "fallocate"):
+                raise UnsupportedScenarioError(f"{where}: the probe does not run {op.kind} yet: `{op.text}`")
+            if op.owner and op.kind not in ("load", "store"):
+                raise UnsupportedScenarioError(f"{where}: the probe runs another thread's map only in load and "
+                                               f"store: `{op.text}`")
+
+
 def to_probe_program(
     scenario: Scenario, workdir: str, *, require_dax: bool = False, concurrent: str | None = None
 ) -> ProbeProgram:
@@ -75,6 +94,7 @@ def to_probe_program(
     (0, 1, ... in declaration order) each op belongs to, and runs them concurrently.
     """
     _check_token(workdir, "working directory")
+    check_probe_supports(scenario)
     if scenario.memory_limit_pages is not None:
         raise UnsupportedScenarioError(
             f"{scenario.path}: memory_limit_pages is not reproduced by the real-kernel probe"

@@ -63,7 +63,7 @@ def write_html(path: str, text: str) -> None:
 
 
 def thread_ops(scenario: Scenario) -> dict[str, list[str]]:
-    return {t.name: [op.text for op in t.ops] for t in scenario.threads}
+    return {t.name: [op.text for op in t.ops] for t in scenario.all_threads()}
 
 
 def scenario_header(scenario: Scenario, extra: str = "") -> str:
@@ -71,7 +71,7 @@ def scenario_header(scenario: Scenario, extra: str = "") -> str:
         f'<div class="thread"><b>{escape(t.name)}</b><ol>'
         + "".join(f"<li>{escape(op.text)}</li>" for op in t.ops)
         + "</ol></div>"
-        for t in scenario.threads
+        for t in scenario.all_threads()
     )
     files = ", ".join(f"{escape(f.name)} ({f.size} bytes)" for f in scenario.files)
     return (

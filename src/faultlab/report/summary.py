@@ -33,7 +33,7 @@ def counters_json(counters: Counter[str], lock_counts: Counter[str]) -> dict[str
 
 
 def run_json(scenario: Scenario, design: str, result: ModelRunResult) -> dict[str, Any]:
-    expected = {(t.name, i): op.expect for t in scenario.threads for i, op in enumerate(t.ops)}
+    expected = {(t.name, i): op.expect for t in scenario.all_threads() for i, op in enumerate(t.ops)}
     seen: dict[str, int] = {}
     ops = []
     for r in result.record.ops:

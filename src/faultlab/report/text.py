@@ -24,8 +24,9 @@ def print_run(console: Console, doc: dict[str, Any]) -> None:
             if not op["matches"]:
                 style = "bold red"
                 expected = f"{expected}  MISMATCH"
-        table.add_row(str(op["line"]), op["thread"], op["op"], op["outcome"]["value"], str(op["minflt"]),
-                      str(op["majflt"]), expected, style=style)
+        # As Text: a thread named [setup] or an op with brackets is not console markup.
+        table.add_row(str(op["line"]), Text(op["thread"]), Text(op["op"]), Text(op["outcome"]["value"]),
+                      str(op["minflt"]), str(op["majflt"]), Text(expected), style=style)
     console.print(table)
     c = doc["counters"]
     f = c["faults"]

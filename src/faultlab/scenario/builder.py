@@ -32,6 +32,10 @@ class _BuilderWhere:
                 return f"{BUILDER_PATH}:thread {name} op {index + 1}"
             case ("threads", name, *_):
                 return f"{BUILDER_PATH}:thread {name}"
+            case ("setup", "ops", int(index)):
+                return f"{BUILDER_PATH}:setup op {index + 1}"
+            case ("setup", *_):
+                return f"{BUILDER_PATH}:setup"
             case _:
                 return BUILDER_PATH
 
@@ -52,8 +56,9 @@ class ScenarioBuilder:
         *,
         memory_limit: int | str | None = None,
         pmem_size: int | str = DEFAULT_PMEM_SIZE,
+        mm: str = "shared",
     ) -> None:
-        self._doc: dict[str, object] = {"title": title, "fs": fs, "pmem_size": pmem_size}
+        self._doc: dict[str, object] = {"title": title, "fs": fs, "pmem_size": pmem_size, "mm": mm}
         if memory_limit is not None:
             self._doc["memory_limit"] = memory_limit
         self._files: dict[str, dict[str, object]] = {}
@@ -72,6 +77,13 @@ class ScenarioBuilder:
         if name in self._threads:
             raise ScenarioError(f"thread '{name}' is declared twice", f"{BUILDER_PATH}:thread {name}")
         self._threads[name] = {"ops": list(ops)}
+        return self
+
+    def setup(self, *ops: str) -> Self:
+        """The ``[setup]`` section: ops run by one thread before the threads start."""
+        if "setup" in self._doc:
+            raise ScenarioError("the setup section is given twice", f"{BUILDER_PATH}:setup")
+        self._doc["setup"] = {"ops": list(ops)}
         return self
 
     def build(self) -> Scenario:

@@ -19,7 +19,12 @@ MM_KINDS = ("shared", "per-thread")
 """``shared``: the threads are threads of one process (one mm_struct, one mmap_sem, one page
 table); ``per-thread``: each thread is a process with its own mm."""
 
-OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise", "crash")
+OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise",
+            "mprotect", "fallocate", "crash")
+
+SETUP = "[setup]"
+"""The thread name under which the ``[setup]`` section's ops are recorded (not a valid thread name,
+so it cannot clash with one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,13 @@ class Op:
       fsync:    file
       madvise:  map, advice ("dontneed")
       crash:    (nothing: the machine loses power here)
+      mprotect: map, writable
+      fallocate: file, advice ("punch"), offset, length
+
+    ``placement`` (mmap) is ``""`` (the next 2 MiB-aligned slot), ``"at"`` (at ``addr``) or
+    ``"unaligned"`` (three pages below a 2 MiB boundary).  ``owner`` (ops on a MAP) is ``""`` when
+    the thread's own earlier mmap made the variable, :data:`SETUP` for the ``[setup]`` section, or
+    the name of the other thread (``mm = "shared"``) whose mmap makes it.
     """
 
     kind: str
@@ -149,6 +161,9 @@ class Op:
     shared: bool = False
     writable: bool = False
     advice: str = ""
+    placement: str = ""
+    addr: int = 0
+    owner: str = ""
     expect: Outcome | None = None
 
 
@@ -169,6 +184,11 @@ class Scenario:
     memory_limit_pages: int | None = None  # memcg-like limit on allocated pages
     pmem_size: int = 1 << 30
     mm: str = "shared"
+    setup: ThreadSpec | None = None  # the [setup] section's ops, run before the threads start
+
+    def all_threads(self) -> tuple[ThreadSpec, ...]:
+        """The ``[setup]`` section (named :data:`SETUP`) if any, then the threads."""
+        return self.threads if self.setup is None else (self.setup, *self.threads)
 
     def digest(self) -> str:
         """A short stable hash of everything that affects execution (not the title or path)."""
@@ -179,7 +199,7 @@ class Scenario:
         h.update(str(self.pmem_size).encode())
         for f in self.files:
             h.update(repr((f.name, f.size, f.fill, f.hole)).encode())
-        for t in self.threads:
+        for t in self.all_threads():
             h.update(t.name.encode())
             for op in t.ops:
                 h.update(op.text.encode())

@@ -16,6 +16,7 @@ Every bad input raises :class:`~faultlab.errors.ScenarioError`; nothing else esc
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 import tomllib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -39,6 +40,7 @@ from faultlab.scenario.model import (
     MM_KINDS,
     OP_KINDS,
     PAGE_SIZE,
+    SETUP,
     FileSpec,
     Loc,
     Op,
@@ -57,7 +59,7 @@ from faultlab.scenario.prescan import (
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the document: ``("threads", "faulter", "ops", 1)``."""
 
-TOP_KEYS = ("title", "fs", "mm", "memory_limit", "pmem_size", "files", "threads")
+TOP_KEYS = ("title", "fs", "mm", "memory_limit", "pmem_size", "files", "setup", "threads")
 FILE_KEYS = ("size", "fill")
 THREAD_KEYS = ("ops",)
 DEFAULT_PMEM_SIZE = 1 << 30
@@ -247,8 +249,14 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "fsync": ("FILE",),
     "madvise": ("MAP", "dontneed"),
     "crash": (),
+    "mprotect": ("MAP", "r|rw"),
+    "fallocate": ("FILE", "punch", "OFFSET", "LENGTH"),
 }
-"""The arguments of each op, in order. ``[X]`` is optional; BYTES takes the rest of the line."""
+"""The arguments of each op, in order. ``[X]`` is optional; BYTES takes the rest of the line.
+``mmap`` may end with a placement, see :data:`MMAP_PLACEMENT`."""
+MMAP_PLACEMENT = "[at ADDR|unaligned]"
+_HEX_ADDR = re.compile(r"0x[0-9a-fA-F]{1,16}")
+MAX_USER_ADDR = 1 << 47  # x86-64 TASK_SIZE with 4-level page tables
 assert tuple(SIGNATURES) == OP_KINDS
 
 SIGNALS = ("SIGBUS", "SIGSEGV")
@@ -260,6 +268,15 @@ _ASSIGN = re.compile(r"\s*([^\s=\"]+)\s*=\s*")
 _ERRNO = re.compile(r"E[A-Z0-9]+")
 _SIGNAL = re.compile(r"SIG[A-Z0-9]+")
 EXPECT_HELP = "expected SIGBUS, SIGSEGV, ok, an errno name such as EINVAL, or bytes"
+
+
+class _UnknownMap(ScenarioError):
+    """A MAP that no mmap in scope makes (the thread's parser words it with what it knows)."""
+
+    def __init__(self, var: str, thread: str) -> None:
+        super().__init__(f"unknown map {shown(var)}: no earlier {shown(var + ' = mmap ...')} in thread "
+                         f"{shown(thread)}")
+        self.var = var
 
 
 def check_name(kind: str, name: str) -> str:
@@ -282,10 +299,31 @@ def parse_op(text: str, *, thread: str, files: Sequence[str], maps: Collection[s
         raise _fail("more than one '->': expected at most one expectation per op")
     head = tokens[: arrow[0]] if arrow else tokens
     kind = _op_kind(head, var)
-    fields = _op_fields(kind, head[1:], thread, files, maps)
+    args = head[1:]
+    placement: dict[str, Any] = {}
+    if kind == "mmap" and len(args) > len(SIGNATURES["mmap"]):
+        placement = _mmap_placement(args[len(SIGNATURES["mmap"]):], len(args))
+        args = args[: len(SIGNATURES["mmap"])]
+    fields = _op_fields(kind, args, thread, files, maps) | placement
     expect = _parse_expect(kind, tokens[arrow[0] + 1 :], fields.get("length", 0)) if arrow else None
     op_text = (f"{var} = " if var else "") + " ".join(head)
     return Op(kind=kind, text=op_text, loc=loc, var=var, expect=expect, **fields)
+
+
+def _mmap_placement(extra: Sequence[str], got: int) -> dict[str, Any]:
+    """The Op fields of mmap's optional ``at ADDR`` or ``unaligned``."""
+    if list(extra) == ["unaligned"]:
+        return {"placement": "unaligned"}
+    if len(extra) == 2 and extra[0] == "at":
+        if not _HEX_ADDR.fullmatch(extra[1]):
+            raise _fail(f"bad address {shown(extra[1])}: expected a hex address such as 0x40000000")
+        addr = int(extra[1], 16)
+        if addr >= MAX_USER_ADDR:
+            raise _fail(f"address {shown(extra[1])} is beyond user space: expected below {MAX_USER_ADDR:#x}")
+        return {"placement": "at", "addr": addr}
+    if extra[0] not in ("at", "unaligned"):
+        raise _fail(f"bad placement {shown(extra[0])}: expected 'at ADDR' or 'unaligned' after the protection")
+    raise _fail(f"mmap takes {' '.join(SIGNATURES['mmap'])} {MMAP_PLACEMENT} (5 to 7 arguments), got {got}")
 
 
 def _op_kind(head: Sequence[str], var: str) -> str:
@@ -341,8 +379,7 @@ def _op_arg(
         return "file", _known_file(value, files)
     if param == "MAP":
         if value not in maps:
-            raise _fail(f"unknown map {shown(value)}: no earlier {shown(value + ' = mmap ...')} in thread "
-                        f"{shown(thread)}")
+            raise _UnknownMap(value, thread)
         return "map", value
     if param in ("OFFSET", "SIZE"):
         return param.lower(), parse_size(value)
@@ -355,13 +392,14 @@ def _op_arg(
         return "length", parse_size(value)
     choices = param.split("|")
     if value not in choices:
-        what = {"private|shared": "sharing", "r|rw": "protection", "dontneed": "advice"}[param]
+        what = {"private|shared": "sharing", "r|rw": "protection", "dontneed": "advice",
+                "punch": "fallocate mode"}[param]
         raise _fail(f"bad {what} {shown(value)}: expected {' or '.join(choices)}")
     if param == "private|shared":
         return "shared", value == "shared"
     if param == "r|rw":
         return "writable", value == "rw"
-    return "advice", value
+    return "advice", value  # dontneed, punch
 
 
 def _known_file(name: str, files: Sequence[str]) -> str:
@@ -453,7 +491,13 @@ def compile_document(doc: Mapping[str, object], src: Where, path: str) -> Scenar
         raise ScenarioError(f"title must be a string, got {_type_name(title)}", src.where(("title",)))
     fs = _fs(doc, src)
     files = _files(doc.get("files", {}), src)
-    threads = _threads(doc.get("threads"), [f.name for f in files], src)
+    mm = doc.get("mm", "shared")
+    if mm not in MM_KINDS:
+        raise ScenarioError(f"mm must be one of {', '.join(MM_KINDS)}, got {mm!r}", src.where(("mm",)))
+    budget = _Budget()
+    names = [f.name for f in files]
+    setup = None if "setup" not in doc else _thread(SETUP, doc["setup"], names, src, budget, _Scope(mm == "shared"))
+    threads = _threads(doc.get("threads"), names, src, budget, mm == "shared", setup)
     limit = doc.get("memory_limit")
     with _at(src.where(("memory_limit",))):
         memory_limit_pages = None if limit is None else parse_size(limit) // PAGE_SIZE
@@ -461,9 +505,6 @@ def compile_document(doc: Mapping[str, object], src: Where, path: str) -> Scenar
         pmem_size = parse_size(doc.get("pmem_size", DEFAULT_PMEM_SIZE))
     if fs == "dax":
         _check_pmem_fits(files, pmem_size, src)
-    mm = doc.get("mm", "shared")
-    if mm not in MM_KINDS:
-        raise ScenarioError(f"mm must be one of {', '.join(MM_KINDS)}, got {mm!r}", src.where(("mm",)))
     return Scenario(
         title=title,
         fs=fs,
@@ -473,6 +514,7 @@ def compile_document(doc: Mapping[str, object], src: Where, path: str) -> Scenar
         memory_limit_pages=memory_limit_pages,
         pmem_size=pmem_size,
         mm=str(mm),
+        setup=setup,
     )
 
 
@@ -551,7 +593,64 @@ def parse_fill(value: object) -> tuple[bytes | None, bool]:
     return bytes(value), False
 
 
-def _threads(value: object, files: Sequence[str], src: Where) -> tuple[ThreadSpec, ...]:
+class _Scope:
+    """Which map variables a thread may name, and whose mmap makes each: its own earlier mmaps,
+    the ``[setup]`` section's, and (``mm = "shared"``) those of the other threads."""
+
+    def __init__(self, shared_mm: bool, setup: ThreadSpec | None = None,
+                 others: Mapping[str, Collection[str]] | None = None) -> None:
+        self.shared_mm = shared_mm
+        self.setup_vars = {op.var for op in setup.ops if op.var} if setup is not None else set()
+        self.others = others or {}
+        self.own: set[str] = set()
+
+    def __contains__(self, var: object) -> bool:
+        """Whether the thread may name ``var`` (as parse_op asks of its ``maps``), in time
+        independent of how many variables there are."""
+        if var in self.own or var in self.setup_vars:
+            return True
+        return self.shared_mm and any(var in made for made in self.others.values())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.own | self.setup_vars | (set().union(*self.others.values()) if self.shared_mm
+                                                          else set())))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def owner(self, thread: str, var: str) -> str:
+        """Who makes ``var`` for ``thread`` (see Op.owner); a name made by several threads is an error."""
+        if var in self.own:
+            return ""
+        if var in self.setup_vars:
+            return SETUP
+        makers = [t for t, made in self.others.items() if var in made]
+        if len(makers) > 1:
+            raise _fail(f"map {shown(var)} is made by threads {', '.join(makers)}: expected one thread (or "
+                        f"[setup]) to make a map that thread {shown(thread)} uses")
+        return makers[0]
+
+    def unknown(self, thread: str, var: str) -> ScenarioError:
+        where = "[setup]" if thread == SETUP else f"thread {shown(thread)}"
+        hint = ""
+        if not self.shared_mm and any(var in made for made in self.others.values()):
+            hint = " (threads share maps only with mm = \"shared\")"
+        return _fail(f"unknown map {shown(var)}: no earlier {shown(var + ' = mmap ...')} in {where}{hint}")
+
+
+def _assigned_vars(lines: object) -> set[str]:
+    """The variables a thread's op lines assign (for other threads' scopes; checked when parsed)."""
+    found: set[str] = set()
+    if isinstance(lines, list):
+        for line in lines:
+            m = _ASSIGN.match(line) if isinstance(line, str) else None
+            if m is not None and _NAME.fullmatch(m.group(1)):
+                found.add(m.group(1))
+    return found
+
+
+def _threads(value: object, files: Sequence[str], src: Where, budget: _Budget, shared_mm: bool,
+             setup: ThreadSpec | None) -> tuple[ThreadSpec, ...]:
     if value is None:
         raise ScenarioError("no threads: expected at least one [threads.NAME] table", src.where(()))
     threads = _table(value, "threads", ("threads",), src)
@@ -561,8 +660,13 @@ def _threads(value: object, files: Sequence[str], src: Where) -> tuple[ThreadSpe
         name = list(threads)[MAX_THREADS]
         raise ScenarioError(f"too many threads: {len(threads)}, expected at most {MAX_THREADS}",
                             src.where(("threads", name)))
-    budget = _Budget()
-    return tuple(_thread(name, spec, files, src, budget) for name, spec in threads.items())
+    made = {name: _assigned_vars(spec.get("ops")) if isinstance(spec, dict) else set()
+            for name, spec in threads.items()}
+    return tuple(
+        _thread(name, spec, files, src, budget,
+                _Scope(shared_mm, setup, {t: v for t, v in made.items() if t != name}))
+        for name, spec in threads.items()
+    )
 
 
 class _Budget:
@@ -587,15 +691,19 @@ class _Budget:
                         f"{self.bytes} bytes, expected at most {MAX_SCENARIO_BYTES} (16 MiB) in all")
 
 
-def _thread(name: str, value: object, files: Sequence[str], src: Where, budget: _Budget) -> ThreadSpec:
-    path: KeyPath = ("threads", name)
-    with _at(src.where(path)):
-        check_name("thread", name)
-    spec = _table(value, f"[threads.{name}]", path, src)
+def _thread(name: str, value: object, files: Sequence[str], src: Where, budget: _Budget,
+            scope: _Scope) -> ThreadSpec:
+    """A ``[threads.NAME]`` table, or (``name`` SETUP) the ``[setup]`` table."""
+    path: KeyPath = ("threads", name) if name != SETUP else ("setup",)
+    table = f"[threads.{name}]" if name != SETUP else "[setup]"
+    if name != SETUP:
+        with _at(src.where(path)):
+            check_name("thread", name)
+    spec = _table(value, table, path, src)
     _check_keys(spec, THREAD_KEYS, path, src)
     lines = spec.get("ops")
     if lines is None:
-        message = f"missing key 'ops' in [threads.{name}]: expected an array of op strings"
+        message = f"missing key 'ops' in {table}: expected an array of op strings"
         raise ScenarioError(message, src.where(path))
     if not isinstance(lines, list):
         message = f"ops must be an array of strings, got {_type_name(lines)}"
@@ -603,18 +711,32 @@ def _thread(name: str, value: object, files: Sequence[str], src: Where, budget: 
     with _at(src.where(path + ("ops",))):
         budget.add_ops(name, len(lines))
     ops: list[Op] = []
-    maps: set[str] = set()
     for i, line in enumerate(lines):
         op_path = path + ("ops", i)
         if not isinstance(line, str):
             raise ScenarioError(f"an op must be a string, got {_type_name(line)}", src.where(op_path))
         with _at(src.where(op_path)):
-            op = parse_op(line, thread=name, files=files, maps=maps, loc=src.loc(op_path))
+            op = _scoped_op(line, name, files, scope, src.loc(op_path))
             budget.add_bytes(op)
         if op.var:
-            maps.add(op.var)
+            scope.own.add(op.var)
         ops.append(op)
     return ThreadSpec(name=name, ops=tuple(ops), loc=src.loc(path))
+
+
+def _scoped_op(line: str, thread: str, files: Sequence[str], scope: _Scope, loc: Loc) -> Op:
+    """parse_op with the thread's scope of maps, the op's owner filled in."""
+    try:
+        op = parse_op(line, thread=thread, files=files, maps=scope, loc=loc)
+    except _UnknownMap as e:
+        raise scope.unknown(thread, e.var) from None
+    if not op.map:
+        return op
+    owner = scope.owner(thread, op.map)
+    if owner == SETUP and not scope.shared_mm:
+        raise _fail(f"map {shown(op.map)} is made in [setup]: threads use its maps only with mm = \"shared\" "
+                    "(with per-thread, each thread is a process with its own mm)")
+    return dataclasses.replace(op, owner=owner) if owner else op
 
 
 # --------------------------------------------------------------------------------------------------
@@ -799,7 +921,7 @@ class _Locator:
         c = self.src[self.pos]
         if c in "\"'":
             self._string()
-        elif c == "[" and path[:1] == ("threads",) and path[2:] == ("ops",):
+        elif c == "[" and (path[:1] == ("threads",) and path[2:] == ("ops",) or path == ("setup", "ops")):
             self._array(path)
         elif c == "{" and len(path) < 3:
             self._inline_table(path)

@@ -77,6 +77,11 @@ class SchedulerError(Exception):
     """The chooser asked for something impossible (for example a schedule naming a blocked thread)."""
 
 
+class StepLimitError(SchedulerError):
+    """A run went past the scheduler's step limit: the model (or a user's design) does not
+    terminate.  Unlike a chooser's errors, a fact about the run, which reports it."""
+
+
 @dataclass(eq=False, slots=True)
 class ModelThread:
     tid: int
@@ -299,7 +304,7 @@ class Scheduler:
                                    t.pending_more))
         self.nsteps += 1
         if self.nsteps > self.step_limit:
-            raise SchedulerError(f"more than {self.step_limit} steps: the scenario does not terminate")
+            raise StepLimitError(f"more than {self.step_limit} steps: the scenario does not terminate")
         t.ready_fn = None
 
     def _start(self, t: ModelThread) -> None:

@@ -49,7 +49,7 @@ class AddressSpace:
     __slots__ = (
         "host", "name", "cells", "members", "dirty", "initial_cell", "i_mmap_cell", "pages", "tags",
         "_initial", "_i_mmap", "i_mmap_rwsem", "tree_lock", "invalidate_lock", "waitqueues",
-        "entry_locks", "materialise",
+        "entry_locks", "materialise", "_punched",
     )
 
     def __init__(self, sched: Scheduler, host: Inode, i_mmap_lock: Lock, initial: int,
@@ -65,6 +65,7 @@ class AddressSpace:
         self.pages: dict[int, Entry] = new_dict(sched, f"{name} page cache", self.cells.__getitem__, self.members)
         self.tags: set[int] = new_set(sched, f"{name} dirty tags", self.cells.__getitem__, self.dirty)
         self._initial = initial
+        self._punched: frozenset[int] = frozenset()  # initial pages whose blocks a punch freed
         self._i_mmap: tuple[Vma, ...] = ()
         self.i_mmap_rwsem = i_mmap_lock
         self.tree_lock = SpinLock("&mapping->tree_lock", f"{name}.tree_lock")
@@ -82,11 +83,11 @@ class AddressSpace:
         """radix_tree_lookup(): the page or DAX entry at ``index``, if any.  ``more``: further
         objects the caller touches in the same step (the wait queue it may go on to join)."""
         more = (*more, (self.initial_cell, READ))
-        if index < _RAW_INITIAL.__get__(self):  # may make the page: the allocator is touched too
+        if self.peek_is_initial(index):  # may make the page: the allocator is touched too
             more = (*more, (k.alloc.cell, k.alloc.mode))
         k.sched.point(self.cells[index], READ, label, more=more)
         entry = self.pages.get(index)
-        if entry is None and index < self._initial:
+        if entry is None and index < self._initial and index not in self._punched:
             entry = self.materialise(self, index)  # None: no memory for it now
             if entry is not None:
                 dict.__setitem__(self.pages, index, entry)  # not a change of state: see the module docstring
@@ -109,11 +110,11 @@ class AddressSpace:
             more: Accesses = ((self.initial_cell, READ),)
             if isinstance(seen, Page):
                 more = (*more, (seen.ref, UPDATE))
-            if index < _RAW_INITIAL.__get__(self):
+            if self.peek_is_initial(index):
                 more = (*more, (k.alloc.cell, k.alloc.mode))
             k.sched.point(self.cells[index], READ, label, more=more)
             entry = self.pages.get(index)
-            if entry is None and index < self._initial:
+            if entry is None and index < self._initial and index not in self._punched:
                 made = self.materialise(self, index)  # None: no memory for it now
                 if made is None:
                     return None
@@ -136,11 +137,11 @@ class AddressSpace:
         (inserted, what was there).  ``more``: further objects the caller touches in the same step
         (a new page's lock bit)."""
         more = (*more, (self.members, UPDATE), (self.initial_cell, READ))
-        if index < _RAW_INITIAL.__get__(self):
+        if self.peek_is_initial(index):
             more = (*more, (k.alloc.cell, k.alloc.mode))
         k.sched.point(self.cells[index], WRITE, label, more=more)
         old = self.pages.get(index)
-        if old is None and index < self._initial:
+        if old is None and index < self._initial and index not in self._punched:
             old = self.materialise(self, index)
             if old is None:  # the file's page is there, but there is no memory to hold it
                 return False, None
@@ -202,6 +203,17 @@ class AddressSpace:
         if start < self._initial:
             self._initial = start
 
+    def punch_initial(self, k: Kernel, first: int, last: int) -> None:
+        """The untouched initial pages in [first, last] leave the cache and the disk (a hole
+        punch frees their blocks): a later look-up finds a hole there."""
+        initial = _RAW_INITIAL.__get__(self)
+        punched = _RAW_PUNCHED.__get__(self)
+        gone = frozenset(range(first, min(last + 1, initial))) - punched
+        if not gone:
+            return
+        k.sched.point(self.initial_cell, WRITE, "free punched blocks", more=((self.members, UPDATE),))
+        self._punched = self._punched | gone
+
     # -- DIRTY tags ------------------------------------------------------------------------------
     def tag_dirty(self, k: Kernel, index: int) -> None:
         k.sched.point(self.cells[index], WRITE, "radix_tree_tag_set DIRTY", more=((self.dirty, UPDATE),))
@@ -251,6 +263,10 @@ class AddressSpace:
     def peek_initial(self) -> int:
         return _RAW_INITIAL.__get__(self)
 
+    def peek_is_initial(self, index: int) -> bool:
+        """Whether a look-up of ``index`` would make the page from the file's initial contents."""
+        return index < _RAW_INITIAL.__get__(self) and index not in _RAW_PUNCHED.__get__(self)
+
 
 def _new_rwsem(cls: str, name: str) -> Lock:
     from faultlab.kernel.locking import RWSem
@@ -260,8 +276,9 @@ def _new_rwsem(cls: str, name: str) -> Lock:
 
 _RAW_INITIAL = AddressSpace.__dict__["_initial"]
 _RAW_I_MMAP = AddressSpace.__dict__["_i_mmap"]
+_RAW_PUNCHED = AddressSpace.__dict__["_punched"]
 
 AuditedAddressSpace = audited_subclass(
     AddressSpace,
-    {"_initial": lambda m: m.initial_cell, "_i_mmap": lambda m: m.i_mmap_cell},
+    {"_initial": lambda m: m.initial_cell, "_punched": lambda m: m.initial_cell, "_i_mmap": lambda m: m.i_mmap_cell},
 )
