@@ -248,9 +248,9 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "msync": ("MAP",),
     "fsync": ("FILE",),
     "madvise": ("MAP", "dontneed"),
-    "crash": (),
     "mprotect": ("MAP", "r|rw"),
     "fallocate": ("FILE", "punch", "OFFSET", "LENGTH"),
+    "crash": (),
 }
 """The arguments of each op, in order. ``[X]`` is optional; BYTES takes the rest of the line.
 ``mmap`` may end with a placement, see :data:`MMAP_PLACEMENT`."""
