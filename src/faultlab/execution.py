@@ -10,17 +10,18 @@ from dataclasses import dataclass, field
 from faultlab.checks.invariants import INVARIANT_IDS, InvariantChecker, Violation
 from faultlab.checks.lockdep import LockDep
 from faultlab.designs.base import Design
-from faultlab.errors import describe_exception
 from faultlab.explore import interrupt
 from faultlab.kernel.events import Event
 from faultlab.kernel.kernel import Kernel
 from faultlab.kernel.mm import Vma
 from faultlab.kernel.snapshot import file_snapshot
 from faultlab.kernel.syscalls import FaultTally
+from faultlab.limits import step_limit
 from faultlab.results import FileState, OpRecord, RunRecord
+from faultlab.run_errors import classify
 from faultlab.scenario.model import Outcome, Scenario, ThreadSpec
-from faultlab.sched import Chooser, Scheduler, SchedulerError, Step
-from faultlab.sched.core import AuditError
+from faultlab.sched import Chooser, Scheduler, SchedulerError, Step, watchdog
+from faultlab.sched.core import AuditError, StepLimitExceeded
 
 AUDIT = False
 """Run every execution in audit mode (the test suite sets this; ``--audit`` on the command line):
@@ -74,6 +75,9 @@ class ModelExecution:
         self.record_steps = record_steps
         self.record_events = record_events
         self.audit = AUDIT if audit is None else audit
+        data = sum(len(op.data) + (op.length if op.kind in ("load", "read") else 0)
+                   for t in scenario.threads for op in t.ops)
+        self.step_limit = step_limit(sum(len(t.ops) for t in scenario.threads), data)
 
     def run(self, chooser: Chooser) -> ModelRunResult:
         sched = Scheduler(chooser, record=self.record_steps, audit=self.audit)
@@ -102,21 +106,27 @@ class ModelExecution:
         for spec in self.scenario.threads:
             records[spec.name] = []
             sched.spawn(spec.name, self._thread_body(k, run_op, spec, records[spec.name]))
+        sched.step_limit = self.step_limit
+        ended: BaseException | None = None
         try:
-            sched.run()
+            with watchdog.guard(sched):
+                sched.run()
         except (SchedulerError, AuditError):
             raise
         except KeyboardInterrupt as e:
-            if interrupt.requested():  # a second Ctrl-C (explore.interrupt): stop now
+            if interrupt.requested():  # a Ctrl-C (explore.interrupt): stop now
                 raise
-            checker.report("model-error", describe_exception(e))  # raised by a design's code
-        except (Exception, SystemExit, GeneratorExit) as e:  # noqa: BLE001 - a model (or user design) bug
-            # becomes a violation; a design's code does not get to end faultlab with its own status either.
-            # Other BaseExceptions pass: the explorer's AbortRun.
-            checker.report("model-error", describe_exception(e))
+            ended = e  # raised by the design's (or the model's) code
+        except (Exception, SystemExit, GeneratorExit, StepLimitExceeded, watchdog.StepTimeout) as e:  # noqa: BLE001
+            # A design's code does not get to end faultlab with its own status: its error, and a run
+            # that does not end, are violations. Other BaseExceptions pass: the explorer's AbortRun.
+            ended = e
+        if ended is not None:
+            checker.report(*classify(ended, self.design, sched))
         if sched.deadlock is not None:
             checker.report("deadlock", str(sched.deadlock))
-        checker.finish()
+        if ended is None:  # the end-of-run checks of a run cut short would only report its consequences
+            checker.finish()
         record = RunRecord()
         for spec in self.scenario.threads:
             record.ops.extend(records[spec.name])

@@ -33,6 +33,8 @@ INVARIANT_IDS = (
     "refcount",
     "deadlock",
     "expected-outcome",
+    "livelock",
+    "design-error",
     "model-error",
 )
 
