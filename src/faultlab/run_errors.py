@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from faultlab.designs.base import Design
 from faultlab.errors import describe_exception
 from faultlab.kernel.image import WrongReturnType
-from faultlab.sched.core import Scheduler, StepLimitExceeded
 from faultlab.sched import watchdog
+from faultlab.sched.core import Scheduler, StepLimitExceeded
 from faultlab.sched.watchdog import BudgetTimeout, StepTimeout
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
