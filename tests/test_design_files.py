@@ -134,11 +134,14 @@ def test_a_loaded_design_file_runs_under_its_own_name(tmp_path: Path) -> None:
 
 def test_a_design_that_exits_during_a_run_is_a_violation_not_an_exit_status(tmp_path: Path) -> None:
     """SystemExit or GeneratorExit raised by a design's method while the model runs: reported as
-    the run's model-error (exit status 1), not faultlab ending with the design's status."""
+    the run's design-error (exit status 1) at the design's line, not faultlab ending with the
+    design's status."""
     for name, raised in (("exits", "SystemExit(3)"), ("generator", "GeneratorExit")):
         path = tmp_path / f"{name}.py"
         path.write_text(NO_RECHECK.replace("return VM_FAULT_LOCKED", f"raise {raised}"))
         assert f"raise {raised}" in path.read_text()
         res = CliRunner().invoke(main, ["run", SEED, "--design", str(path)])
         assert res.exit_code == 1, (res.output, res.exception)
-        assert f"model-error: {raised.split('(')[0]}" in res.output
+        line = path.read_text().splitlines().index(f"    raise {raised}") + 1
+        assert f"design-error: {raised.split('(')[0]}" in res.output, res.output
+        assert f"raised in dax_cow_fault() at {path}:{line} (thread faulter, step " in res.output, res.output

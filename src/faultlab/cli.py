@@ -230,8 +230,10 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
 
     Exits 1 when an op's outcome differs from the one the file expects, or an invariant breaks."""
     from faultlab.execution import ModelExecution
+    from faultlab.explore import interrupt
+    from faultlab.explore.interrupt import handle_signals
     from faultlab.exploring import replay_design
-    from faultlab.report.summary import run_json
+    from faultlab.report.summary import add_replay, run_json
     from faultlab.scenario import load_scenario
     from faultlab.sched import SequentialChooser
 
@@ -240,13 +242,17 @@ def run_cmd(scenario_path: str, design_spec: str, order: str | None, as_json: bo
                         "truncator,faulter) or a schedule string printed by explore")
     scenario = load_scenario(scenario_path)
     docs = []
-    for design, _arg in design_args(design_spec):
-        if order is not None and order.startswith("fl"):
-            result = replay_design(scenario, design, order)
-        else:
-            tids = thread_order(scenario, order) if order else None
-            result = ModelExecution(scenario, design).run(SequentialChooser(tids))
-        docs.append(run_json(scenario, design.name, result))
+    with handle_signals():  # a first Ctrl-C ends the command after the run, a second at once
+        for design, arg in design_args(design_spec):
+            if order is not None and order.startswith("fl"):
+                result = replay_design(scenario, design, order)
+            else:
+                tids = thread_order(scenario, order) if order else None
+                result = ModelExecution(scenario, design).run(SequentialChooser(tids))
+            docs.append(run_json(scenario, design.name, result))
+            add_replay(docs[-1], scenario, arg, result)
+            if interrupt.requested():
+                fail("interrupted", 130)
     if as_json:
         import json
 
@@ -365,6 +371,8 @@ def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, crash
 
     Exits 1 when the replay breaks an invariant or an expected outcome."""
     from faultlab.designs import get_design
+    from faultlab.explore import interrupt
+    from faultlab.explore.interrupt import handle_signals
     from faultlab.explore.schedule import decode
     from faultlab.exploring import replay_design
     from faultlab.report.summary import run_json
@@ -379,7 +387,10 @@ def replay_cmd(scenario_path: str, schedule: str, design_spec: str | None, crash
     if design_spec is not None and not design_spec.strip():
         raise UserError("--design '' is empty: expected a design name or a path to a .py file")
     design = get_design(design_spec or recorded)
-    result = replay_design(scenario, design, schedule, crash)
+    with handle_signals():  # a first Ctrl-C ends the command after the run, a second at once
+        result = replay_design(scenario, design, schedule, crash)
+    if interrupt.requested():
+        fail("interrupted", 130)
     doc = run_json(scenario, design.name, result)
     if as_json:
         import json

@@ -11,18 +11,20 @@ from faultlab.checks.durability import DurabilityChecker
 from faultlab.checks.invariants import INVARIANT_IDS, InvariantChecker, Violation
 from faultlab.checks.lockdep import LockDep
 from faultlab.designs.base import Design
-from faultlab.errors import UserError, describe_exception
+from faultlab.errors import UserError
 from faultlab.explore import interrupt
 from faultlab.kernel.events import Event
 from faultlab.kernel.kernel import Kernel
 from faultlab.kernel.mm import Vma
 from faultlab.kernel.snapshot import file_snapshot
 from faultlab.kernel.syscalls import FaultTally, PowerFailure
+from faultlab.limits import step_limit
 from faultlab.mapvars import MapVars
 from faultlab.results import FileState, OpRecord, RunRecord
+from faultlab.run_errors import classify
 from faultlab.scenario.model import SETUP, Outcome, Scenario, ThreadSpec
-from faultlab.sched import Chooser, Scheduler, SchedulerError, Step
-from faultlab.sched.core import AuditError, StepLimitError
+from faultlab.sched import Chooser, Scheduler, SchedulerError, Step, watchdog
+from faultlab.sched.core import AuditError, StepLimitExceeded
 
 AUDIT = False
 """Run every execution in audit mode (the test suite sets this; ``--audit`` on the command line):
@@ -96,6 +98,9 @@ class ModelExecution:
         self.record_events = record_events
         self.audit = AUDIT if audit is None else audit
         check_supported(scenario, design)
+        data = sum(len(op.data) + (op.length if op.kind in ("load", "read") else 0)
+                   for t in scenario.all_threads() for op in t.ops)
+        self.step_limit = step_limit(sum(len(t.ops) for t in scenario.all_threads()), data)
 
     def run(self, chooser: Chooser) -> ModelRunResult:
         sched = Scheduler(chooser, record=self.record_steps, audit=self.audit)
@@ -142,32 +147,35 @@ class ModelExecution:
         for spec in self.scenario.threads:
             records[spec.name] = []
             sched.spawn(spec.name, self._thread_body(k, run_op, spec, records[spec.name], variables))
+        sched.step_limit = self.step_limit
+        ended: BaseException | None = None
         try:
-            if self.scenario.setup is not None:  # one thread, before the others start: no steps
-                records[SETUP] = []
-                self._thread_body(k, run_op, self.scenario.setup, records[SETUP], variables)()
-            sched.run()
-        except StepLimitError as e:  # a design that never returns: this run's violation, not faultlab's crash
-            checker.report("model-error", str(e))
+            with watchdog.guard(sched):
+                if self.scenario.setup is not None:  # one thread, before the others start: no steps
+                    records[SETUP] = []
+                    self._thread_body(k, run_op, self.scenario.setup, records[SETUP], variables)()
+                sched.run()
         except (SchedulerError, AuditError):
             raise
         except PowerFailure:
             crashed = True
             crash_here(f"at the crash op (step {sched.nsteps - 1})")
         except KeyboardInterrupt as e:
-            if interrupt.requested():  # a second Ctrl-C (explore.interrupt): stop now
+            if interrupt.requested():  # a Ctrl-C (explore.interrupt): stop now
                 raise
-            checker.report("model-error", describe_exception(e))  # raised by a design's code
-        except (Exception, SystemExit, GeneratorExit) as e:  # noqa: BLE001 - a model (or user design) bug
-            # becomes a violation; a design's code does not get to end faultlab with its own status either.
-            # Other BaseExceptions pass: the explorer's AbortRun.
-            checker.report("model-error", describe_exception(e))
+            ended = e  # raised by the design's (or the model's) code
+        except (Exception, SystemExit, GeneratorExit, StepLimitExceeded, watchdog.StepTimeout) as e:  # noqa: BLE001
+            # A design's code does not get to end faultlab with its own status: its error, and a run
+            # that does not end, are violations. Other BaseExceptions pass: the explorer's AbortRun.
+            ended = e
         sched.between_steps = None
-        if self.crash and not crashed:
+        if ended is not None:
+            checker.report(*classify(ended, self.design, sched))
+        elif self.crash and not crashed:
             crash_here(f"at the end (after step {sched.nsteps - 1})")
         if sched.deadlock is not None:
             checker.report("deadlock", str(sched.deadlock))
-        if not crashed:
+        if ended is None and not crashed:  # the end-of-run checks of a run cut short would only report its consequences
             checker.finish()
         record = RunRecord()
         for spec in self.scenario.all_threads():

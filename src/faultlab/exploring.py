@@ -21,6 +21,7 @@ from faultlab.explore.replay import ReplayChooser
 from faultlab.explore.results import INTERRUPTED, ExploreResult, Stats
 from faultlab.explore.schedule import check_matches, decode, encode
 from faultlab.scenario.model import Scenario
+from faultlab.sched import watchdog
 
 DEFAULT_RETRY_BOUND = 2
 """How many times an explored run lets one thread go round one kernel retry loop (see
@@ -226,6 +227,18 @@ def explore_design(
     if opts.checkpoint is not None and exhaustive:
         checkpoint = opts.checkpoint.for_search(f"{scenario.digest()}:{design.name}:{inner}:{bound}:{retry_bound}"
                                                  + (":crash" if crash else ""))
+    # The replays below come under the budget too: a step stuck past it is stopped (sched.watchdog).
+    with watchdog.deadline(budget_seconds):
+        return _explore_design(scenario, design, program, inner, exhaustive, factory, checkpoint, opts, bound=bound,
+                               depth=depth, seed=seed, max_schedules=max_schedules, budget_seconds=budget_seconds,
+                               design_arg=design_arg, progress=progress, retry_bound=retry_bound, crash=crash)
+
+
+def _explore_design(scenario: Scenario, design: Design, program: ScenarioProgram, inner: str, exhaustive: bool,
+                    factory: Callable[[ScenarioProgram], Executor] | None, checkpoint: Checkpoint | None,
+                    opts: SearchOptions, *, bound: int | None, depth: int, seed: int, max_schedules: int | None,
+                    budget_seconds: float | None, design_arg: str | None, progress: Callable[[Stats], None] | None,
+                    retry_bound: int | None, crash: bool) -> DesignVerdict:
     started = time.perf_counter()
     cpu0 = os.times()
     result = explore(

@@ -36,6 +36,8 @@ INVARIANT_IDS = (
     "refcount",
     "deadlock",
     "expected-outcome",
+    "livelock",
+    "design-error",
     "model-error",
 )
 

@@ -29,8 +29,11 @@ from faultlab.explore.program import Program
 from faultlab.explore.random_walk import random_search
 from faultlab.explore.replay import replay_traced
 from faultlab.explore.results import INTERRUPTED, ExploreResult, FoundViolation, Stats
+from faultlab.sched import watchdog
 
 STRATEGIES = ("dpor", "dfs", "pct", "random")
+UNMINIMISED = ("livelock",)
+"""Violations reported with the schedule that found them, without minimising it."""
 DEFAULT_SAMPLES = 1000  # runs of pct and random when max_schedules is not given
 
 
@@ -78,7 +81,6 @@ def explore(
         raise UserError(f"a schedule prefix only applies to the dpor and dfs strategies, not {strategy}")
     if bound is not None and strategy not in ("dpor", "dfs"):
         raise UserError(f"a preemption bound only applies to the dpor and dfs strategies, not {strategy}")
-    sampling = strategy in ("pct", "random")
     collector = Collector(
         strategy,
         stop_on_first=stop_on_first,
@@ -88,9 +90,22 @@ def explore(
         progress=progress,
         keep_schedules=keep_schedules,
     )
-    pruned = False
     if jobs < 1:
         raise UserError(f"jobs must be at least 1, not {jobs}")
+    with watchdog.deadline(budget_seconds):  # a step stuck past the budget is stopped (sched.watchdog)
+        return _explore(program, strategy, collector, bound=bound, depth=depth, seed=seed,
+                        max_schedules=max_schedules, budget_seconds=budget_seconds, stop_on_first=stop_on_first,
+                        prefix=prefix, minimise=minimise, minimise_budget=minimise_budget,
+                        keep_schedules=keep_schedules, jobs=jobs, executor=executor, split_top=split_top,
+                        checkpoint=checkpoint)
+
+
+def _explore(program: Program, strategy: str, collector: Collector, *, bound: int | None, depth: int, seed: int,
+             max_schedules: int | None, budget_seconds: float | None, stop_on_first: bool, prefix: Sequence[int],
+             minimise: bool, minimise_budget: int, keep_schedules: bool, jobs: int, executor: Executor | None,
+             split_top: int | None, checkpoint: Checkpoint | None) -> ExploreResult:
+    sampling = strategy in ("pct", "random")
+    pruned = False
     if strategy in ("dpor", "dfs") and (jobs > 1 or executor is not None or checkpoint is not None) and not prefix:
         if executor is not None:
             ex: Executor = executor
@@ -116,7 +131,8 @@ def explore(
     if reason == INTERRUPTED:  # report what was found as it was found: no minimisation runs
         minimise = False
     for vid, hit in collector.hits.items():
-        if minimise:
+        # A livelock's run is as long as the step limit (or waits out the watchdog): replayed once, not searched.
+        if minimise and vid not in UNMINIMISED:
             m = minimise_schedule(program, hit.trace, vid, max_schedules=minimise_budget)
             found.append(
                 FoundViolation(

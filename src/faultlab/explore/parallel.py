@@ -43,6 +43,7 @@ from faultlab.explore.collector import Collector
 from faultlab.explore.dfs import Request, TreeSearch, _Node, path_fraction, settle
 from faultlab.explore.program import Program, RunResult, Violation
 from faultlab.explore.results import EXHAUSTED, INTERRUPTED, TIME_BUDGET
+from faultlab.sched import watchdog
 
 NodeData = tuple[tuple[int, int, int, list[int], int, int, int, int, int], Any]
 
@@ -83,6 +84,12 @@ class TaskResult:
 
 def run_task(program: Program, task: Task) -> TaskResult:
     """Explore one task (in a worker, or in the coordinator's process)."""
+    left = None if task.deadline is None else task.deadline - time.time()
+    with watchdog.deadline(left):  # a step stuck past the time budget is stopped (sched.watchdog)
+        return _run_task(program, task)
+
+
+def _run_task(program: Program, task: Task) -> TaskResult:
     begin = getattr(program, "begin_task", None)
     if begin is not None:
         begin()

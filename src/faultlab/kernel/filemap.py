@@ -157,7 +157,9 @@ def find_or_create_page(k: Kernel, mapping: AddressSpace, index: int) -> Page | 
 
 # -- fault handlers -------------------------------------------------------------------------------------------
 def page_cache_read(k: Kernel, inode: Inode, index: int) -> int:
-    """page_cache_read() + ->readpage: bring one page in from the disk (zeros for a hole)."""
+    """page_cache_read() + ->readpage: bring one page in from the disk (zeros for a hole).  The
+    read's completion marks the page uptodate before unlocking it (4.0 mpage_end_io(), or
+    block_read_full_page() for a page with no blocks), as every ->readpage does on success."""
     page = k.alloc.alloc_page(k)
     if page is None:
         return ENOMEM
@@ -165,6 +167,7 @@ def page_cache_read(k: Kernel, inode: Inode, index: int) -> int:
         readpage = inode.fs.a_ops.readpage
         assert readpage is not None
         readpage(k, inode, page)
+        SetPageUptodate(k, page)
         unlock_page(k, page)
     put_page(k, page)
     return 0

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultlab.errors import UserError
+from faultlab.errors import UserError, shown
 from faultlab.fs.ops import OPS_RECORDS, FileSystemType
 
 MODEL_PREFIXES = ("faultlab.kernel.", "faultlab.fs.")
@@ -117,7 +117,7 @@ def _clone(fn: types.FunctionType, globals_: dict[str, Any]) -> types.FunctionTy
     return new
 
 
-def _traced(fn: types.FunctionType) -> Callable[..., Any]:
+def _traced(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` reporting its entry and exit on the event stream of the Kernel it is called with."""
     name = fn.__name__
 
@@ -206,7 +206,7 @@ class _Linker:
             raise UserError(f"cannot replace {getattr(old, '__qualname__', old)!r}: it is not a function of the "
                             "model this design runs")
         ns = self.spaces[mod].__dict__
-        ns[old.__name__] = self.home[id(old)] = self._wrap(_clone(new, ns))
+        ns[old.__name__] = self.home[id(old)] = self._wrap(_checked(_clone(new, ns), old))
         self.pending.append((new, mod))
 
     def resolve_all(self) -> None:
@@ -259,8 +259,57 @@ class _Linker:
             if name not in ns and name in source:
                 ns[name] = self.resolve(source[name], mod)
 
-    def _wrap(self, fn: types.FunctionType) -> Callable[..., Any]:
+    def _wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return _traced(fn) if self.trace else fn
+
+
+class WrongReturnType(TypeError):
+    """A replacement function returned a value its original never returns (a design's mistake,
+    reported as the run's ``design-error``); ``code`` is the replacement's."""
+
+    def __init__(self, message: str, code: types.CodeType) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _return_type(fn: Callable[..., Any]) -> Any:
+    """What ``fn``'s return annotation allows, as an isinstance() argument; None if it cannot be
+    checked (no annotation, a name only known to type checkers, a generic type)."""
+    ann = getattr(fn, "__annotations__", {}).get("return")
+    if isinstance(ann, str):
+        try:
+            ann = eval(ann, dict(getattr(fn, "__globals__", {})))  # noqa: S307 - the model's own annotation
+        except Exception:  # noqa: BLE001 - e.g. a TYPE_CHECKING-only name
+            return None
+    if ann is None or ann is type(None):
+        return type(None)
+    try:
+        isinstance(None, ann)
+    except TypeError:
+        return None
+    return ann
+
+
+def _checked(new: types.FunctionType, old: Callable[..., Any]) -> Callable[..., Any]:
+    """``new``, checking that what it returns is of the type ``old`` is declared to return."""
+    allowed = _return_type(old)
+    if allowed is None:
+        return new
+    code = new.__code__
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        value = new(*args, **kwargs)
+        if not isinstance(value, allowed):
+            raise WrongReturnType(
+                f"{new.__name__}() returned {shown(value)}, a {type(value).__name__}: the function it replaces "
+                f"returns {old.__annotations__.get('return')}", code)
+        return value
+
+    checked.__wrapped__ = new  # type: ignore[attr-defined]
+    checked.__name__ = new.__name__
+    checked.__qualname__ = new.__qualname__
+    checked.__module__ = new.__module__
+    return checked
 
 
 def _global_names(code: types.CodeType) -> set[str]:

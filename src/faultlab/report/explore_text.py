@@ -7,7 +7,7 @@ from rich.text import Text
 
 from faultlab.execution import ModelRunResult
 from faultlab.exploring import Counterexample, DesignVerdict
-from faultlab.report.swimlanes import lane_rows, swimlane_table
+from faultlab.report.swimlanes import elide, lane_rows, swimlane_table
 
 
 def verdict_line(v: DesignVerdict) -> Text:
@@ -36,7 +36,7 @@ def print_counterexample(out: Console, design: str, c: Counterexample) -> None:
 
 def print_lanes(out: Console, run: ModelRunResult, vid: str | None) -> None:
     step = next((v.step for v in run.violations if v.id == vid), None) if vid else None
-    out.print(swimlane_table(run.thread_names, lane_rows(run.steps, run.events, step)))
+    out.print(swimlane_table(run.thread_names, elide(lane_rows(run.steps, run.events, step))))
 
 
 def print_exploration(out: Console, scenario_path: str, title: str, strategy: str,

@@ -32,6 +32,20 @@ def counters_json(counters: Counter[str], lock_counts: Counter[str]) -> dict[str
     }
 
 
+CRASHES = ("livelock", "design-error", "model-error")
+"""Violations that end a run early: a run that shows one says how to replay it."""
+
+
+def add_replay(doc: dict[str, Any], scenario: Scenario, design_arg: str, result: ModelRunResult) -> None:
+    """Give a run's document the command that replays it, when the run ended early (CRASHES)."""
+    if not any(v.id in CRASHES for v in result.violations):
+        return
+    from faultlab.explore.schedule import encode
+
+    schedule = encode([s.tid for s in result.steps], scenario.digest(), doc["design"])
+    doc["replay"] = f"faultlab replay {scenario.path} --design {design_arg} --schedule {schedule}"
+
+
 def run_json(scenario: Scenario, design: str, result: ModelRunResult) -> dict[str, Any]:
     expected = {(t.name, i): op.expect for t in scenario.all_threads() for i, op in enumerate(t.ops)}
     seen: dict[str, int] = {}

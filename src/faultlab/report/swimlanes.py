@@ -73,6 +73,21 @@ def lane_rows(steps: list[Step], events: list[Event], violation_step: int | None
     return rows
 
 
+MAX_ROWS = 400
+"""Swim lanes show at most this many rows: the first and the last steps of a longer run (a
+livelock's runs to its step limit)."""
+
+
+def elide(rows: list[LaneRow], limit: int = MAX_ROWS) -> list[LaneRow]:
+    """``rows`` cut to their first quarter and last three quarters of ``limit``, with a row
+    (``tid`` -1) saying how many steps were left out."""
+    if len(rows) <= limit:
+        return rows
+    head, tail = rows[: limit // 4], rows[-(limit - limit // 4):]
+    gap = tail[0].step - head[-1].step - 1
+    return [*head, LaneRow(head[-1].step + 1, -1, "", f"... {gap} steps not shown ...", []), *tail]
+
+
 def swimlane_table(thread_names: list[str], rows: list[LaneRow]) -> Table:
     table = Table(show_lines=False, pad_edge=False, title="swim lanes (locks held after each step in [ ])")
     table.add_column("step", justify="right")
@@ -80,6 +95,9 @@ def swimlane_table(thread_names: list[str], rows: list[LaneRow]) -> Table:
         table.add_column(name, overflow="fold")
     last_func: dict[int, str] = {}
     for row in rows:
+        if row.tid < 0:
+            table.add_row("", *[Text(row.label, style="dim")] * len(thread_names))
+            continue
         cell = Text()
         if row.func and row.func != last_func.get(row.tid):
             cell.append(f"{row.func}()\n", style="bold")

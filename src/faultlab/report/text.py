@@ -44,3 +44,6 @@ def print_run(console: Console, doc: dict[str, Any]) -> None:
         console.print(f"file {name}: size {fs['size']}: {contents}", soft_wrap=True)
     for v in doc["violations"]:
         console.print(Text(f"VIOLATION {v['id']}: {v['message']}", style="bold red"), soft_wrap=True)
+    if "replay" in doc:
+        console.print("replay it with:")
+        console.print(doc["replay"], soft_wrap=True)

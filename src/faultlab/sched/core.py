@@ -38,6 +38,10 @@ class Access(enum.IntEnum):
     WRITE = 3
 
 
+STEP_LIMIT = 200_000
+"""Steps per run (faultlab.limits.MAX_STEPS_PER_RUN): past it, the run is a ``livelock``."""
+
+
 def conflicting(a: Access, b: Access) -> bool:
     """Whether two accesses to the same object are dependent."""
     return a != b or a == Access.WRITE
@@ -77,9 +81,10 @@ class SchedulerError(Exception):
     """The chooser asked for something impossible (for example a schedule naming a blocked thread)."""
 
 
-class StepLimitError(SchedulerError):
-    """A run went past the scheduler's step limit: the model (or a user's design) does not
-    terminate.  Unlike a chooser's errors, a fact about the run, which reports it."""
+class StepLimitExceeded(BaseException):  # noqa: N818 - ends a run, like the watchdog's StepTimeout
+    """The run made more than ``Scheduler.step_limit`` steps: a livelock (a design or a retry loop
+    that goes round for ever).  Raised at every scheduling point past the limit, and a
+    BaseException, so that model code catching ``Exception`` cannot carry on regardless."""
 
 
 @dataclass(eq=False, slots=True)
@@ -172,7 +177,9 @@ class Scheduler:
         # Set by a report-time tracer to name the kernel function of each recorded step.
         self.func_of: Callable[[], str] | None = None
         self.deadlock: Deadlock | None = None
-        self.step_limit = 200_000
+        self.step_limit = STEP_LIMIT
+        self.last_thread: ModelThread | None = None  # the thread the main loop last ran (an error's)
+        self.running = False  # inside run() (the watchdog raises into a run only then)
         # Called before each step is committed, i.e. in the state the previous step left
         # (explore --crash checks a crash there).
         self.between_steps: Callable[[], None] | None = None
@@ -304,7 +311,7 @@ class Scheduler:
                                    t.pending_more))
         self.nsteps += 1
         if self.nsteps > self.step_limit:
-            raise StepLimitError(f"more than {self.step_limit} steps: the scenario does not terminate")
+            raise StepLimitExceeded(f"more than {self.step_limit} steps")
         t.ready_fn = None
 
     def _start(self, t: ModelThread) -> None:
@@ -325,22 +332,32 @@ class Scheduler:
         self.main = greenlet.getcurrent()
         for t in self.threads:
             self._start(t)
+        self.running = True
+        try:
+            self._loop()
+        except BaseException:
+            self.current = None
+            self._kill_all()
+            raise
+        finally:
+            self.running = False
+        blocked = [t for t in self.threads if not t.finished]
+        if blocked:
+            self.deadlock = Deadlock(blocked)
+            self._kill_all()
+
+    def _loop(self) -> None:
         chosen = self._pick()
         while chosen is not None:
+            self.last_thread = chosen
             self._commit(chosen)
             self.current = chosen
             assert chosen.glet is not None
             nxt = chosen.glet.switch()
             self.current = None
             if chosen.error is not None:
-                err = chosen.error
-                self._kill_all()
-                raise err
+                raise chosen.error
             chosen = nxt if isinstance(nxt, ModelThread) else self._pick()
-        blocked = [t for t in self.threads if not t.finished]
-        if blocked:
-            self.deadlock = Deadlock(blocked)
-            self._kill_all()
 
     def _kill_all(self) -> None:
         for t in self.threads:
