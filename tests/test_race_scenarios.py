@@ -138,14 +138,14 @@ def spinning_cow_fault(k: Any, vmf: Any) -> int:
         vmf.vma.file.i_size_read(k)
 
 
-def test_a_design_that_never_returns_is_the_runs_model_error() -> None:
-    """Past the scheduler's step limit a run ends with a model-error violation (exit status 1
-    from the command line), not an exception out of faultlab."""
+def test_a_design_that_never_returns_is_the_runs_livelock() -> None:
+    """Past the scheduler's step limit a run ends with a livelock violation (exit status 1 from
+    the command line), not an exception out of faultlab."""
     from faultlab.execution import ModelExecution
     from faultlab.sched import SequentialChooser
 
     design = get_design("v4.10").variant("v4.10-spin", "a COW fault that never returns", "a test",
                                          {era.do_cow_fault: spinning_cow_fault})
     result = ModelExecution(load_scenario("scenarios/seed/cow-vs-truncate.toml"), design).run(SequentialChooser())
-    assert "model-error" in [v.id for v in result.violations]
-    assert any("does not terminate" in v.message for v in result.violations)
+    assert [v.id for v in result.violations] == ["livelock"]
+    assert "steps" in result.violations[0].message
