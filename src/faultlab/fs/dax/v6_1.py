@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 from faultlab.fs.dax.v4_0 import (
     EIO,
     buffer_written,
-    dax_do_io_read,
     dax_fault_return,
     dax_free_blocks,
     dax_truncate_page,
@@ -41,7 +40,7 @@ from faultlab.fs.dax.v4_7 import (
     grab_mapping_entry,
     put_locked_mapping_entry,
 )
-from faultlab.fs.dax.v4_10 import dax_writeback_mapping_range
+from faultlab.fs.dax.v4_10 import dax_writeback_mapping_range, ext4_dax_read  # unchanged in 6.1
 from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
 from faultlab.kernel.eras.v6_1 import finish_fault
 from faultlab.kernel.flags import (
@@ -214,11 +213,6 @@ def ext4_dax_setattr(k: Kernel, inode: Inode, newsize: int) -> None:
         dax_truncate_page(k, inode, newsize, ext4_dax_get_block)
         dax_free_blocks(k, inode, newsize)
     inode.invalidate_lock.up_write(k)
-
-
-def ext4_dax_read(k: Kernel, inode: Inode, pos: int, count: int) -> bytes:
-    """dax_iomap_rw() for reads."""
-    return dax_do_io_read(k, inode, pos, count, ext4_dax_get_block)
 
 
 def ext4_dax_fsync(k: Kernel, inode: Inode) -> int:
