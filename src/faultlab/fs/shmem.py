@@ -112,4 +112,5 @@ FS = FileSystemType(
     f_op=FileOperations("shmem_file_operations", read_iter=do_generic_file_read, write_iter=shmem_file_write_iter,
                         fsync=noop_fsync, mmap=shmem_mmap, fallocate=shmem_fallocate),
     a_ops=AddressSpaceOperations("shmem_aops"),
+    extra=(("shmem_mapping", True),),  # what shmem_mapping() tests (mapping->a_ops == &shmem_aops)
 )

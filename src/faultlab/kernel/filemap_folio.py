@@ -137,7 +137,8 @@ def filemap_map_pages_6_18(k: Kernel, vmf: VmFault, start_pgoff: int, end_pgoff:
     the file's last or the file is shmem: with no table, nothing is mapped around the fault."""
     inode = vmf.vma.file
     file_end = size_in_pages(inode.i_size_read(k)) - 1
-    return _map_pages(k, vmf, start_pgoff, min(end_pgoff, file_end), None if inode.fs.name == "tmpfs" else file_end)
+    shmem_mapping = bool(inode.fs.option("shmem_mapping", False))
+    return _map_pages(k, vmf, start_pgoff, min(end_pgoff, file_end), None if shmem_mapping else file_end)
 
 
 def _map_pages(k: Kernel, vmf: VmFault, start_pgoff: int, end_pgoff: int, file_end: int | None) -> int:
