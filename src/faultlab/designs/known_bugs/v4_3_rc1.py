@@ -12,8 +12,8 @@ and calls unmap_mapping_range() on it, which asks for i_mmap_rwsem again.  That 
 i_mmap_rwsem -> page lock, inverts the one a fault that found the hole page at its start, and
 truncate_inode_page(), take (page lock -> i_mmap_rwsem in unmap_mapping_range()); and the second
 down_write() of i_mmap_rwsem by its own holder never returns.  4.3-rc1's read branch also
-i_mmap_unlock_write()s when it found a hole page and so never took the lock (the generic/075 hang
-Ross Zwisler's "dax: fix deadlock in __dax_fault" patched in -mm).
+i_mmap_unlock_write()s when it found a hole page and so never took the lock (an up_write() of an
+rwsem it does not hold).
 
 Fixed for 4.3 by 0f90cc6609c7 "mm, dax: fix DAX deadlocks" ("essentially returning us to the DAX
 locking scheme that was used in v4.2": i_mmap_rwsem for read in dax_insert_mapping() and the COW
