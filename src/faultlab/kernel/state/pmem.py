@@ -47,12 +47,13 @@ class PmemDevice:
         self.sched = sched
 
     # -- the allocator -----------------------------------------------------------------------------
-    def reserve(self, count: int, contents: Callable[[int], bytes | None]) -> int | None:
-        """Contiguous blocks for a file created with contents (the scenario's set-up); block
-        ``base + i`` initially holds ``contents(i)``."""
-        if self.next_fresh + count > self.nblocks:
+    def reserve(self, count: int, contents: Callable[[int], bytes | None], align: int = 1) -> int | None:
+        """Contiguous blocks for a file created with contents (the scenario's set-up), starting on
+        a multiple of ``align`` blocks; block ``base + i`` initially holds ``contents(i)``."""
+        base = -(-self.next_fresh // align) * align
+        if base + count > self.nblocks:
             return None
-        base = self.next_fresh
+        self.next_fresh = base
         self.next_fresh += count
         self.allocated += count
         self.images.append((base, count, contents))
