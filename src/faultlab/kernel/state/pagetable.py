@@ -132,16 +132,16 @@ class PageTable:
 
     # -- the PMD level (2 MiB mappings) ----------------------------------------------------------------
     def pmd_read(self, k: Kernel, address: int, label: str = "read pmd") -> PmdVal:
-        """*pmd: none (None), a page table (PMD_TABLE) or a huge PMD.  A table stays (no step)."""
+        """*pmd: none (None), a page table (PMD_TABLE) or a huge PMD.  A huge PMD set over a table
+        (the pmd-pte-collision bug) is what the PMD holds: the table pointer was overwritten."""
         table = address & _PMD_MASK
-        if table in self.tables:
-            return PMD_TABLE
         if not self.pmds:
-            return None if self.pmd_none(k, address) else PMD_TABLE
+            return PMD_TABLE if table in self.tables or not self.pmd_none(k, address) else None
         k.sched.point(self.pmd_cells[table], READ, label, more=((self.present, READ),))
-        if table in self.tables:
-            return PMD_TABLE
-        return self.huge.get(table)
+        huge = self.huge.get(table)
+        if huge is not None:
+            return huge
+        return PMD_TABLE if table in self.tables else None
 
     def set_huge(self, k: Kernel, vma: VmaLike, address: int, pmd: HugePmd, label: str = "set_pmd_at") -> None:
         """set_pmd_at() of a huge PMD, the caller holding the PMD lock; the checks hear of it
