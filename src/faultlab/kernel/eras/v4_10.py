@@ -64,9 +64,10 @@ def handle_mm_fault(k: Kernel, vma: Vma, address: int, flags: int) -> int:
     VM_FAULT_FALLBACK; a huge PMD is made writable by wp_huge_pmd() (falling back to PTEs for a
     COW) or just marked accessed.  Then the PTE table and handle_pte_fault(), which returns 0 on a
     PMD that turned huge meanwhile ("if (pmd_devmap(*vmf->pmd) || pmd_trans_unstable(vmf->pmd))
-    return 0").  (The model allocates the PTE table before handle_pte_fault, as 3.15 did; 4.10
-    allocates it in alloc_set_pte().)  Without PMDs (see transparent_hugepage_enabled) this is
-    3.15's handle_mm_fault."""
+    return 0").  Where PMDs are possible the PTE table is made late, in finish_fault(), as 4.10's
+    alloc_set_pte() does (Kirill Shutemov's "mm: postpone page table allocation until we have page
+    to map"); elsewhere the model allocates it here, as 3.15 did, and this is 3.15's
+    handle_mm_fault."""
     k.count("faults")
     vmf = VmFault(vma, address, vma.linear_page_index(address), flags)
     huge = transparent_hugepage_enabled(vma)
@@ -84,9 +85,10 @@ def handle_mm_fault(k: Kernel, vma: Vma, address: int, flags: int) -> int:
             else:
                 huge_pmd_set_accessed(k, vma, address, vmf.write)
                 return 0
-    __pte_alloc(k, vma, address)
-    if huge and is_huge(vma.mm.pt.pmd_read(k, address, "handle_pte_fault: pmd_devmap")):
-        return 0
+        if is_huge(vma.mm.pt.pmd_read(k, address, "handle_pte_fault: pmd_devmap")):
+            return 0
+    else:
+        __pte_alloc(k, vma, address)
     return handle_pte_fault(k, vmf)
 
 
@@ -158,6 +160,16 @@ def finish_fault(k: Kernel, vmf: VmFault) -> int:
     it under the PTL; VM_FAULT_NOPAGE when another fault got there first."""
     page = vmf.cow_page if (vmf.write and not vmf.vma.shared) else vmf.page
     assert page is not None
+    vma = vmf.vma
+    if transparent_hugepage_enabled(vma):
+        # alloc_set_pte() -> pte_alloc_one_map(): the PTE table is made here, under whatever lock
+        # the caller holds (a DAX fault: its entry lock), and a PMD that turned huge meanwhile
+        # sends the fault back ("if (pmd_devmap_trans_unstable(vmf->pmd)) return VM_FAULT_NOPAGE",
+        # 4.12 "mm: avoid spurious 'bad pmd' warning messages").
+        if vma.mm.pt.pmd_none(k, vmf.address):
+            __pte_alloc(k, vma, vmf.address)
+        if is_huge(vma.mm.pt.pmd_read(k, vmf.address, "pte_alloc_one_map: pmd_devmap_trans_unstable")):
+            return VM_FAULT_NOPAGE
     pte_offset_map_lock(k, vmf)
     ret = alloc_set_pte(k, vmf, page)
     pte_unmap_unlock(k, vmf)
