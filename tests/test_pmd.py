@@ -64,13 +64,25 @@ def test_designs_before_the_pmd_fault_map_ptes(design: str) -> None:
 
 
 @pytest.mark.parametrize("design", ["v4.10", "v6.1"])
-def test_a_write_to_the_huge_zero_page_falls_back_to_ptes(design: str) -> None:
+def test_a_write_to_the_huge_zero_page_allocates_2m_and_maps_it_with_one_pmd(design: str) -> None:
     result = run(PMD / "hole-read-then-write.toml", design)
+    assert not result.violations, result.violations
+    f = faults(result)
+    assert (f["total"], f["pmd"], f["pmd-fallback"]) == (2, 2, 0)
+    assert [r.minflt for r in result.record.ops] == [0, 1, 1, 0, 0]  # as the DAX VM counts them
+    [pmd] = hugepmds(result)
+    assert pmd.block == 0 and pmd.write and pmd.dirty  # the zero page gave way to the new 2 MiB
+    assert result.counters["blocks_allocated"] == 512
+
+
+@pytest.mark.parametrize("design", ["v4.10", "v6.1"])
+def test_a_write_to_the_huge_zero_page_falls_back_to_ptes_without_an_aligned_extent(design: str) -> None:
+    result = run(PMD / "hole-write-no-room.toml", design)
     assert not result.violations, result.violations
     f = faults(result)
     assert (f["pmd"], f["pmd-fallback"]) == (1, 1)
     assert not hugepmds(result)  # split: the zero PMD is gone, the PTEs took over
-    assert result.counters["blocks_allocated"] == 1  # one 4 KiB block, not 2 MiB
+    assert result.counters["blocks_allocated"] == 1  # one 4 KiB block
 
 
 @pytest.mark.parametrize("design", ["v4.10", "v6.1"])

@@ -407,8 +407,8 @@ def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
     shorter than that falls back); the PMD entry (-EEXIST falls back); the 4.12 re-check of the PMD
     (dax_pmd_fault_raced_pte); then a block maps a huge pfn PMD (dax_pmd_insert_mapping) and a hole
     the huge zero page (dax_pmd_load_hole).  A fallback splits the PMD (split_huge_pmd) and counts
-    THP_FAULT_FALLBACK.  ext4 allocating a 2 MiB extent for a PMD write to a hole is not modelled:
-    such a write falls back to PTEs."""
+    THP_FAULT_FALLBACK.  A write over a 2 MiB hole has ext4 allocate a 2 MiB extent
+    (ext4_iomap_begin_pmd)."""
     vma = vmf.vma
     inode = vma.file
     mapping = inode.mapping
@@ -425,7 +425,7 @@ def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
         return VM_FAULT_SIGBUS
     if pgoff | (PMD_PAGES - 1) > max_pgoff:  # "If the PMD would extend beyond the file size"
         return dax_pmd_fallback(k, vmf, result)
-    ext, length = inode.map_range(k, pgoff, PMD_PAGES)  # ->iomap_begin(pos, PMD_SIZE, ...)
+    ext, length, _new = ext4_iomap_begin_pmd(k, inode, pgoff, write)  # ->iomap_begin(pos, PMD_SIZE, ...)
     if length < PMD_PAGES or (write and ext is None):
         return dax_pmd_fallback(k, vmf, result)
     entry = grab_mapping_entry_pmd(k, mapping, pgoff)
@@ -439,6 +439,36 @@ def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
         result = dax_pmd_load_hole(k, vmf, pgoff, entry)
     put_locked_mapping_entry(k, mapping, pgoff, entry)
     return dax_pmd_fallback(k, vmf, result)
+
+
+def ext4_iomap_begin_pmd(k: Kernel, inode: Inode, index: int, write: bool) -> tuple[Extent | None, int, bool]:
+    """ext4_iomap_begin(pos, PMD_SIZE, IOMAP_WRITE?) for a PMD fault (4.10 and 6.1): the extent at
+    ``index`` and how many of the 512 blocks it covers, and whether it is new (IOMAP_F_NEW).  A
+    write over a whole 2 MiB hole allocates one extent, zeroed before it is reachable
+    (EXT4_GET_BLOCKS_CREATE_ZERO): ext4 made with a 2 MiB stripe (``pmem_align = "2m"``) gives
+    it 2 MiB aligned.  A partly mapped range is reported as it is (the caller falls back)."""
+    ext, length = inode.map_range(k, index, PMD_PAGES)
+    if ext is not None or not write or length < PMD_PAGES:
+        return ext, length, False
+    inode.i_data_sem.down_write(k)
+    ext, length = inode.map_range(k, index, PMD_PAGES)
+    if ext is not None or length < PMD_PAGES:
+        inode.i_data_sem.up_write(k)
+        return ext, length, False
+    base = k.pmem.alloc_aligned(k, PMD_PAGES)
+    if base is None:  # no aligned room: ext4 would map something shorter
+        inode.i_data_sem.up_write(k)
+        return None, 0, False
+    k.count("blocks_allocated", PMD_PAGES)
+    for i in range(PMD_PAGES):
+        k.events.emit("block_alloc", inode=inode, index=index + i, block=base + i)
+    k.pmem.zero_range(k, base, PMD_PAGES, "ext4_issue_zeroout")
+    k.count("pages_zeroed", PMD_PAGES)
+    for i in range(PMD_PAGES):
+        k.events.emit("block_zero", block=base + i)
+    inode.set_extents(k, index, base, PMD_PAGES, "ext4_ext_map_blocks")
+    inode.i_data_sem.up_write(k)
+    return Extent(base), PMD_PAGES, True
 
 
 def dax_pmd_fallback(k: Kernel, vmf: VmFault, result: int) -> int:

@@ -49,6 +49,7 @@ from faultlab.fs.dax.v4_10 import (  # unchanged in 6.1
     dax_pte_fault_raced_pmd,
     dax_writeback_mapping_range,
     ext4_dax_read,
+    ext4_iomap_begin_pmd,
     grab_mapping_entry,
     grab_mapping_entry_pmd,
 )
@@ -200,8 +201,8 @@ def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
     !pmd_trans_huge(*vmf->pmd) && !pmd_devmap(*vmf->pmd)) { ret = 0; goto unlock_entry; }" (a
     PTE fault got there first: retry), ->iomap_begin for 2 MiB (a shorter extent breaks out, a
     fallback) and dax_fault_iter() for a PMD.  A fallback splits the PMD and counts
-    THP_FAULT_FALLBACK.  ext4 allocating a 2 MiB extent for a PMD write to a hole is not
-    modelled: such a write falls back to PTEs."""
+    THP_FAULT_FALLBACK.  A write over a 2 MiB hole has ext4 allocate a 2 MiB extent
+    (ext4_iomap_begin_pmd)."""
     vma = vmf.vma
     inode = vma.file
     mapping = inode.mapping
@@ -217,7 +218,7 @@ def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
             if pmd is not None and not is_huge(pmd):
                 ret = 0
             else:
-                ext, length = inode.map_range(k, index, PMD_PAGES)  # iomap_iter() -> ext4_iomap_begin()
+                ext, length, _new = ext4_iomap_begin_pmd(k, inode, index, vmf.write)  # iomap_iter()
                 if length >= PMD_PAGES and not (vmf.write and ext is None):
                     ret = dax_fault_iter_pmd(k, vmf, index, ext, entry)
             put_locked_mapping_entry(k, mapping, index, entry)  # dax_unlock_entry()

@@ -136,6 +136,15 @@ class Inode:
             n += 1
         return first, n
 
+    def set_extents(self, k: Kernel, index: int, base: int, count: int, label: str) -> None:
+        """Map ``count`` blocks from ``index`` to the pmem blocks from ``base``, one step (one
+        extent spliced into the tree)."""
+        cells = [self.blocks[i] for i in range(index, index + count)]
+        k.sched.point(cells[0], WRITE, label,
+                      more=((self.mapped, UPDATE), (self.initial_cell, READ), *((c, WRITE) for c in cells[1:])))
+        for i in range(count):
+            self.extents[index + i] = Extent(base + i)
+
     def set_extent(self, k: Kernel, index: int, ext: Extent, label: str = "splice block") -> None:
         k.sched.point(self.blocks[index], WRITE, label, more=((self.mapped, UPDATE), (self.initial_cell, READ)))
         self.extents[index] = ext
