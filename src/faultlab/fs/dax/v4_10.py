@@ -385,10 +385,13 @@ def grab_mapping_entry_pmd(k: Kernel, mapping: AddressSpace, index: int) -> DaxE
 
 
 def dax_pte_fault_raced_pmd(k: Kernel, vmf: VmFault) -> bool:
-    """In dax_iomap_fault, after grab_mapping_entry() (4.12, e2093926a098 "dax: Fix race between
-    colliding PMD & PTE entries", in 4.10's stable line here): "It is possible, particularly with
-    mixed reads & writes to private mappings, that we have raced with a PMD fault that overlaps
-    with the PTE we need to set up.  If so just return and the fault will be retried."
+    """In dax_iomap_fault, after grab_mapping_entry(): Ross Zwisler's "dax: Fix race between
+    colliding PMD & PTE entries" (2017, Cc stable, Message-ID
+    20170517171639.14501-2-ross.zwisler@linux.intel.com; 4.12), in the form fs/dax.c kept after
+    the follow-up that also checks pmd_trans_huge() for the huge zero page: "It is possible,
+    particularly with mixed reads & writes to private mappings, that we have raced with a PMD fault
+    that overlaps with the PTE we need to set up.  If so just return and the fault will be
+    retried."  (v1 of the patch split the PMD here instead.)
     """
     return is_huge(vmf.vma.mm.pt.pmd_read(k, vmf.address, "pmd_trans_huge || pmd_devmap"))
 
