@@ -22,7 +22,7 @@ SEED = ROOT / "scenarios/seed/cow-vs-truncate.toml"
 
 # The race scenarios are explored at this preemption bound: complete within the bound, a few
 # seconds each (unbounded, three threads faulting on one DAX entry run to millions of schedules).
-RACE_BOUND = {"three-hole-readers.toml": 2, "hole-double-zero.toml": 2}
+RACE_BOUND = {"three-hole-readers.toml": 2, "hole-double-zero.toml": 2, "pmd-pte-collision-private.toml": 2}
 
 
 @pytest.mark.parametrize("design", ["v4.0", "v4.7", "v4.10", "v7"])

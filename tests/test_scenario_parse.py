@@ -497,7 +497,8 @@ def test_toml_bad_escape_in_basic_string() -> None:
         (
             'title = "t"\nfs = "dax"\ntimeout = 3\n[threads.t]\nops = []\n',
             3,
-            "unknown key 'timeout': expected one of title, fs, mm, memory_limit, pmem_size, files, setup, threads",
+            "unknown key 'timeout': expected one of title, fs, mm, memory_limit, pmem_size, pmem_align, files, setup, "
+            "threads",
         ),
         (
             'title = "t"\nfs = "dax"\n[files.d]\nsize = 1\n\nsise = 2\n[threads.t]\nops = []\n',

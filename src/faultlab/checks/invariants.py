@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from faultlab.checks.pmd import PMD_PTE_COLLISION, pmd_over_table, pte_under_huge
 from faultlab.kernel.events import Event
 from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, size_in_pages
 from faultlab.kernel.locking import SpinLock
@@ -30,6 +31,7 @@ INVARIANT_IDS = (
     "torn-metadata",
     "stale-read",
     "cow-accounting",
+    "pmd-pte-collision",
     "lock-pairing",
     "lock-order",
     "sleep-in-atomic",
@@ -113,9 +115,15 @@ class InvariantChecker:
             self.report("use-after-free", f"PTE {addr:#x} set to pmem block {pte.block}, which is free")
         self.check_cow_accounting(vma, pte, addr)
         self.check_stale_hole_mapping(vma, pte, pgoff)
+        if (collision := pte_under_huge(d)) is not None:
+            self.report(PMD_PTE_COLLISION, collision)
         if pte.page is not None and pte.page in self.deleted and pte.page._mapping is None:
             self.report("pte-on-truncated-page", f"PTE {addr:#x} (page {pgoff} of {inode.name}) set to "
                         f"{pte.page!r}, which is no longer in the page cache")
+
+    def on_pmd_set(self, d: dict[str, Any]) -> None:
+        if (collision := pmd_over_table(d)) is not None:
+            self.report(PMD_PTE_COLLISION, collision)
 
     def on_page_cache_delete(self, d: dict[str, Any]) -> None:
         """A page leaves its page cache (truncate, punch hole, invalidation) only once no PTE

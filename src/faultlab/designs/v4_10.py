@@ -4,7 +4,9 @@
 ``dax_iomap_fault`` copies into ``vmf->cow_page``, calls ``finish_fault()`` (which maps it as an
 anonymous page under the PTL) while still holding the DAX entry lock, and returns
 VM_FAULT_DONE_COW; ``do_cow_fault`` just returns.  Includes 13e451fdc1af (the entry is locked
-before ->iomap_begin), tagged for stable.
+before ->iomap_begin), tagged for stable.  PMD faults (``->pmd_fault`` -> ``dax_iomap_pmd_fault``,
+where a scenario's extents are 2 MiB aligned) with 4.12's "dax: Fix race between colliding PMD &
+PTE entries"; the release without it is the known bug ``v4.10-pmd-pte-collision``.
 """
 
 from faultlab.designs.base import PAGE_CACHE_4_5, Design

@@ -2,7 +2,8 @@
 hole, the zero page for DAX holes (4.17), ``vmf_insert_mixed_mkwrite`` (4.15), ``dax_iomap_fault``
 with ``dax_fault_cow_page`` and ``finish_fault`` (VM_FAULT_DONE_COW, as 4.10), truncate unmapping
 the whole DAX file first (``ext4_break_layouts``, 4.18), folio ``filemap_fault`` and
-``filemap_map_pages``, no PTE table allocation before the handlers (4.11).
+``filemap_map_pages``, no PTE table allocation before the handlers (4.11), PMD faults
+(``ext4_dax_huge_fault`` -> ``dax_iomap_pmd_fault``) where a scenario's extents are 2 MiB aligned.
 """
 
 from faultlab.designs.base import Design

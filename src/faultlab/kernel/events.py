@@ -23,6 +23,8 @@ EVENT_KINDS = (
     "pte_set",  # mm, addr, target ("page"/"pfn"), page, block, file, pgoff, anon, write
     "pte_clear",  # mm, addr, entry
     "pte_wrprotect",  # mm, addr
+    "pmd_set",  # mm, vma, addr, pmd, over_table: a huge PMD was set (over_table: a PTE table is there)
+    "pmd_clear",  # mm, vma, addr, pmd: a huge PMD was cleared (zap, split)
     "page_free",  # page
     "page_cache_delete",  # page, mapping, index: the page left the page cache
     "punch_end",  # inode, offset, length: fallocate(PUNCH_HOLE) returned

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from faultlab.errors import UserError
 from faultlab.explore.common import RunCut
 from faultlab.kernel.events import EventBus
-from faultlab.kernel.flags import PAGE_SIZE, size_in_pages
+from faultlab.kernel.flags import PAGE_SIZE, PTRS_PER_PTE, size_in_pages
 from faultlab.kernel.locking import Lock, Mutex, RWSem
 from faultlab.kernel.mm import AuditedMmStruct, MmStruct
 from faultlab.kernel.state.cell import READ, WRITE, Cell, CellMap
@@ -44,6 +44,8 @@ class Kernel:
         self.events = EventBus(lambda: sched.nsteps - 1, self.tid, sched if sched.audit else None)
         self.alloc = PageAllocator(sched, scenario.memory_limit_pages)
         self.pmem = PmemDevice(sched, scenario.pmem_size)
+        # pmem_align = "2m": extents are 2 MiB aligned and DAX mappings may map PMDs.
+        self.pmds = scenario.pmem_align == "2m"
         self._mm_cls = AuditedMmStruct if sched.audit else MmStruct
         # One mm for all threads (threads of a process), or one per thread (processes).
         self.mms: dict[int, MmStruct] = {}
@@ -69,6 +71,7 @@ class Kernel:
 
     def _new_mm(self, name: str) -> MmStruct:
         mm = self._mm_cls(self.sched, name)
+        mm.pt.pmds = self.pmds
         if self.audit:
             mm._audit_sched = self.sched
         return mm
@@ -78,7 +81,7 @@ class Kernel:
         pages = 0 if f.hole else size_in_pages(f.size)
         inode = (AuditedInode if self.audit else Inode)(self.sched, f.name, fstype, f.size, f.fill, pages)
         if fstype.dax and pages:
-            base = self.pmem.reserve(pages, inode.initial_contents)
+            base = self.pmem.reserve(pages, inode.initial_contents, PTRS_PER_PTE if self.pmds else 1)
             if base is None:
                 raise UserError(f"file {f.name} ({f.size} bytes) does not fit on the {self.scenario.pmem_size}-byte "
                                 "pmem device", where=str(f.loc))
@@ -91,6 +94,7 @@ class Kernel:
         if self.audit:
             inode._audit_sched = self.sched
             mapping._audit_sched = self.sched
+        mapping.huge = self.pmds and fstype.dax
         inode.mapping = mapping
         return inode
 

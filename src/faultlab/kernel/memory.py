@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_FAULT_NOPAGE, VM_MIXEDMAP, VM_WRITE
+from faultlab.kernel.huge_memory import zap_huge_pmds
 from faultlab.kernel.state.page import Page, SetPageDirty, get_page, page_mapping, put_page
 from faultlab.kernel.state.pagetable import Pte, install_pte, remove_pte
 
@@ -154,8 +155,11 @@ def zap_pte_range(k: Kernel, vma: Vma, start: int, end: int, check_mapping: Addr
     (an unlocked pmd_none() test, as in Linux), walk its entries under its PTL and clear them.
     With ``check_mapping`` (even_cows == 0), pages of another mapping (anon COW copies) are kept;
     pfn entries are zapped regardless.  The pages are put after the walk, as tlb_finish_mmu() does
-    after the TLB flush."""
+    after the TLB flush.  Huge PMDs under the range (where the scenario has them) are zapped first
+    (zap_pmd_range(): zap_huge_pmd(), or __split_huge_pmd() for part of one)."""
     pt = vma.mm.pt
+    if pt.pmds:
+        zap_huge_pmds(k, vma, start, end)
     for table in pt.tables_in(k, start, end):
         lo, hi = max(start, table), min(end, table + PMD_SIZE)
         ptl = pt.ptl(table)

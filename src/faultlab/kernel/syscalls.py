@@ -35,6 +35,7 @@ from faultlab.kernel.flags import (
     VM_SHARED,
     VM_WRITE,
 )
+from faultlab.kernel.huge_memory import change_huge_pmd
 from faultlab.kernel.memory import i_mmap_lock_write, i_mmap_unlock_write, pte_read, set_pte_at, zap_pte_range
 from faultlab.kernel.mm import Vma
 from faultlab.kernel.state.cell import WRITE
@@ -128,6 +129,8 @@ def change_protection(k: Kernel, vma: Vma) -> None:
     gets pte_modify(vm_page_prot); with dirty_accountable a dirty one stays writable."""
     pt = vma.mm.pt
     dirty_accountable = vma.writenotify
+    for table in pt.huge_in(k, vma.start, vma.end):  # change_pmd_range() -> change_huge_pmd()
+        change_huge_pmd(k, vma, table)
     for table in pt.tables_in(k, vma.start, vma.end):
         lo, hi = max(vma.start, table), min(vma.end, table + PMD_SIZE)
         ptl = pt.ptl(table)

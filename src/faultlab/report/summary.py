@@ -21,6 +21,9 @@ def counters_json(counters: Counter[str], lock_counts: Counter[str]) -> dict[str
     faults: dict[str, int] = {"total": counters["faults"], "major": counters["faults.major"]}
     for kind in FAULT_KINDS:
         faults[kind] = counters[f"fault.{kind}"]
+    if counters["fault.pmd"] or counters["thp_fault_fallback"]:  # only runs that tried PMD faults
+        faults["pmd"] = counters["fault.pmd"]  # a huge PMD mapped (the rest of "total" were PTE faults)
+        faults["pmd-fallback"] = counters["thp_fault_fallback"]  # THP_FAULT_FALLBACK
     return {
         "faults": faults,
         "fault_around_pages": counters["fault_around_pages"],

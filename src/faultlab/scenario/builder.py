@@ -57,10 +57,13 @@ class ScenarioBuilder:
         memory_limit: int | str | None = None,
         pmem_size: int | str = DEFAULT_PMEM_SIZE,
         mm: str = "shared",
+        pmem_align: str | None = None,
     ) -> None:
         self._doc: dict[str, object] = {"title": title, "fs": fs, "pmem_size": pmem_size, "mm": mm}
         if memory_limit is not None:
             self._doc["memory_limit"] = memory_limit
+        if pmem_align is not None:
+            self._doc["pmem_align"] = pmem_align
         self._files: dict[str, dict[str, object]] = {}
         self._threads: dict[str, dict[str, object]] = {}
 

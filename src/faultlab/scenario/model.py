@@ -185,6 +185,7 @@ class Scenario:
     pmem_size: int = 1 << 30
     mm: str = "shared"
     setup: ThreadSpec | None = None  # the [setup] section's ops, run before the threads start
+    pmem_align: str = "4k"  # "2m": 2 MiB-aligned extents, DAX faults try a PMD first
 
     def all_threads(self) -> tuple[ThreadSpec, ...]:
         """The ``[setup]`` section (named :data:`SETUP`) if any, then the threads."""
@@ -197,6 +198,8 @@ class Scenario:
         h.update(self.mm.encode())
         h.update(repr(self.memory_limit_pages).encode())
         h.update(str(self.pmem_size).encode())
+        if self.pmem_align != "4k":
+            h.update(self.pmem_align.encode())
         for f in self.files:
             h.update(repr((f.name, f.size, f.fill, f.hole)).encode())
         for t in self.all_threads():

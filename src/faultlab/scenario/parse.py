@@ -59,7 +59,8 @@ from faultlab.scenario.prescan import (
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the document: ``("threads", "faulter", "ops", 1)``."""
 
-TOP_KEYS = ("title", "fs", "mm", "memory_limit", "pmem_size", "files", "setup", "threads")
+TOP_KEYS = ("title", "fs", "mm", "memory_limit", "pmem_size", "pmem_align", "files", "setup", "threads")
+PMEM_ALIGNS = ("4k", "2m")
 FILE_KEYS = ("size", "fill")
 THREAD_KEYS = ("ops",)
 DEFAULT_PMEM_SIZE = 1 << 30
@@ -86,6 +87,7 @@ def _fail(message: str) -> ScenarioError:
 # --------------------------------------------------------------------------------------------------
 # sizes
 
+PMD_PAGES = 512  # pages in a 2 MiB extent
 _SIZE_UNITS = {"": 1, "p": PAGE_SIZE, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 _SIZE_TERM = re.compile(r"([0-9]+)([pkmg]?)", re.IGNORECASE)
 SIZE_HELP = "expected bytes or a number with suffix p, k, m or g"
@@ -503,8 +505,9 @@ def compile_document(doc: Mapping[str, object], src: Where, path: str) -> Scenar
         memory_limit_pages = None if limit is None else parse_size(limit) // PAGE_SIZE
     with _at(src.where(("pmem_size",))):
         pmem_size = parse_size(doc.get("pmem_size", DEFAULT_PMEM_SIZE))
+    pmem_align = _pmem_align(doc, fs, src)
     if fs == "dax":
-        _check_pmem_fits(files, pmem_size, src)
+        _check_pmem_fits(files, pmem_size, src, PMD_PAGES if pmem_align == "2m" else 1)
     return Scenario(
         title=title,
         fs=fs,
@@ -515,7 +518,21 @@ def compile_document(doc: Mapping[str, object], src: Where, path: str) -> Scenar
         pmem_size=pmem_size,
         mm=str(mm),
         setup=setup,
+        pmem_align=pmem_align,
     )
+
+
+def _pmem_align(doc: Mapping[str, object], fs: str, src: Where) -> str:
+    """``pmem_align``: "4k" (default), or "2m": the device and the file system's extents are 2 MiB
+    aligned (``mkfs.ext4 -E stride=512,stripe_width=512`` on an aligned namespace), so DAX faults
+    try a PMD first.  Only for ``fs = "dax"``."""
+    align = doc.get("pmem_align", "4k")
+    if not isinstance(align, str) or align not in PMEM_ALIGNS:
+        raise ScenarioError(f"pmem_align must be one of {', '.join(repr(a) for a in PMEM_ALIGNS)}, got {shown(align)}",
+                            src.where(("pmem_align",)))
+    if align != "4k" and fs != "dax":
+        raise ScenarioError(f"pmem_align = {align!r} needs fs = \"dax\", got fs = {fs!r}", src.where(("pmem_align",)))
+    return align
 
 
 def _fs(doc: Mapping[str, object], src: Where) -> str:
@@ -537,14 +554,16 @@ def _files(value: object, src: Where) -> tuple[FileSpec, ...]:
     return tuple(_file(name, spec, src) for name, spec in files.items())
 
 
-def _check_pmem_fits(files: Sequence[FileSpec], pmem_size: int, src: Where) -> None:
+def _check_pmem_fits(files: Sequence[FileSpec], pmem_size: int, src: Where, align: int = 1) -> None:
     """DAX: the files' initial blocks are laid out one after another on the pmem device (holes take
-    none), so their pages must fit in ``pmem_size``."""
+    none; with ``align`` pages, each file starts on a multiple of it), so their pages must fit in
+    ``pmem_size``."""
     blocks = pmem_size // PAGE_SIZE
     used = 0
     for f in files:
         if f.hole:
             continue
+        used = -(-used // align) * align
         pages = -(-f.size // PAGE_SIZE)
         if used + pages > blocks:
             left = f", {used} of them taken by the files before it" if used else ""

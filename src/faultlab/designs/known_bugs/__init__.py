@@ -10,6 +10,7 @@ from faultlab.designs.known_bugs import (
     v4_7_wake_one,
     v4_10_iomap_first,
     v4_10_no_wrprotect,
+    v4_10_pmd_pte_collision,
 )
 
 KNOWN_BUGS: tuple[Design, ...] = (
@@ -20,4 +21,5 @@ KNOWN_BUGS: tuple[Design, ...] = (
     v4_7_wake_one.DESIGN,
     v4_10_iomap_first.DESIGN,
     v4_10_no_wrprotect.DESIGN,
+    v4_10_pmd_pte_collision.DESIGN,
 )

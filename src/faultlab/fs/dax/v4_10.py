@@ -22,21 +22,24 @@ from faultlab.fs.dax.v4_7 import (
     dax_io_write,
     dax_unlock_mapping_entry,
     dax_wake_mapping_entry_waiter,
+    entry_lock,
     ext4_dax_get_block,
     ext4_dax_setattr,
     get_unlocked_mapping_entry,
-    grab_mapping_entry,
     lock_slot,
     put_locked_mapping_entry,
     put_unlocked_mapping_entry,
 )
 from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
-from faultlab.kernel.eras.v4_10 import finish_fault, finish_mkwrite_fault
+from faultlab.kernel.eras.v4_10 import finish_fault, finish_mkwrite_fault, insert_pfn_pmd
 from faultlab.kernel.filemap import find_or_create_page
 from faultlab.kernel.flags import (
     FAULT_FLAG_WRITE,
+    PAGE_SHIFT,
     PAGE_SIZE,
+    PMD_SIZE,
     VM_FAULT_DONE_COW,
+    VM_FAULT_FALLBACK,
     VM_FAULT_MAJOR,
     VM_FAULT_NOPAGE,
     VM_FAULT_OOM,
@@ -44,12 +47,32 @@ from faultlab.kernel.flags import (
     VM_MIXEDMAP,
     size_in_pages,
 )
-from faultlab.kernel.memory import i_mmap_lock_read, i_mmap_unlock_read, pte_read, set_pte_at, vm_insert_mixed
+from faultlab.kernel.flags import PTRS_PER_PTE as PMD_PAGES
+from faultlab.kernel.huge_memory import is_huge, pmd_lock, pmd_unlock, pmd_wrprotect, split_huge_pmd
+from faultlab.kernel.locking import BitLock
+from faultlab.kernel.memory import (
+    i_mmap_lock_read,
+    i_mmap_unlock_read,
+    pte_read,
+    set_pte_at,
+    unmap_mapping_range,
+    vm_insert_mixed,
+)
 from faultlab.kernel.mm import VmFault
+from faultlab.kernel.state.cell import WRITE
 from faultlab.kernel.state.inode import Extent
-from faultlab.kernel.state.page import Page, SetPageUptodate, clear_page, get_page, put_page
+from faultlab.kernel.state.page import (
+    Page,
+    SetPageUptodate,
+    clear_page,
+    get_page,
+    lock_page,
+    page_mapping,
+    put_page,
+    unlock_page,
+)
 from faultlab.kernel.state.pagecache import DaxEntry, Entry
-from faultlab.kernel.state.pagetable import Pte
+from faultlab.kernel.state.pagetable import HugePmd, Pte
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
@@ -91,6 +114,9 @@ def dax_iomap_fault(k: Kernel, vmf: VmFault) -> int:
         if entry is not None:
             put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
         return dax_fault_return(error, 0)
+    if mapping.huge and dax_pte_fault_raced_pmd(k, vmf):
+        put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
+        return VM_FAULT_NOPAGE
     if vmf.cow_page is not None:
         ret = dax_fault_cow_page(k, vmf, ext)
         put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
@@ -233,7 +259,11 @@ def dax_writeback_one(k: Kernel, mapping: AddressSpace, index: int) -> None:
     entry = lock_slot(k, mapping, index)
     mapping.tree_lock.unlock(k)
     dax_mapping_entry_mkclean(k, mapping, index, entry)
-    k.pmem.flush(k, block, "wb_cache_pmem")
+    if entry.pmd:  # "size = PAGE_SIZE << dax_radix_order(entry)": the whole 2 MiB
+        for b in range(block, block + PMD_PAGES):
+            k.pmem.flush(k, b, "wb_cache_pmem")
+    else:
+        k.pmem.flush(k, block, "wb_cache_pmem")
     k.count("dax_flushes")
     mapping.clear_dirty(k, index)
     dax_unlock_mapping_entry(k, mapping, index)
@@ -247,6 +277,10 @@ def dax_mapping_entry_mkclean(k: Kernel, mapping: AddressSpace, index: int, entr
         if not vma.shared or not vma.maps(index):
             continue
         address = vma.address_of(index)
+        if entry.pmd:  # follow_pte_pmd() finds the huge PMD: pmdp_huge_clear_flush, pmd_wrprotect
+            assert entry.block is not None
+            pmd_wrprotect(k, vma, address, entry.block)
+            continue
         ptl = vma.mm.pt.ptl(address)
         ptl.lock(k)
         pte = pte_read(k, vma, address)
@@ -270,8 +304,240 @@ def ext4_dax_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:
     return ext4_dax_vm_ops, VM_MIXEDMAP
 
 
+# -- PMD faults (4.9/4.10: Ross Zwisler's dax_iomap_pmd_fault, ext4 from 4.10) -------------------------
+def grab_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> Entry:
+    """grab_mapping_entry(mapping, index, 0) (4.10): 4.7's, plus the "PMD downgrade": a PTE request
+    meeting a PMD entry with no block (empty, or the huge zero page) locks it, drops tree_lock,
+    unmaps the zero PMD (unmap_mapping_range of the 2 MiB), deletes the PMD entry (wake all) and
+    inserts an empty PTE entry in its place.  A PMD entry with a block is locked and returned: the
+    PTE fault then works under the PMD's entry lock.  A PTE insertion losing a race restarts."""
+    while True:  # restart:
+        mapping.tree_lock.lock(k)
+        entry = get_unlocked_mapping_entry(k, mapping, index)
+        if isinstance(entry, DaxEntry) and entry.pmd and entry.block is None:
+            first = index & ~(PMD_PAGES - 1)
+            locked = lock_slot(k, mapping, index)
+            mapping.tree_lock.unlock(k)
+            if locked.zero:
+                unmap_mapping_range(k, mapping, first << PAGE_SHIFT, PMD_SIZE, even_cows=False)
+            mapping.tree_lock.lock(k)
+            lk = entry_lock(mapping, first)
+            mapping.delete(k, first, None, "radix_tree_delete (pmd downgrade)")
+            assert isinstance(lk, BitLock)
+            lk.drop(k)
+            dax_wake_mapping_entry_waiter(k, mapping, first, wake_all=True)
+            entry = None
+        if entry is None:
+            mapping.tree_lock.unlock(k)  # radix_tree_preload()
+            mapping.tree_lock.lock(k)
+            lk = entry_lock(mapping, index)
+            new = DaxEntry(None, locked=True)
+            inserted, _old = mapping.insert(k, index, new, "radix_tree_insert (empty locked entry)",
+                                            more=((lk, WRITE),))
+            if not inserted:
+                mapping.tree_lock.unlock(k)
+                k.retry("grab_mapping_entry")
+                continue  # -EEXIST: restart
+            assert isinstance(lk, BitLock)
+            lk.seize(k, mapping.tree_lock)
+            mapping.tree_lock.unlock(k)
+            return new
+        if isinstance(entry, Page):
+            get_page(k, entry)
+            mapping.tree_lock.unlock(k)
+            lock_page(k, entry)
+            if page_mapping(k, entry) is not mapping:
+                unlock_page(k, entry)
+                put_page(k, entry)
+                k.retry("grab_mapping_entry")
+                continue
+            return entry
+        entry = lock_slot(k, mapping, index)
+        mapping.tree_lock.unlock(k)
+        return entry
+
+
+def grab_mapping_entry_pmd(k: Kernel, mapping: AddressSpace, index: int) -> DaxEntry | None:
+    """grab_mapping_entry(mapping, index, RADIX_DAX_PMD) (4.10), ``index`` 2 MiB aligned: the PMD
+    entry, locked -- or None (-EEXIST, the caller falls back) when a page or PTE entry is at
+    ``index`` or anywhere in the range (the multi-order insertion fails)."""
+    mapping.tree_lock.lock(k)
+    entry = get_unlocked_mapping_entry(k, mapping, index)
+    if entry is not None:
+        if not isinstance(entry, DaxEntry) or not entry.pmd:
+            put_unlocked_mapping_entry(k, mapping, index, entry)
+            mapping.tree_lock.unlock(k)
+            return None
+        entry = lock_slot(k, mapping, index)
+        mapping.tree_lock.unlock(k)
+        return entry
+    mapping.tree_lock.unlock(k)  # radix_tree_preload()
+    mapping.tree_lock.lock(k)
+    lk = entry_lock(mapping, index)
+    new = DaxEntry(None, locked=True, pmd=True)
+    if not mapping.insert_pmd(k, index, new, "__radix_tree_insert (empty locked PMD entry)", more=((lk, WRITE),)):
+        mapping.tree_lock.unlock(k)
+        return None
+    assert isinstance(lk, BitLock)
+    lk.seize(k, mapping.tree_lock)
+    mapping.tree_lock.unlock(k)
+    return new
+
+
+def dax_pte_fault_raced_pmd(k: Kernel, vmf: VmFault) -> bool:
+    """In dax_iomap_fault, after grab_mapping_entry(): Ross Zwisler's "dax: Fix race between
+    colliding PMD & PTE entries" (2017, Cc stable, Message-ID
+    20170517171639.14501-2-ross.zwisler@linux.intel.com; 4.12), in the form fs/dax.c kept after
+    the follow-up that also checks pmd_trans_huge() for the huge zero page: "It is possible,
+    particularly with mixed reads & writes to private mappings, that we have raced with a PMD fault
+    that overlaps with the PTE we need to set up.  If so just return and the fault will be
+    retried."  (v1 of the patch split the PMD here instead.)
+    """
+    return is_huge(vmf.vma.mm.pt.pmd_read(k, vmf.address, "pmd_trans_huge || pmd_devmap"))
+
+
+def dax_pmd_fault_raced_pte(k: Kernel, vmf: VmFault) -> bool:
+    """In dax_iomap_pmd_fault, after grab_mapping_entry() (the same 4.12 fix): a PTE table under the
+    PMD means a PTE fault got there first -- "just return and the fault will be retried"."""
+    pmd = vmf.vma.mm.pt.pmd_read(k, vmf.address, "!pmd_none && !pmd_trans_huge && !pmd_devmap")
+    return pmd is not None and not is_huge(pmd)
+
+
+def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
+    """dax_iomap_pmd_fault() (4.10), in its order: "Fall back to PTEs if we're going to COW"; the
+    PMD within the VMA; i_size ("Caller is supposed to hold locks serializing us with truncate /
+    punch hole"): past it SIGBUS, a PMD past EOF falls back; ->iomap_begin for 2 MiB (an extent
+    shorter than that falls back); the PMD entry (-EEXIST falls back); the 4.12 re-check of the PMD
+    (dax_pmd_fault_raced_pte); then a block maps a huge pfn PMD (dax_pmd_insert_mapping) and a hole
+    the huge zero page (dax_pmd_load_hole).  A fallback splits the PMD (split_huge_pmd) and counts
+    THP_FAULT_FALLBACK.  A write over a 2 MiB hole has ext4 allocate a 2 MiB extent
+    (ext4_iomap_begin_pmd)."""
+    vma = vmf.vma
+    inode = vma.file
+    mapping = inode.mapping
+    pmd_addr = vmf.address & ~(PMD_SIZE - 1)
+    write = vmf.write
+    result = VM_FAULT_FALLBACK
+    if write and not vma.shared:  # "Fall back to PTEs if we're going to COW"
+        return dax_pmd_fallback(k, vmf, result)
+    if pmd_addr < vma.start or pmd_addr + PMD_SIZE > vma.end:  # "If the PMD would extend outside the VMA"
+        return dax_pmd_fallback(k, vmf, result)
+    pgoff = vma.linear_page_index(pmd_addr)
+    max_pgoff = (inode.i_size_read(k) - 1) >> PAGE_SHIFT
+    if pgoff > max_pgoff:
+        return VM_FAULT_SIGBUS
+    if pgoff | (PMD_PAGES - 1) > max_pgoff:  # "If the PMD would extend beyond the file size"
+        return dax_pmd_fallback(k, vmf, result)
+    ext, length, _new = ext4_iomap_begin_pmd(k, inode, pgoff, write)  # ->iomap_begin(pos, PMD_SIZE, ...)
+    if length < PMD_PAGES or (write and ext is None):
+        return dax_pmd_fallback(k, vmf, result)
+    entry = grab_mapping_entry_pmd(k, mapping, pgoff)
+    if entry is None:
+        return dax_pmd_fallback(k, vmf, result)
+    if dax_pmd_fault_raced_pte(k, vmf):
+        result = 0
+    elif ext is not None:
+        result = dax_pmd_insert_mapping(k, vmf, pgoff, ext.block, write, entry)
+    else:
+        result = dax_pmd_load_hole(k, vmf, pgoff, entry)
+    put_locked_mapping_entry(k, mapping, pgoff, entry)
+    return dax_pmd_fallback(k, vmf, result)
+
+
+def ext4_iomap_begin_pmd(k: Kernel, inode: Inode, index: int, write: bool) -> tuple[Extent | None, int, bool]:
+    """ext4_iomap_begin(pos, PMD_SIZE, IOMAP_WRITE?) for a PMD fault (4.10 and 6.1): the extent at
+    ``index`` and how many of the 512 blocks it covers, and whether it is new (IOMAP_F_NEW).  A
+    write over a whole 2 MiB hole allocates one extent, zeroed before it is reachable
+    (EXT4_GET_BLOCKS_CREATE_ZERO): ext4 made with a 2 MiB stripe (``pmem_align = "2m"``) gives
+    it 2 MiB aligned.  A partly mapped range is reported as it is (the caller falls back)."""
+    ext, length = inode.map_range(k, index, PMD_PAGES)
+    if ext is not None or not write or length < PMD_PAGES:
+        return ext, length, False
+    inode.i_data_sem.down_write(k)
+    ext, length = inode.map_range(k, index, PMD_PAGES)
+    if ext is not None or length < PMD_PAGES:
+        inode.i_data_sem.up_write(k)
+        return ext, length, False
+    base = k.pmem.alloc_aligned(k, PMD_PAGES)
+    if base is None:  # no aligned room: ext4 would map something shorter
+        inode.i_data_sem.up_write(k)
+        return None, 0, False
+    k.count("blocks_allocated", PMD_PAGES)
+    for i in range(PMD_PAGES):
+        k.events.emit("block_alloc", inode=inode, index=index + i, block=base + i)
+    k.pmem.zero_range(k, base, PMD_PAGES, "ext4_issue_zeroout")
+    k.count("pages_zeroed", PMD_PAGES)
+    for i in range(PMD_PAGES):
+        k.events.emit("block_zero", block=base + i)
+    inode.set_extents(k, index, base, PMD_PAGES, "ext4_ext_map_blocks")
+    inode.i_data_sem.up_write(k)
+    return Extent(base), PMD_PAGES, True
+
+
+def dax_pmd_fallback(k: Kernel, vmf: VmFault, result: int) -> int:
+    """The ``fallback:`` label: "if (result == VM_FAULT_FALLBACK) { split_huge_pmd(vma, pmd,
+    address); count_vm_event(THP_FAULT_FALLBACK); }"."""
+    if result == VM_FAULT_FALLBACK:
+        split_huge_pmd(k, vmf.vma, vmf.address)
+        k.count("thp_fault_fallback")
+    return result
+
+
+def dax_pmd_insert_mapping(k: Kernel, vmf: VmFault, pgoff: int, block: int, write: bool, entry: DaxEntry) -> int:
+    """dax_pmd_insert_mapping() (4.10): the pfn must be 2 MiB aligned ("if (pfn_t_to_pfn(pfn) &
+    PG_PMD_COLOUR) goto unmap_fallback"); the radix entry becomes a PMD entry for the block (DIRTY
+    on a write); then vmf_insert_pfn_pmd()."""
+    if block & (PMD_PAGES - 1):
+        return VM_FAULT_FALLBACK
+    mapping = vmf.vma.file.mapping
+    if entry.block is None:  # an empty or huge-zero-page entry: replaced ("hole_fill" unmaps a zero PMD)
+        if entry.zero:
+            unmap_mapping_range(k, mapping, pgoff << PAGE_SHIFT, PMD_SIZE, even_cows=False)
+        mapping.tree_lock.lock(k)
+        mapping.modify(k, pgoff, lambda _e: DaxEntry(block, locked=True, pmd=True), "__radix_tree_replace (pmd)")
+    else:
+        mapping.tree_lock.lock(k)
+    if write:
+        mapping.tag_dirty(k, pgoff)
+    mapping.tree_lock.unlock(k)
+    return insert_pfn_pmd(k, vmf, block, write)
+
+
+def dax_pmd_load_hole(k: Kernel, vmf: VmFault, pgoff: int, entry: DaxEntry) -> int:
+    """dax_pmd_load_hole() (4.10): a huge-zero-page entry (RADIX_DAX_HZP), then under the PMD lock
+    "if (!pmd_none(*pmd)) { spin_unlock(ptl); goto fallback; }" and set_pmd_at() of the huge zero
+    page, read-only."""
+    vma = vmf.vma
+    mapping = vma.file.mapping
+    if not entry.zero:
+        mapping.tree_lock.lock(k)
+        mapping.modify(k, pgoff, lambda _e: DaxEntry(None, locked=True, zero=True, pmd=True),
+                       "__radix_tree_replace (huge zero page)")
+        mapping.tree_lock.unlock(k)
+    pmd_lock(k, vma)
+    if vma.mm.pt.pmd_read(k, vmf.address, "dax_pmd_load_hole: pmd_none") is not None:
+        pmd_unlock(k, vma)
+        return VM_FAULT_FALLBACK
+    vma.mm.pt.set_huge(k, vma, vmf.address, HugePmd(k.alloc.zero_page, None, False, False),
+                       "dax_pmd_load_hole: set_pmd_at")
+    pmd_unlock(k, vma)
+    return VM_FAULT_NOPAGE
+
+
+def ext4_dax_pmd_fault(k: Kernel, vmf: VmFault) -> int:
+    """ext4_dax_pmd_fault() (4.10): as ext4_dax_fault, i_mmap_sem for read around the PMD fault
+    (sb_start_pagefault and the journal handle of a write are not modelled)."""
+    inode = vmf.vma.file
+    if vmf.write:
+        inode.file_update_time(k)
+    inode.i_mmap_sem.down_read(k)
+    ret = dax_iomap_pmd_fault(k, vmf)
+    inode.i_mmap_sem.up_read(k)
+    return ret
+
+
 ext4_dax_vm_ops = VmOperations("ext4_dax_vm_ops", fault=ext4_dax_fault, page_mkwrite=ext4_dax_mkwrite,
-                               pfn_mkwrite=ext4_dax_pfn_mkwrite)
+                               pfn_mkwrite=ext4_dax_pfn_mkwrite, huge_fault=ext4_dax_pmd_fault)
 
 FS = FileSystemType(
     "ext4 (dax)",

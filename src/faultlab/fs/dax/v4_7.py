@@ -41,6 +41,7 @@ from faultlab.kernel.flags import (
     VM_MIXEDMAP,
     size_in_pages,
 )
+from faultlab.kernel.flags import PTRS_PER_PTE as PMD_PAGES
 from faultlab.kernel.locking import BitLock, Lock
 from faultlab.kernel.memory import (
     unmap_mapping_range,
@@ -61,7 +62,9 @@ if TYPE_CHECKING:
 
 # -- entry locks -----------------------------------------------------------------------------------------
 def entry_lock(mapping: AddressSpace, index: int) -> Lock:
-    """The lock bit of slot ``index``, as a lock the checks follow (class "dax entry lock")."""
+    """The lock bit of slot ``index``, as a lock the checks follow (class "dax entry lock").  A PMD
+    entry (4.10+) has one lock bit for its whole range: the slot of its first index."""
+    index = mapping.entry_index(index)
     lk = mapping.entry_locks.get(index)
     if lk is None:
         lk = mapping.entry_locks[index] = BitLock("dax entry lock", f"{mapping.name}[{index}]")
@@ -95,16 +98,22 @@ def get_unlocked_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> 
     """Called and returns with tree_lock held: the entry at ``index`` once it is not locked (a
     page is returned without waiting on its page lock)."""
     wq = mapping.waitqueue(index)
+    # Where PMD entries are possible, the queue is the PMD's if one covers the index (4.9+ keys a
+    # PMD entry's waiters by its aligned index).
+    pmd_wq = mapping.waitqueue(index & ~(PMD_PAGES - 1)) if mapping.huge else wq
     while True:
         # The look-up may go on to queue us on the entry's wait queue (prepare_to_wait_exclusive).
-        entry = mapping.lookup(k, index, "__radix_tree_lookup", more=((wq, WRITE),))
+        entry = mapping.lookup(k, index, "__radix_tree_lookup",
+                               more=((wq, WRITE),) if pmd_wq is wq else ((wq, WRITE), (pmd_wq, WRITE)))
         if entry is None or isinstance(entry, Page) or not entry.locked:
             return entry
+        wq = mapping.waitqueue(mapping.entry_index(index))
         k.sched.prepare_to_wait(wq, exclusive=True)
         mapping.tree_lock.unlock(k)
         k.sched.schedule("schedule (locked dax entry)")
         k.sched.finish_wait(wq)
         mapping.tree_lock.lock(k)
+        wq = mapping.waitqueue(index)
         k.retry("get_unlocked_mapping_entry")
 
 
@@ -154,6 +163,7 @@ def dax_unlock_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> No
         lk.drop(k)
     else:
         k.lock_bad_release(lk, "W", "dax_unlock_mapping_entry of an entry that is not locked")
+    index = mapping.entry_index(index)  # a PMD entry's waiters wait on its first index (4.9+)
     mapping.tree_lock.unlock(k)
     dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=False)
 
@@ -169,6 +179,8 @@ def put_locked_mapping_entry(k: Kernel, mapping: AddressSpace, index: int, entry
 def put_unlocked_mapping_entry(k: Kernel, mapping: AddressSpace, index: int, entry: Entry | None) -> None:
     """"We have to wake up next waiter": hand on a wake-up this thread did not use."""
     if isinstance(entry, DaxEntry):
+        if entry.pmd:
+            index &= ~(PMD_PAGES - 1)
         dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=False)
 
 
@@ -196,6 +208,14 @@ def dax_insert_mapping_entry(k: Kernel, mapping: AddressSpace, index: int, entry
     """dax_insert_mapping_entry() (4.7): a hole page is unmapped and deleted first (its page lock
     keeps it from being faulted back in); the new block entry stays locked; DIRTY on a write."""
     new = DaxEntry(block, locked=True)
+    if isinstance(entry, DaxEntry) and entry.pmd and entry.block is not None:
+        # 4.10: "If a normal PTE or PMD entry is already in the tree, we leave it alone" -- a
+        # PTE fault under a PMD entry (possible only from 4.10, which has PMD entries) dirties it.
+        mapping.tree_lock.lock(k)
+        if write:
+            mapping.tag_dirty(k, index)
+        mapping.tree_lock.unlock(k)
+        return entry
     if isinstance(entry, Page):
         unmap_mapping_range(k, mapping, index << PAGE_SHIFT, PAGE_SIZE, even_cows=False)
         mapping.tree_lock.lock(k)

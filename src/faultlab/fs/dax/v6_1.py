@@ -16,7 +16,13 @@ ext4 (6.1) serialises faults with truncate and hole punch by ``mapping->invalida
 and ``ext4_setattr`` calls ``ext4_break_layouts()`` -> ``dax_layout_busy_page()`` first, which
 unmaps every page of the file from every mapping (4.18, Dan Williams, 5fac7408d828) -- also below
 the new EOF.  Entry locking and deletion are 4.7's, writeback 4.10's (write-protect, dax_flush,
-clean DIRTY, under the entry lock).  PMD faults are not in this module.
+clean DIRTY, under the entry lock).
+
+PMD faults (``ext4_dax_huge_fault(PE_SIZE_PMD)`` -> ``dax_iomap_pmd_fault``), where the scenario's
+extents are 2 MiB aligned: the i_size check, ``dax_fault_check_fallback`` (colour, COW, VMA,
+EOF), the PMD entry (a PTE entry in the range: fallback), the re-check that no PTE table got
+there first, then ``dax_fault_iter`` for a PMD: the huge zero page for a read of a hole
+(``dax_pmd_load_hole``), or the block's pfn (``vmf_insert_pfn_pmd``).  A fallback splits the PMD.
 """
 
 from __future__ import annotations
@@ -37,26 +43,39 @@ from faultlab.fs.dax.v4_7 import (
     dax_wake_mapping_entry_waiter,
     ext4_dax_get_block,
     get_unlocked_mapping_entry,
-    grab_mapping_entry,
     put_locked_mapping_entry,
 )
-from faultlab.fs.dax.v4_10 import dax_writeback_mapping_range, ext4_dax_read  # unchanged in 6.1
+from faultlab.fs.dax.v4_10 import (  # unchanged in 6.1
+    dax_pte_fault_raced_pmd,
+    dax_writeback_mapping_range,
+    ext4_dax_read,
+    ext4_iomap_begin_pmd,
+    grab_mapping_entry,
+    grab_mapping_entry_pmd,
+)
 from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
-from faultlab.kernel.eras.v6_1 import finish_fault
+from faultlab.kernel.eras.v6_1 import finish_fault, insert_pfn_pmd
 from faultlab.kernel.flags import (
     PAGE_SHIFT,
     PAGE_SIZE,
+    PMD_SIZE,
     VM_FAULT_DONE_COW,
+    VM_FAULT_FALLBACK,
     VM_FAULT_MAJOR,
+    VM_FAULT_NOPAGE,
     VM_FAULT_SIGBUS,
     VM_MIXEDMAP,
+    VM_SHARED,
     size_in_pages,
 )
+from faultlab.kernel.flags import PTRS_PER_PTE as PMD_PAGES
+from faultlab.kernel.huge_memory import is_huge, pmd_lock, pmd_unlock, split_huge_pmd
 from faultlab.kernel.memory import unmap_mapping_range, vmf_insert_mixed
 from faultlab.kernel.mm import VmFault
 from faultlab.kernel.state.inode import Extent
 from faultlab.kernel.state.page import SetPageUptodate, clear_page
 from faultlab.kernel.state.pagecache import DaxEntry, Entry
+from faultlab.kernel.state.pagetable import HugePmd
 from faultlab.kernel.truncate import invalidate_inode_pages2_range, truncate_pagecache
 
 if TYPE_CHECKING:
@@ -69,15 +88,16 @@ __all__ = ["FS", "dax_delete_mapping_entry", "dax_entry_handed_to_page", "dax_fr
 
 
 def dax_insert_entry(k: Kernel, mapping: AddressSpace, index: int, entry: Entry, block: int | None,
-                     write: bool) -> Entry:
-    """dax_insert_entry() (6.1): a block replacing a zero entry unmaps the zero page first; an
-    empty or zero entry is replaced by the new (locked) one, a block entry kept; DIRTY on a write."""
+                     write: bool, pmd: bool = False) -> Entry:
+    """dax_insert_entry() (6.1): a block replacing a zero entry unmaps the zero page (the 2 MiB of
+    a PMD entry) first; an empty or zero entry is replaced by the new (locked) one, a block entry
+    kept; DIRTY on a write.  ``pmd``: DAX_PMD, ``index`` 2 MiB aligned."""
     assert isinstance(entry, DaxEntry)
     if entry.zero and block is not None:  # "we are replacing a zero page with block mapping"
-        unmap_mapping_range(k, mapping, index << PAGE_SHIFT, PAGE_SIZE, even_cows=False)
+        unmap_mapping_range(k, mapping, index << PAGE_SHIFT, PMD_SIZE if entry.pmd else PAGE_SIZE, even_cows=False)
     mapping.tree_lock.lock(k)
     if entry.zero or entry.empty:
-        new = DaxEntry(block, locked=True, zero=block is None)
+        new = DaxEntry(block, locked=True, zero=block is None, pmd=pmd)
         mapping.modify(k, index, lambda _e: new, "dax_lock_entry (new entry)")
         entry = new
     if write:
@@ -133,6 +153,9 @@ def dax_iomap_pte_fault(k: Kernel, vmf: VmFault) -> int:
         return VM_FAULT_SIGBUS
     write = vmf.write and vmf.cow_page is None
     entry = grab_mapping_entry(k, mapping, vmf.pgoff)
+    if mapping.huge and dax_pte_fault_raced_pmd(k, vmf):  # "we have raced with a PMD fault"
+        put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)
+        return VM_FAULT_NOPAGE
     ext, new, error = ext4_dax_get_block(k, inode, vmf.pgoff, write)  # ext4_iomap_begin()
     if error:
         ret = dax_fault_return(error, 0)
@@ -152,6 +175,97 @@ def ext4_dax_fault(k: Kernel, vmf: VmFault) -> int:
         inode.file_update_time(k)
     inode.invalidate_lock.down_read(k)
     ret = dax_iomap_pte_fault(k, vmf)
+    inode.invalidate_lock.up_read(k)
+    return ret
+
+
+# -- PMD faults ------------------------------------------------------------------------------------------
+def dax_fault_check_fallback(vmf: VmFault, index: int, max_pgoff: int) -> bool:
+    """dax_fault_check_fallback() (inline in 6.1's dax_iomap_pmd_fault), in its order."""
+    vma = vmf.vma
+    pmd_addr = vmf.address & ~(PMD_SIZE - 1)
+    # "Make sure that the faulting address's PMD offset (color) matches the PMD offset from the
+    # start of the file."
+    if vmf.pgoff & (PMD_PAGES - 1) != (vmf.address >> PAGE_SHIFT) & (PMD_PAGES - 1):
+        return True
+    if vmf.write and not vma.flags & VM_SHARED:  # "Fall back to PTEs if we're going to COW"
+        return True
+    if pmd_addr < vma.start or pmd_addr + PMD_SIZE > vma.end:  # "If the PMD would extend outside the VMA"
+        return True
+    return index | (PMD_PAGES - 1) >= max_pgoff  # "If the PMD would extend beyond the file size"
+
+
+def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
+    """dax_iomap_pmd_fault() (6.1): i_size (past it SIGBUS), dax_fault_check_fallback(), the PMD
+    entry (VM_FAULT_FALLBACK on a conflict with PTE entries), then "if (!pmd_none(*vmf->pmd) &&
+    !pmd_trans_huge(*vmf->pmd) && !pmd_devmap(*vmf->pmd)) { ret = 0; goto unlock_entry; }" (a
+    PTE fault got there first: retry), ->iomap_begin for 2 MiB (a shorter extent breaks out, a
+    fallback) and dax_fault_iter() for a PMD.  A fallback splits the PMD and counts
+    THP_FAULT_FALLBACK.  A write over a 2 MiB hole has ext4 allocate a 2 MiB extent
+    (ext4_iomap_begin_pmd)."""
+    vma = vmf.vma
+    inode = vma.file
+    mapping = inode.mapping
+    index = vmf.pgoff & ~(PMD_PAGES - 1)  # XA_STATE_ORDER(..., PMD_ORDER)
+    ret = VM_FAULT_FALLBACK
+    max_pgoff = size_in_pages(inode.i_size_read(k))
+    if index >= max_pgoff:
+        return VM_FAULT_SIGBUS
+    if not dax_fault_check_fallback(vmf, index, max_pgoff):
+        entry = grab_mapping_entry_pmd(k, mapping, index)
+        if entry is not None:
+            pmd = vma.mm.pt.pmd_read(k, vmf.address, "!pmd_none && !pmd_trans_huge && !pmd_devmap")
+            if pmd is not None and not is_huge(pmd):
+                ret = 0
+            else:
+                ext, length, _new = ext4_iomap_begin_pmd(k, inode, index, vmf.write)  # iomap_iter()
+                if length >= PMD_PAGES and not (vmf.write and ext is None):
+                    ret = dax_fault_iter_pmd(k, vmf, index, ext, entry)
+            put_locked_mapping_entry(k, mapping, index, entry)  # dax_unlock_entry()
+    if ret == VM_FAULT_FALLBACK:
+        split_huge_pmd(k, vma, vmf.address)
+        k.count("thp_fault_fallback")
+    return ret
+
+
+def dax_fault_iter_pmd(k: Kernel, vmf: VmFault, index: int, ext: Extent | None, entry: DaxEntry) -> int:
+    """dax_fault_iter(..., pmd=true) (6.1): a read of a hole maps the huge zero page
+    (dax_pmd_load_hole); a block must be 2 MiB aligned (dax_iomap_direct_access: "if
+    (pfn_t_to_pfn(*pfnp) & (PHYS_PFN(size)-1)) goto out" -> VM_FAULT_FALLBACK), gets a PMD entry
+    (DIRTY on a write) and is mapped by vmf_insert_pfn_pmd()."""
+    mapping = vmf.vma.file.mapping
+    if not vmf.write and not buffer_written(ext):
+        return dax_pmd_load_hole(k, vmf, index, entry)
+    if ext is None or ext.block & (PMD_PAGES - 1):
+        return VM_FAULT_FALLBACK
+    dax_insert_entry(k, mapping, index, entry, ext.block, vmf.write, pmd=True)
+    return insert_pfn_pmd(k, vmf, ext.block, vmf.write)
+
+
+def dax_pmd_load_hole(k: Kernel, vmf: VmFault, index: int, entry: DaxEntry) -> int:
+    """dax_pmd_load_hole() (6.1): a DAX_PMD|DAX_ZERO_PAGE entry, then under the PMD lock "if
+    (!pmd_none(*(vmf->pmd))) { spin_unlock(ptl); goto fallback; }" and set_pmd_at() of the huge
+    zero page (vm_page_prot: never writable)."""
+    vma = vmf.vma
+    dax_insert_entry(k, vma.file.mapping, index, entry, None, write=False, pmd=True)
+    pmd_lock(k, vma)
+    if vma.mm.pt.pmd_read(k, vmf.address, "dax_pmd_load_hole: pmd_none") is not None:
+        pmd_unlock(k, vma)
+        return VM_FAULT_FALLBACK
+    vma.mm.pt.set_huge(k, vma, vmf.address, HugePmd(k.alloc.zero_page, None, False, False),
+                       "dax_pmd_load_hole: set_pmd_at")
+    pmd_unlock(k, vma)
+    return VM_FAULT_NOPAGE
+
+
+def ext4_dax_huge_fault_pmd(k: Kernel, vmf: VmFault) -> int:
+    """ext4_dax_huge_fault(vmf, PE_SIZE_PMD) (6.1): as for a PTE, a shared write updates the file
+    time; the fault runs under invalidate_lock shared."""
+    inode = vmf.vma.file
+    if vmf.write and vmf.vma.shared:
+        inode.file_update_time(k)
+    inode.invalidate_lock.down_read(k)
+    ret = dax_iomap_pmd_fault(k, vmf)
     inode.invalidate_lock.up_read(k)
     return ret
 
@@ -228,7 +342,7 @@ def ext4_dax_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:
 
 
 ext4_dax_vm_ops = VmOperations("ext4_dax_vm_ops", fault=ext4_dax_fault, page_mkwrite=ext4_dax_fault,
-                               pfn_mkwrite=ext4_dax_fault)
+                               pfn_mkwrite=ext4_dax_fault, huge_fault=ext4_dax_huge_fault_pmd)
 
 FS = FileSystemType(
     "ext4 (dax)",

@@ -18,7 +18,7 @@ from faultlab.kernel.eras.v3_15 import (
     alloc_cow_page,
     do_fault_around,
     do_page_mkwrite,
-    handle_mm_fault,
+    handle_pte_fault,
     lock_fault_page,
     wp_page_reuse,
 )
@@ -31,20 +31,93 @@ from faultlab.kernel.flags import (
     PAGE_SIZE,
     VM_FAULT_DONE_COW,
     VM_FAULT_ERROR,
+    VM_FAULT_FALLBACK,
     VM_FAULT_NOPAGE,
     VM_FAULT_OOM,
     VM_FAULT_SIGBUS,
     VM_FAULT_WRITE,
+    VM_WRITE,
 )
-from faultlab.kernel.memory import do_set_pte, pte_offset_map_lock, pte_read, pte_unmap_unlock
-from faultlab.kernel.mm import VmFault
+from faultlab.kernel.huge_memory import (
+    huge_pmd_set_accessed,
+    is_huge,
+    pmd_lock,
+    pmd_unlock,
+    transparent_hugepage_enabled,
+)
+from faultlab.kernel.memory import __pte_alloc, do_set_pte, pte_offset_map_lock, pte_read, pte_unmap_unlock
+from faultlab.kernel.mm import Vma, VmFault
 from faultlab.kernel.state.page import Page, SetPageDirty, SetPageUptodate, copy_page, put_page, unlock_page
+from faultlab.kernel.state.pagetable import HugePmd
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
 
 I_MMAP_IS_MUTEX = False
 __all__ = ["handle_mm_fault"]
+
+
+# -- the PMD level (DAX PMD faults: ->pmd_fault, 4.6-4.10) -------------------------------------------
+def handle_mm_fault(k: Kernel, vma: Vma, address: int, flags: int) -> int:
+    """handle_mm_fault() -> __handle_mm_fault() (4.10): "if (pmd_none(*vmf.pmd) &&
+    transparent_hugepage_enabled(vma))" try create_huge_pmd(), and go on to the PTEs only on
+    VM_FAULT_FALLBACK; a huge PMD is made writable by wp_huge_pmd() (falling back to PTEs for a
+    COW) or just marked accessed.  Then the PTE table and handle_pte_fault(), which returns 0 on a
+    PMD that turned huge meanwhile ("if (pmd_devmap(*vmf->pmd) || pmd_trans_unstable(vmf->pmd))
+    return 0").  Where PMDs are possible the PTE table is made late, in finish_fault(), as 4.10's
+    alloc_set_pte() does (Kirill Shutemov's "mm: postpone page table allocation until we have page
+    to map"); elsewhere the model allocates it here, as 3.15 did, and this is 3.15's
+    handle_mm_fault."""
+    k.count("faults")
+    vmf = VmFault(vma, address, vma.linear_page_index(address), flags)
+    huge = transparent_hugepage_enabled(vma)
+    if huge:
+        orig_pmd = vma.mm.pt.pmd_read(k, address, "__handle_mm_fault: *pmd")
+        if orig_pmd is None:
+            ret = create_huge_pmd(k, vmf)
+            if not ret & VM_FAULT_FALLBACK:
+                return ret
+        elif isinstance(orig_pmd, HugePmd):
+            if vmf.write and not orig_pmd.write:
+                ret = wp_huge_pmd(k, vmf, orig_pmd)
+                if not ret & VM_FAULT_FALLBACK:
+                    return ret
+            else:
+                huge_pmd_set_accessed(k, vma, address, vmf.write)
+                return 0
+        if is_huge(vma.mm.pt.pmd_read(k, address, "handle_pte_fault: pmd_devmap")):
+            return 0
+    else:
+        __pte_alloc(k, vma, address)
+    return handle_pte_fault(k, vmf)
+
+
+def create_huge_pmd(k: Kernel, vmf: VmFault) -> int:
+    """create_huge_pmd() (4.10): a file VMA's ->pmd_fault, else VM_FAULT_FALLBACK."""
+    pmd_fault = vmf.vma.vm_ops.huge_fault
+    if pmd_fault is None:
+        return VM_FAULT_FALLBACK
+    ret: int = pmd_fault(k, vmf)
+    if not ret & VM_FAULT_FALLBACK:
+        k.count("fault.pmd")
+    return ret
+
+
+def wp_huge_pmd(k: Kernel, vmf: VmFault, orig_pmd: HugePmd) -> int:
+    """wp_huge_pmd() (4.10): a file VMA's ->pmd_fault does the write (a DAX one falls back for a
+    COW, splitting the PMD)."""
+    return create_huge_pmd(k, vmf)
+
+
+def insert_pfn_pmd(k: Kernel, vmf: VmFault, block: int, write: bool) -> int:
+    """vmf_insert_pfn_pmd() -> insert_pfn_pmd() (4.10): under the PMD lock, set_pmd_at() of a huge
+    devmap PMD (young, dirty and writable on a write) -- whatever the PMD held: 4.10 does not look."""
+    vma = vmf.vma
+    pmd = HugePmd(None, block, (write and bool(vma.flags & VM_WRITE)) or vma.page_prot_writable(), write)
+    pmd_lock(k, vma)
+    vma.mm.pt.set_huge(k, vma, vmf.address, pmd, "insert_pfn_pmd: set_pmd_at")
+    pmd_unlock(k, vma)
+    return VM_FAULT_NOPAGE
 
 
 def do_fault(k: Kernel, vmf: VmFault) -> int:
@@ -87,6 +160,16 @@ def finish_fault(k: Kernel, vmf: VmFault) -> int:
     it under the PTL; VM_FAULT_NOPAGE when another fault got there first."""
     page = vmf.cow_page if (vmf.write and not vmf.vma.shared) else vmf.page
     assert page is not None
+    vma = vmf.vma
+    if transparent_hugepage_enabled(vma):
+        # alloc_set_pte() -> pte_alloc_one_map(): the PTE table is made here, under whatever lock
+        # the caller holds (a DAX fault: its entry lock), and a PMD that turned huge meanwhile
+        # sends the fault back ("if (pmd_devmap_trans_unstable(vmf->pmd)) return VM_FAULT_NOPAGE",
+        # 4.12 "mm: avoid spurious 'bad pmd' warning messages").
+        if vma.mm.pt.pmd_none(k, vmf.address):
+            __pte_alloc(k, vma, vmf.address)
+        if is_huge(vma.mm.pt.pmd_read(k, vmf.address, "pte_alloc_one_map: pmd_devmap_trans_unstable")):
+            return VM_FAULT_NOPAGE
     pte_offset_map_lock(k, vmf)
     ret = alloc_set_pte(k, vmf, page)
     pte_unmap_unlock(k, vmf)

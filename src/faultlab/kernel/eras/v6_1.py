@@ -36,12 +36,25 @@ from faultlab.kernel.flags import (
     PAGE_SHIFT,
     PAGE_SIZE,
     PTRS_PER_PTE,
+    VM_FAULT_FALLBACK,
     VM_FAULT_NOPAGE,
     VM_FAULT_SIGBUS,
+    VM_MAYSHARE,
+    VM_SHARED,
+    VM_WRITE,
+)
+from faultlab.kernel.huge_memory import (
+    huge_pmd_set_accessed,
+    is_huge,
+    pmd_lock,
+    pmd_unlock,
+    split_huge_pmd,
+    transparent_hugepage_enabled,
 )
 from faultlab.kernel.memory import __pte_alloc, do_set_pte, pte_offset_map_lock, pte_read, pte_unmap_unlock
 from faultlab.kernel.mm import Vma, VmFault
 from faultlab.kernel.state.page import put_page, unlock_page
+from faultlab.kernel.state.pagetable import HugePmd
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
@@ -53,9 +66,72 @@ __all__ = ["do_cow_fault", "do_shared_fault", "do_wp_page", "finish_mkwrite_faul
 
 def handle_mm_fault(k: Kernel, vma: Vma, address: int, flags: int) -> int:
     """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault() (6.1): no PTE table is
-    allocated on the way down (a none PMD reads as a none PTE)."""
+    allocated on the way down (a none PMD reads as a none PTE).  Where PMDs are possible (a DAX
+    VMA, see transparent_hugepage_enabled): "if (pmd_none(*vmf.pmd) && hugepage_vma_check(...))"
+    create_huge_pmd(), going on to the PTEs only on VM_FAULT_FALLBACK; a huge PMD is made writable
+    by wp_huge_pmd() or marked accessed; and handle_pte_fault() returns 0 on a PMD that turned huge
+    ("if (pmd_devmap_trans_unstable(vmf->pmd)) return 0")."""
     k.count("faults")
-    return handle_pte_fault(k, VmFault(vma, address, vma.linear_page_index(address), flags))
+    vmf = VmFault(vma, address, vma.linear_page_index(address), flags)
+    if transparent_hugepage_enabled(vma):
+        orig_pmd = vma.mm.pt.pmd_read(k, address, "__handle_mm_fault: *pmd")
+        if orig_pmd is None:
+            ret = create_huge_pmd(k, vmf)
+            if not ret & VM_FAULT_FALLBACK:
+                return ret
+        elif isinstance(orig_pmd, HugePmd):
+            if vmf.write and not orig_pmd.write:
+                ret = wp_huge_pmd(k, vmf)
+                if not ret & VM_FAULT_FALLBACK:
+                    return ret
+            else:
+                huge_pmd_set_accessed(k, vma, address, vmf.write)
+                return 0
+        if is_huge(vma.mm.pt.pmd_read(k, address, "handle_pte_fault: pmd_devmap_trans_unstable")):
+            return 0
+    return handle_pte_fault(k, vmf)
+
+
+def create_huge_pmd(k: Kernel, vmf: VmFault) -> int:
+    """create_huge_pmd() (6.1): ``vma->vm_ops->huge_fault(vmf, PE_SIZE_PMD)``, else FALLBACK."""
+    huge_fault = vmf.vma.vm_ops.huge_fault
+    if huge_fault is None:
+        return VM_FAULT_FALLBACK
+    ret: int = huge_fault(k, vmf)
+    if not ret & VM_FAULT_FALLBACK:
+        k.count("fault.pmd")
+    return ret
+
+
+def wp_huge_pmd(k: Kernel, vmf: VmFault) -> int:
+    """wp_huge_pmd() (6.1): a shared VMA's ->huge_fault; "COW or write-notify handled on pte
+    level: split pmd" otherwise, or when it fell back."""
+    vma = vmf.vma
+    if vma.flags & (VM_SHARED | VM_MAYSHARE):
+        ret = create_huge_pmd(k, vmf)
+        if not ret & VM_FAULT_FALLBACK:
+            return ret
+    split_huge_pmd(k, vma, vmf.address)
+    return VM_FAULT_FALLBACK
+
+
+def insert_pfn_pmd(k: Kernel, vmf: VmFault, block: int, write: bool) -> int:
+    """vmf_insert_pfn_pmd() -> insert_pfn_pmd() (6.1): under the PMD lock; a PMD already there is
+    left alone, except that a write to the same pfn makes it young, dirty and writable
+    (pmdp_set_access_flags) -- "if (!pmd_none(*pmd)) { if (write) { if (pmd_pfn(*pmd) !=
+    pfn_t_to_pfn(pfn)) { WARN_ON_ONCE(!is_huge_zero_pmd(*pmd)); goto out_unlock; } ...}}"."""
+    vma = vmf.vma
+    pt = vma.mm.pt
+    pmd_lock(k, vma)
+    old = pt.pmd_read(k, vmf.address, "insert_pfn_pmd: pmd_none")
+    if old is None:
+        writable = (write and bool(vma.flags & VM_WRITE)) or vma.page_prot_writable()
+        pt.set_huge(k, vma, vmf.address, HugePmd(None, block, writable, write), "insert_pfn_pmd: set_pmd_at")
+    elif write and isinstance(old, HugePmd) and old.block == block:
+        pt.set_huge(k, vma, vmf.address, old._replace(write=bool(vma.flags & VM_WRITE), dirty=True),
+                    "pmdp_set_access_flags")
+    pmd_unlock(k, vma)
+    return VM_FAULT_NOPAGE
 
 
 def do_fault(k: Kernel, vmf: VmFault) -> int:
@@ -119,6 +195,8 @@ def finish_fault(k: Kernel, vmf: VmFault) -> int:
     assert page is not None
     if vmf.vma.mm.pt.pmd_none(k, vmf.address):
         __pte_alloc(k, vmf.vma, vmf.address)  # pmd_install(prealloc_pte) or pte_alloc()
+    if transparent_hugepage_enabled(vmf.vma) and is_huge(vmf.vma.mm.pt.pmd_read(k, vmf.address)):
+        return 0  # "See comment in handle_pte_fault()": pmd_devmap_trans_unstable()
     pte_offset_map_lock(k, vmf)
     ret = 0
     if pte_read(k, vmf.vma, vmf.address) is None:

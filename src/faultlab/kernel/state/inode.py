@@ -112,6 +112,39 @@ class Inode:
             ext = Extent(self.initial_base + index)
         return ext
 
+    def map_range(self, k: Kernel, index: int, count: int) -> tuple[Extent | None, int]:
+        """ext4_map_blocks() for ``count`` blocks from ``index``, in one look-up: the first block's
+        mapping (None: a hole) and how many blocks from ``index`` continue it (contiguous mapped
+        blocks of the same kind, or holes), as ->iomap_begin reports an extent's length."""
+        cells = [self.blocks[i] for i in range(index, index + count)]
+        k.sched.point(cells[0], READ, "map blocks", more=((self.initial_cell, READ), *((c, READ) for c in cells[1:])))
+
+        def at(i: int) -> Extent | None:
+            ext = self.extents.get(i)
+            if ext is None and i < self._initial_blocks:
+                ext = Extent(self.initial_base + i)
+            return ext
+
+        first = at(index)
+        n = 1
+        while n < count:
+            ext = at(index + n)
+            if first is None and ext is not None:
+                break
+            if first is not None and (ext is None or ext.block != first.block + n or ext.unwritten != first.unwritten):
+                break
+            n += 1
+        return first, n
+
+    def set_extents(self, k: Kernel, index: int, base: int, count: int, label: str) -> None:
+        """Map ``count`` blocks from ``index`` to the pmem blocks from ``base``, one step (one
+        extent spliced into the tree)."""
+        cells = [self.blocks[i] for i in range(index, index + count)]
+        k.sched.point(cells[0], WRITE, label,
+                      more=((self.mapped, UPDATE), (self.initial_cell, READ), *((c, WRITE) for c in cells[1:])))
+        for i in range(count):
+            self.extents[index + i] = Extent(base + i)
+
     def set_extent(self, k: Kernel, index: int, ext: Extent, label: str = "splice block") -> None:
         k.sched.point(self.blocks[index], WRITE, label, more=((self.mapped, UPDATE), (self.initial_cell, READ)))
         self.extents[index] = ext

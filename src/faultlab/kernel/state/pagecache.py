@@ -8,6 +8,12 @@ the *initial* watermark: indices below it that were never touched still hold the
 contents, a page being made for them the first time they are looked up.  That materialisation is
 not a change of the file's state (the page was, in effect, already cached), so a lookup READs the
 watermark and the slot; truncate lowering the watermark WRITEs it.
+
+A DAX mapping whose extents are 2 MiB aligned (``huge``) may hold PMD entries (4.10+: one
+multi-order entry for 512 indices), stored at the range's first index.  There, every access to an
+index also touches the cell of its range's first index, with the same access, and finds the PMD
+entry if one covers the index: so a PTE-sized look-up depends on a PMD entry coming or going, and
+a PMD entry's insertion on every entry in its range.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from faultlab.kernel.flags import PTRS_PER_PTE as PMD_PAGES
 from faultlab.kernel.locking import Lock, SpinLock
 from faultlab.kernel.state.cell import READ, UPDATE, WRITE, Cell, CellMap, audited_subclass, new_dict, new_set
 from faultlab.kernel.state.page import Page
@@ -24,7 +31,7 @@ if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
     from faultlab.kernel.mm import Vma
     from faultlab.kernel.state.inode import Inode
-    from faultlab.sched.core import Accesses, Scheduler
+    from faultlab.sched.core import Access, Accesses, Scheduler
 
 
 class DaxEntry(NamedTuple):
@@ -34,6 +41,7 @@ class DaxEntry(NamedTuple):
     block: int | None
     locked: bool = False
     zero: bool = False
+    pmd: bool = False  # RADIX_DAX_PMD / DAX_PMD: covers the 512 indices from its (aligned) index
 
     @property
     def empty(self) -> bool:
@@ -49,7 +57,7 @@ class AddressSpace:
     __slots__ = (
         "host", "name", "cells", "members", "dirty", "initial_cell", "i_mmap_cell", "pages", "tags",
         "_initial", "_i_mmap", "i_mmap_rwsem", "tree_lock", "invalidate_lock", "waitqueues",
-        "entry_locks", "materialise", "_punched",
+        "entry_locks", "materialise", "_punched", "huge",
     )
 
     def __init__(self, sched: Scheduler, host: Inode, i_mmap_lock: Lock, initial: int,
@@ -73,19 +81,49 @@ class AddressSpace:
         self.waitqueues: dict[int, WaitQueue] = {}
         self.entry_locks: dict[int, Lock] = {}
         self.materialise = materialise
+        self.huge = False  # PMD entries possible (see the module docstring)
 
     def __repr__(self) -> str:
         return f"mapping({self.name})"
+
+    # -- PMD entries ---------------------------------------------------------------------------
+    def _range(self, index: int, access: Access) -> Accesses:
+        """Where PMD entries are possible: the cell of the first index of ``index``'s 2 MiB range."""
+        if not self.huge:
+            return ()
+        first = index & ~(PMD_PAGES - 1)
+        return () if first == index else ((self.cells[first], access),)
+
+    def entry_index(self, index: int) -> int:
+        """The index the entry for ``index`` lives at: the first of its range if a PMD entry covers
+        it.  For a step that announced :meth:`_range` (or the caller holds tree_lock)."""
+        if self.huge:
+            first = index & ~(PMD_PAGES - 1)
+            entry = dict.get(self.pages, first)
+            if isinstance(entry, DaxEntry) and entry.pmd:
+                return first
+        return index
+
+    def insert_pmd(self, k: Kernel, index: int, entry: DaxEntry, label: str, more: Accesses = ()) -> bool:
+        """__radix_tree_insert() of a PMD entry at ``index`` (2 MiB aligned): fails (-EEXIST) if
+        any index of the range holds an entry.  Every access to an index of the range WRITEs or
+        READs this index's cell too, so the occupancy read here needs no cell of its own."""
+        k.sched.point(self.cells[index], WRITE, label, more=(*more, (self.members, UPDATE)))
+        if any(dict.__contains__(self.pages, i) for i in range(index, index + PMD_PAGES)):
+            return False
+        self.pages[index] = entry
+        return True
 
     # -- the tree --------------------------------------------------------------------------------
     def lookup(self, k: Kernel, index: int, label: str = "find_get_entry",
                more: Accesses = ()) -> Entry | None:
         """radix_tree_lookup(): the page or DAX entry at ``index``, if any.  ``more``: further
         objects the caller touches in the same step (the wait queue it may go on to join)."""
-        more = (*more, (self.initial_cell, READ))
+        more = (*more, (self.initial_cell, READ), *self._range(index, READ))
         if self.peek_is_initial(index):  # may make the page: the allocator is touched too
             more = (*more, (k.alloc.cell, k.alloc.mode))
         k.sched.point(self.cells[index], READ, label, more=more)
+        index = self.entry_index(index)
         entry = self.pages.get(index)
         if entry is None and index < self._initial and index not in self._punched:
             entry = self.materialise(self, index)  # None: no memory for it now
@@ -136,10 +174,11 @@ class AddressSpace:
         occupant may be replaced (an untouched initial page counts as an occupant).  Returns
         (inserted, what was there).  ``more``: further objects the caller touches in the same step
         (a new page's lock bit)."""
-        more = (*more, (self.members, UPDATE), (self.initial_cell, READ))
+        more = (*more, (self.members, UPDATE), (self.initial_cell, READ), *self._range(index, WRITE))
         if self.peek_is_initial(index):
             more = (*more, (k.alloc.cell, k.alloc.mode))
         k.sched.point(self.cells[index], WRITE, label, more=more)
+        index = self.entry_index(index)
         old = self.pages.get(index)
         if old is None and index < self._initial and index not in self._punched:
             old = self.materialise(self, index)
@@ -155,7 +194,8 @@ class AddressSpace:
                more: Accesses = ()) -> tuple[Entry | None, Entry | None]:
         """Read the entry at ``index`` and replace it by ``change(entry)`` in one step (what
         tree_lock makes atomic: lock_slot(), unlock_slot()); returns (old, new)."""
-        k.sched.point(self.cells[index], WRITE, label, more=more)
+        k.sched.point(self.cells[index], WRITE, label, more=(*more, *self._range(index, WRITE)))
+        index = self.entry_index(index)
         old = self.pages.get(index)
         new = change(old)
         if new is not old and new is not None:
@@ -164,19 +204,22 @@ class AddressSpace:
 
     def tagged(self, k: Kernel, index: int) -> bool:
         """radix_tree_tag_get(DIRTY) for one index."""
-        k.sched.point(self.cells[index], READ, "radix_tree_tag_get DIRTY")
-        return index in self.tags
+        k.sched.point(self.cells[index], READ, "radix_tree_tag_get DIRTY", more=self._range(index, READ))
+        return self.entry_index(index) in self.tags
 
     def replace(self, k: Kernel, index: int, entry: Entry, label: str = "radix_tree_replace_slot") -> Entry | None:
         """Put ``entry`` at ``index`` whatever is there; returns what was."""
-        k.sched.point(self.cells[index], WRITE, label, more=((self.members, UPDATE),))
+        k.sched.point(self.cells[index], WRITE, label, more=((self.members, UPDATE), *self._range(index, WRITE)))
+        index = self.entry_index(index)
         old = self.pages.get(index)
         self.pages[index] = entry
         return old
 
     def delete(self, k: Kernel, index: int, expect: Entry | None = None, label: str = "radix_tree_delete") -> bool:
         """Remove the entry at ``index`` (only if it is ``expect``, when given), and its tags."""
-        k.sched.point(self.cells[index], WRITE, label, more=((self.members, UPDATE), (self.dirty, UPDATE)))
+        k.sched.point(self.cells[index], WRITE, label,
+                      more=((self.members, UPDATE), (self.dirty, UPDATE), *self._range(index, WRITE)))
+        index = self.entry_index(index)
         old = self.pages.get(index)
         if old is None or (expect is not None and old is not expect and old != expect):
             return False
@@ -216,12 +259,14 @@ class AddressSpace:
 
     # -- DIRTY tags ------------------------------------------------------------------------------
     def tag_dirty(self, k: Kernel, index: int) -> None:
-        k.sched.point(self.cells[index], WRITE, "radix_tree_tag_set DIRTY", more=((self.dirty, UPDATE),))
-        self.tags.add(index)
+        k.sched.point(self.cells[index], WRITE, "radix_tree_tag_set DIRTY",
+                      more=((self.dirty, UPDATE), *self._range(index, WRITE)))
+        self.tags.add(self.entry_index(index))
 
     def clear_dirty(self, k: Kernel, index: int) -> None:
-        k.sched.point(self.cells[index], WRITE, "radix_tree_tag_clear DIRTY", more=((self.dirty, UPDATE),))
-        self.tags.discard(index)
+        k.sched.point(self.cells[index], WRITE, "radix_tree_tag_clear DIRTY",
+                      more=((self.dirty, UPDATE), *self._range(index, WRITE)))
+        self.tags.discard(self.entry_index(index))
 
     def tagged_dirty(self, k: Kernel) -> list[int]:
         """The DIRTY-tagged indices, in order (tag_pages_for_writeback / a tagged lookup)."""

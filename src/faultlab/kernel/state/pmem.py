@@ -47,12 +47,13 @@ class PmemDevice:
         self.sched = sched
 
     # -- the allocator -----------------------------------------------------------------------------
-    def reserve(self, count: int, contents: Callable[[int], bytes | None]) -> int | None:
-        """Contiguous blocks for a file created with contents (the scenario's set-up); block
-        ``base + i`` initially holds ``contents(i)``."""
-        if self.next_fresh + count > self.nblocks:
+    def reserve(self, count: int, contents: Callable[[int], bytes | None], align: int = 1) -> int | None:
+        """Contiguous blocks for a file created with contents (the scenario's set-up), starting on
+        a multiple of ``align`` blocks; block ``base + i`` initially holds ``contents(i)``."""
+        base = -(-self.next_fresh // align) * align
+        if base + count > self.nblocks:
             return None
-        base = self.next_fresh
+        self.next_fresh = base
         self.next_fresh += count
         self.allocated += count
         self.images.append((base, count, contents))
@@ -84,6 +85,30 @@ class PmemDevice:
         self.allocated_total += 1
         self.lines.allocated(block)
         return block
+
+    def alloc_aligned(self, k: Kernel, count: int) -> int | None:
+        """``count`` contiguous blocks starting on a multiple of ``count`` (a 2 MiB extent for a
+        PMD fault, ext4 with a 2 MiB stripe), from the never-used part of the device; None when it
+        has no room (freed ranges are not searched: the caller falls back to 4 KiB blocks)."""
+        k.sched.point(self.allocator, WRITE, "allocate blocks (aligned)")
+        base = -(-self.next_fresh // count) * count
+        if base + count > self.nblocks:
+            return None
+        self.next_fresh = base + count
+        self.allocated += count
+        self.allocated_total += count
+        for b in range(base, base + count):
+            self.lines.allocated(b)
+        return base
+
+    def zero_range(self, k: Kernel, base: int, count: int, label: str) -> None:
+        """The driver's zeroing of ``count`` blocks (non-temporal stores and their fence), one step."""
+        more = tuple((self.cells[b], WRITE) for b in range(base + 1, base + count))
+        k.sched.point(self.cells[base], WRITE, label, more=more)
+        for b in range(base, base + count):
+            before = self.peek(b)
+            self._store(b, bytearray(PAGE_SIZE))
+            self._persist(k, b, 0, PAGE_SIZE, before, "durable")
 
     def free(self, k: Kernel, start: int, count: int = 1) -> None:
         k.sched.point(self.allocator, WRITE, "free blocks")

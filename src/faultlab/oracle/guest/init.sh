@@ -61,7 +61,8 @@ while [ ! -b /dev/pmem0 ]; do
     sleep 0.1 2>/dev/null || sleep 1
 done
 
-mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail "mkfs.ext4 -q -F -b 4096 /dev/pmem0"
+# stride/stripe_width of 512 blocks: mballoc aligns 2 MiB allocations to 2 MiB (PMD faults need it)
+mkfs.ext4 -q -F -b 4096 -E stride=512,stripe_width=512 /dev/pmem0 || fail "mkfs.ext4 -q -F -b 4096 -E stride=512,stripe_width=512 /dev/pmem0"
 mount -t ext4 -o dax /dev/pmem0 /mnt || fail "mount -t ext4 -o dax /dev/pmem0 /mnt"
 mnt=$(grep ' /mnt ' /proc/mounts)
 case "$mnt" in

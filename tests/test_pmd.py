@@ -1,0 +1,171 @@
+"""PMD (2 MiB) DAX faults: the PMD level of the page table, the fault paths of 4.10 and 6.1, the
+huge zero page, zapping and write-protecting huge PMDs, and ``pmem_align``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from faultlab.designs import get_design
+from faultlab.errors import ScenarioError
+from faultlab.execution import ModelExecution, ModelRunResult
+from faultlab.kernel.state.pagetable import HugePmd
+from faultlab.report.summary import counters_json
+from faultlab.scenario import load_scenario, parse_scenario
+from faultlab.sched import SequentialChooser
+
+ROOT = Path(__file__).resolve().parent.parent
+PMD = ROOT / "scenarios/pmd"
+PMD_DESIGNS = ("v4.10", "v6.1", "v6.18")
+
+
+def run(text_or_path: str | Path, design: str) -> ModelRunResult:
+    scenario = load_scenario(str(text_or_path)) if isinstance(text_or_path, Path) else parse_scenario(
+        text_or_path, "t.toml")
+    return ModelExecution(scenario, get_design(design), record_events=True).run(SequentialChooser())
+
+
+def faults(result: ModelRunResult) -> dict[str, int]:
+    return counters_json(result.counters, result.lock_counts)["faults"]
+
+
+def outcomes(result: ModelRunResult) -> list[str]:
+    return [str(r.outcome) for r in result.record.ops]
+
+
+def hugepmds(result: ModelRunResult) -> list[HugePmd]:
+    """The huge PMDs at the end of the run, from the pmd_set / pmd_clear events."""
+    live: dict[tuple[str, int], HugePmd] = {}
+    for ev in result.events:
+        if ev.kind == "pmd_set":
+            live[ev.data["mm"].name, ev.data["addr"]] = ev.data["pmd"]
+        elif ev.kind == "pmd_clear":
+            live.pop((ev.data["mm"].name, ev.data["addr"]), None)
+    return list(live.values())
+
+
+@pytest.mark.parametrize("design", PMD_DESIGNS)
+def test_an_aligned_read_fault_maps_one_pmd(design: str) -> None:
+    result = run(PMD / "read-2m.toml", design)
+    assert not result.violations
+    assert faults(result)["total"] == 1 and faults(result)["pmd"] == 1 and faults(result)["pmd-fallback"] == 0
+    [pmd] = hugepmds(result)
+    assert pmd.block == 0 and not pmd.write  # a read fault of a write-notify VMA: read-only
+    assert result.record.ops[2].minflt == 0  # the load 1 MiB on goes through the PMD
+
+
+@pytest.mark.parametrize("design", ["v4.7", "v4.0", "xip"])
+def test_designs_before_the_pmd_fault_map_ptes(design: str) -> None:
+    result = run(PMD / "read-2m.toml", design)
+    assert not result.violations
+    assert faults(result)["total"] == 2 and "pmd" not in faults(result)
+    assert not hugepmds(result)
+
+
+@pytest.mark.parametrize("design", ["v4.10", "v6.1"])
+def test_a_write_to_the_huge_zero_page_allocates_2m_and_maps_it_with_one_pmd(design: str) -> None:
+    result = run(PMD / "hole-read-then-write.toml", design)
+    assert not result.violations, result.violations
+    f = faults(result)
+    assert (f["total"], f["pmd"], f["pmd-fallback"]) == (2, 2, 0)
+    assert [r.minflt for r in result.record.ops] == [0, 1, 1, 0, 0]  # as the DAX VM counts them
+    [pmd] = hugepmds(result)
+    assert pmd.block == 0 and pmd.write and pmd.dirty  # the zero page gave way to the new 2 MiB
+    assert result.counters["blocks_allocated"] == 512
+
+
+@pytest.mark.parametrize("design", ["v4.10", "v6.1"])
+def test_a_write_to_the_huge_zero_page_falls_back_to_ptes_without_an_aligned_extent(design: str) -> None:
+    result = run(PMD / "hole-write-no-room.toml", design)
+    assert not result.violations, result.violations
+    f = faults(result)
+    assert (f["pmd"], f["pmd-fallback"]) == (1, 1)
+    assert not hugepmds(result)  # split: the zero PMD is gone, the PTEs took over
+    assert result.counters["blocks_allocated"] == 1  # one 4 KiB block
+
+
+@pytest.mark.parametrize("design", ["v4.10", "v6.1"])
+def test_a_private_write_splits_the_pmd_and_cows_one_page(design: str) -> None:
+    result = run(PMD / "private-read-then-cow.toml", design)
+    assert not result.violations, result.violations
+    assert faults(result)["cow"] == 1 and faults(result)["pmd"] == 1
+    assert not hugepmds(result)
+    assert not any(ev.kind == "block_access" and ev.data["write"] for ev in result.events)  # the file is untouched
+
+
+SHARED = """
+title = "t"
+fs = "dax"
+pmem_align = "2m"
+[files.data]
+size = "2m"
+fill = "A"
+[threads.t]
+ops = [{ops}]
+"""
+
+
+def shared(*ops: str) -> str:
+    return SHARED.replace("{ops}", ", ".join(f'"{o}"' for o in ("m = mmap data 0 2m shared rw -> ok", *ops)))
+
+
+@pytest.mark.parametrize("design", ["v4.10", "v6.1"])
+def test_a_shared_write_makes_the_pmd_writable_and_msync_write_protects_and_flushes_it(design: str) -> None:
+    result = run(shared("load m 0 -> A", "store m 5p B -> ok", "msync m -> ok", "load m 5p -> B"), design)
+    assert not result.violations, result.violations
+    [pmd] = hugepmds(result)
+    assert not pmd.write and not pmd.dirty  # dax_writeback_one write-protected and cleaned it
+    assert result.counters["fault.pmd"] == 2  # the read, then the write (wp_huge_pmd -> ->huge_fault)
+    assert result.counters["dax_flushes"] == 1  # one PMD entry written back
+
+
+@pytest.mark.parametrize("op, outcome", [("madvise m dontneed", "ok"), ("munmap m", "ok")])
+def test_zapping_clears_the_huge_pmd(op: str, outcome: str) -> None:
+    result = run(shared("load m 0 -> A", f"{op} -> {outcome}"), "v6.1")
+    assert not result.violations
+    assert not hugepmds(result)
+
+
+def test_mprotect_read_only_makes_a_store_through_the_pmd_fault() -> None:
+    result = run(shared("store m 0 B -> ok", "mprotect m r -> ok", "store m 0 C -> SIGSEGV"), "v6.1")
+    assert not result.violations
+    [pmd] = hugepmds(result)
+    assert not pmd.write
+
+
+def test_pmem_align_places_each_file_on_a_2m_boundary() -> None:
+    text = shared("load m 0 -> A").replace('[files.data]', '[files.small]\nsize = "1p"\n[files.data]')
+    result = run(text, "v6.1")
+    [pmd] = hugepmds(result)
+    assert pmd.block == 512  # "small" took block 0; "data" starts on the next 2 MiB
+    assert faults(result)["pmd"] == 1
+
+
+def test_an_unaligned_mapping_falls_back() -> None:
+    result = run(shared("load m 0 -> A").replace("shared rw", "shared rw unaligned"), "v6.1")
+    assert not result.violations
+    assert faults(result)["pmd"] == 0 and faults(result)["pmd-fallback"] == 1 and not hugepmds(result)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('pmem_align = "1m"', "pmem_align must be one of '4k', '2m', got '1m'"),
+    ("pmem_align = 2", "pmem_align must be one of '4k', '2m', got 2"),
+])
+def test_bad_pmem_align(text: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(shared("load m 0").replace('pmem_align = "2m"', text), "s.toml")
+    assert str(e.value) == f"s.toml:4: {message}"
+
+
+def test_pmem_align_needs_a_dax_file_system() -> None:
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(shared("load m 0").replace('fs = "dax"', 'fs = "tmpfs"'), "s.toml")
+    assert str(e.value) == "s.toml:4: pmem_align = '2m' needs fs = \"dax\", got fs = 'tmpfs'"
+
+
+def test_aligned_files_must_fit_the_device() -> None:
+    text = shared("load m 0").replace('pmem_align = "2m"', 'pmem_align = "2m"\npmem_size = "3m"')
+    text = text.replace("[files.data]", '[files.small]\nsize = "1p"\n[files.data]')
+    with pytest.raises(ScenarioError, match="expected a pmem_size of at least 4194304"):
+        parse_scenario(text, "s.toml")
