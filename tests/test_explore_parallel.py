@@ -88,3 +88,13 @@ def test_lockdep_contributions_merge_in_order() -> None:
     split = ScenarioProgram(scenario, design)
     explore(split, "dpor", stop_on_first=False, minimise=False, executor=InlineExecutor(split), split_top=20)
     assert one.lockdep.edges and one.lockdep.edges == split.lockdep.edges
+
+
+def test_first_run_cut_by_the_retry_bound_splits_like_one_process() -> None:
+    """The coordinator sizes its split from the default schedule's run; when the retry bound cuts
+    that very run (mmap13's SIGBUS store retries filemap_fault), it must still split, not raise."""
+    scenario = load_scenario(str(ROOT / "scenarios/ported/mmap13.toml"))
+    one = explore_design(scenario, get_design("v4.0"), retry_bound=0, options=SearchOptions(jobs=1))
+    two = explore_design(scenario, get_design("v4.0"), retry_bound=0, options=SearchOptions(jobs=2))
+    assert one.json() == two.json()
+    assert not one.result.complete and one.result.why_incomplete() == "the retry bound cut runs"

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from faultlab.explore import interrupt
 from faultlab.explore.checkpoint import Checkpoint
 from faultlab.explore.collector import Collector
+from faultlab.explore.common import RunCut
 from faultlab.explore.dfs import Request, TreeSearch, _Node, path_fraction, settle
 from faultlab.explore.program import Program, RunResult, Violation
 from faultlab.explore.results import EXHAUSTED, INTERRUPTED, TIME_BUDGET
@@ -476,6 +477,19 @@ def split_depth(first_run_steps: int) -> int:
     return max(1, first_run_steps * 2 // 3)
 
 
+def first_run_steps(program: Program) -> int:
+    """How many steps the default schedule runs. A run that its own retry bound cuts (RunCut) still
+    says how deep runs go: the search itself counts the cut."""
+    from faultlab.explore.replay import ReplayChooser
+
+    chooser = ReplayChooser([])
+    try:
+        program().run(chooser)
+    except RunCut:
+        pass
+    return len(chooser.trace)
+
+
 def parallel_search(program: Program, collector: Collector, *, reduce: bool, bound: int | None,
                     executor: Executor, top: int | None = None, stop_on_first: bool = True,
                     keep_schedules: bool = False, max_schedules: int | None = None,
@@ -488,9 +502,7 @@ def parallel_search(program: Program, collector: Collector, *, reduce: bool, bou
     if saved is not None:
         top = saved["top"]
     if top is None:
-        from faultlab.explore.replay import replay_traced
-
-        top = split_depth(len(replay_traced(program, []).trace))
+        top = split_depth(first_run_steps(program))
     deadline = time.time() + budget_seconds if budget_seconds is not None else None
     search = SplitSearch(program, executor, reduce, bound, top, stop_on_first, keep_schedules, max_schedules,
                          deadline)

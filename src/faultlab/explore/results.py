@@ -71,6 +71,14 @@ class ExploreResult:
     def violation_ids(self) -> list[str]:
         return [f.violation.id for f in self.violations]
 
+    def why_incomplete(self) -> str:
+        """Why a search that is not complete stopped, in words for a verdict line."""
+        if self.stop_reason != EXHAUSTED:
+            return f"stopped: {self.stop_reason}"
+        if self.bound is not None:
+            return f"the preemption bound {self.bound} or the retry bound cut schedules"
+        return "the retry bound cut runs"
+
     def summary(self) -> str:
         """A deterministic, human-readable summary (no timings)."""
         lines = [

@@ -18,7 +18,7 @@ def verdict_line(v: DesignVerdict) -> Text:
     if r.seed is not None:
         how += f", seed {r.seed}"
     if v.clean:
-        done = "complete: proof by exhaustion" if r.complete else f"not complete (stopped: {r.stop_reason})"
+        done = "complete: proof by exhaustion" if r.complete else f"not complete ({r.why_incomplete()})"
         return Text.assemble((f"{v.design:<24}", "bold"), ("clean", "green"), f"  after {how}; {done}")
     ids = ", ".join(v.violation_ids)
     return Text.assemble((f"{v.design:<24}", "bold"), (f"VIOLATION {ids}", "bold red"), f"  after {how}")

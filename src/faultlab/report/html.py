@@ -101,7 +101,7 @@ def verdicts_table(verdicts: list[DesignVerdict], anchors: dict[tuple[str, str],
         r = v.result
         _, detail = verdict_summary(v)
         if v.clean:
-            how = "complete: proof by exhaustion" if r.complete else f"not complete (stopped: {r.stop_reason})"
+            how = "complete: proof by exhaustion" if r.complete else f"not complete ({r.why_incomplete()})"
         else:
             how = " ".join(f'<a href="#{anchors[(v.design, c.id)]}">{escape(c.id)}</a>' for c in v.counterexamples)
         detail = escape(detail.replace("\n", " "))
