@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from faultlab.errors import UserError
+from faultlab.explore.common import RunCut
 from faultlab.explore.dfs import TreeSearch
 from faultlab.explore.program import Program, ScheduleError, ViolationLike
 from faultlab.explore.replay import Replayed, replay_traced
@@ -61,7 +62,7 @@ class _Budget:
 def _evaluate(program: Program, tids: Sequence[int], vid: str, lenient: bool) -> _Candidate | None:
     try:
         rp = replay_traced(program, tids, lenient=lenient)
-    except ScheduleError:
+    except (ScheduleError, RunCut):  # a candidate the retry bound cuts shows nothing
         return None
     v = next((v for v in rp.result.violations if v.id == vid), None)
     if v is None:
