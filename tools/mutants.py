@@ -7,14 +7,15 @@ a check dropped, a lock not taken, a branch inverted.  For each one the tool cop
 temporary directory, applies the edit there (the checkout is never touched), and runs pytest
 against the copy (``PYTHONPATH`` puts it first) on the mutation's tests, or with ``--all-tests``
 on the whole suite without the VM tests.  The mutant is *killed* if a test fails (or pytest times
-out), *survived* if every test passes.  An edit whose old text is no longer in the file exactly
+out), *survived* if every test passes, an *error* if pytest ran no test (not installed, nothing
+collected: no verdict, and exit status 1).  An edit whose old text is no longer in the file exactly
 once is reported as *stale* (the code changed: the entry needs updating), never a crash.  A
 mutation marked ``unreachable`` (with the reason) is run and shown but left out of the score:
 no test of the model can see it.
 
 The table lists every mutation; the score is killed / (killed + survived), stale and unreachable
-mutations aside.  Exit status 1 if the score is below ``--min-score`` (default 0.9) or a mutation
-is stale.
+mutations aside.  Exit status 1 if the score is below ``--min-score`` (default 0.9), a mutation
+is stale, or pytest could not run one.
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def apply(text: str, m: Mutation) -> str | None:
 @dataclass
 class Outcome:
     mutation: Mutation
-    status: str  # killed, survived, stale, timeout
+    status: str  # killed, survived, stale, timeout, error
     seconds: float
     detail: str = ""
 
@@ -256,7 +257,11 @@ def run_one(m: Mutation, tests: list[str], timeout: float) -> Outcome:
     if res.returncode == 0:
         return Outcome(m, "survived", seconds)
     failed = [line.split(" - ")[0] for line in res.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    return Outcome(m, "killed", seconds, failed[0] if failed else f"pytest exit status {res.returncode}")
+    if failed:
+        return Outcome(m, "killed", seconds, failed[0])
+    # pytest did not run the tests (not installed, no test collected, a usage error): no verdict
+    last = (res.stdout + res.stderr).strip().splitlines()
+    return Outcome(m, "error", seconds, f"pytest exit status {res.returncode}: {last[-1] if last else ''}")
 
 
 def check_copy_is_imported() -> None:
@@ -302,15 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         status = o.status + (" (unreachable)" if o.mutation.unreachable else "")
         note = o.detail or o.mutation.unreachable
         print(f"{o.mutation.id:<40} {status:<10} {o.seconds:6.1f}  {note}")
-    scored = [o for o in outcomes if not o.mutation.unreachable and o.status != "stale"]
+    scored = [o for o in outcomes if not o.mutation.unreachable and o.status not in ("stale", "error")]
     killed = sum(1 for o in scored if o.status in ("killed", "timeout"))
     stale = sum(1 for o in outcomes if o.status == "stale")
+    errors = sum(1 for o in outcomes if o.status == "error")
     unreachable = sum(1 for o in outcomes if o.mutation.unreachable)
     score = killed / len(scored) if scored else 1.0
     print(f"\n{len(outcomes)} mutations: {killed} killed, {len(scored) - killed} survived, {unreachable} unreachable, "
-          f"{stale} stale; score {killed}/{len(scored)} = {score:.0%} of reachable mutants "
-          f"({time.monotonic() - started:.0f} s, {args.jobs} jobs)")
-    return 0 if score >= args.min_score and not stale else 1
+          f"{stale} stale, {errors} not run (pytest error); score {killed}/{len(scored)} = {score:.0%} of reachable "
+          f"mutants ({time.monotonic() - started:.0f} s, {args.jobs} jobs)")
+    return 0 if score >= args.min_score and not stale and not errors else 1
 
 
 if __name__ == "__main__":
