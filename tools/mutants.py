@@ -1,16 +1,17 @@
 """Mutation testing: does the suite notice when the model, its checks or the explorer is broken?
 
-    python tools/mutants.py [--jobs 2] [--only ID,...] [--all-tests] [--list] [--timeout 600]
+    python tools/mutants.py [--jobs 2] [--only ID,...] [--all-tests] [--list] [--timeout 600] [--memory-cap-mb 3072]
 
 Each mutation below is a ``(file, exact old text, new text, why)`` edit of one place of the source:
 a check dropped, a lock not taken, a branch inverted.  For each one the tool copies ``src/`` to a
 temporary directory, applies the edit there (the checkout is never touched), and runs pytest
 against the copy (``PYTHONPATH`` puts it first) on the mutation's tests, or with ``--all-tests``
-on the whole suite without the VM tests.  The mutant is *killed* if a test fails (or pytest times
-out), *survived* if every test passes, an *error* if pytest ran no test (not installed, nothing
-collected: no verdict, and exit status 1).  An edit whose old text is no longer in the file exactly
-once is reported as *stale* (the code changed: the entry needs updating), never a crash.  A
-mutation marked ``unreachable`` (with the reason) is run and shown but left out of the score:
+on the whole suite without the VM tests, each pytest capped at ``--memory-cap-mb`` of address
+space.  The mutant is *killed* if a test fails (or pytest times out or runs out of memory: a run
+that no longer stops), *survived* if every test passes, an *error* if pytest ran no test (not
+installed, nothing collected: no verdict).  An edit whose old text is no longer in the file
+exactly once is reported as *stale* (the code changed: the entry needs updating), never a crash.
+A mutation marked ``unreachable`` (with the reason) is run and shown but left out of the score:
 no test of the model can see it.
 
 The table lists every mutation; the score is killed / (killed + survived), stale and unreachable
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -238,7 +240,14 @@ class Outcome:
     detail: str = ""
 
 
-def run_one(m: Mutation, tests: list[str], timeout: float) -> Outcome:
+def _cap_memory(mb: int) -> None:
+    """Run in the child before pytest starts: a mutant that lets a run go on for ever (a livelock
+    no longer stopped) fails on MemoryError at ``mb`` MiB instead of filling the machine."""
+    cap = mb << 20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def run_one(m: Mutation, tests: list[str], timeout: float, memory_mb: int = 3072) -> Outcome:
     started = time.monotonic()
     source = ROOT / "src" / "faultlab" / m.file
     mutated = apply(source.read_text(), m) if source.is_file() else None
@@ -250,7 +259,8 @@ def run_one(m: Mutation, tests: list[str], timeout: float) -> Outcome:
         env = {**os.environ, "PYTHONPATH": str(Path(tmp) / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
         cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not vm", *tests]
         try:
-            res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+            res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                                 preexec_fn=lambda: _cap_memory(memory_mb))
         except subprocess.TimeoutExpired:
             return Outcome(m, "timeout", time.monotonic() - started, f"over {timeout:g} s")
     seconds = time.monotonic() - started
@@ -259,6 +269,9 @@ def run_one(m: Mutation, tests: list[str], timeout: float) -> Outcome:
     failed = [line.split(" - ")[0] for line in res.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
     if failed:
         return Outcome(m, "killed", seconds, failed[0])
+    if "MemoryError" in res.stdout + res.stderr:  # a run that no longer stops filled its cap: as a timeout
+        return Outcome(m, "killed", seconds, f"MemoryError at the {memory_mb} MiB cap (pytest exit status "
+                       f"{res.returncode})")
     # pytest did not run the tests (not installed, no test collected, a usage error): no verdict
     last = (res.stdout + res.stderr).strip().splitlines()
     return Outcome(m, "error", seconds, f"pytest exit status {res.returncode}: {last[-1] if last else ''}")
@@ -283,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all-tests", action="store_true", help="run the whole suite (not vm) on every mutant")
     ap.add_argument("--tests", default="", help="comma-separated test files or ids to run instead of each mutation's")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant (a timeout counts as killed)")
+    ap.add_argument("--memory-cap-mb", type=int, default=3072,
+                    help="address-space limit of each mutant's pytest (a run-away run fails on MemoryError)")
     ap.add_argument("--min-score", type=float, default=0.9)
     ap.add_argument("--list", action="store_true", help="list the mutations and whether each still applies")
     args = ap.parse_args(argv)
@@ -301,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 return ["tests"]
             return args.tests.split(",") if args.tests else list(m.tests)
 
-        outcomes = list(pool.map(lambda m: run_one(m, tests_of(m), args.timeout), chosen))
+        outcomes = list(pool.map(lambda m: run_one(m, tests_of(m), args.timeout, args.memory_cap_mb), chosen))
     print(f"{'mutation':<40} {'result':<10} {'s':>6}  killed by / note")
     for o in outcomes:
         status = o.status + (" (unreachable)" if o.mutation.unreachable else "")
