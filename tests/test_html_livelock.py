@@ -103,3 +103,7 @@ def test_lanes_that_do_not_end_in_a_loop_are_not_cut(livelock: DesignVerdict) ->
     rows = build_lanes(livelock.counterexamples[0].run).rows
     head = [r for r in rows[:8] if not r.cut]
     assert cut_cycle(head) == (head, None)
+    loop = rows[-3:]  # the loop of 3 rows, run 10 times (27 rows hidden) or 11 times (30)
+    assert cut_cycle(head + 10 * loop) == (head + 10 * loop, None)
+    cut, cycle = cut_cycle(head + 11 * loop)
+    assert cycle is not None and cycle.repeats == 11 and len(cut) == len(head) + 1 + 3

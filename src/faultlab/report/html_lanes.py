@@ -54,6 +54,9 @@ CHANGE_LEGEND = (
     ("ch-bad", "bad unlock"),
 )
 THREAD_HUES = 4  # lane tints cycle through this many (CSS classes lane0..lane3)
+MIN_CUT_ROWS = 30
+"""A loop at the end of the lanes is cut only if that hides at least this many rows (a livelock
+hides thousands; a fault that retried three times is better read in full)."""
 
 
 def lock_colour(cls: str) -> str:
@@ -182,9 +185,10 @@ def build_lanes(run: ModelRunResult, violations: list[tuple[str, str, int | None
 def cut_cycle(rows: list[Row]) -> tuple[list[Row], Cycle | None]:
     """``rows`` with the loop they end in shown once: the rows before the loop, a row (``tid``
     -1) saying how often the loop ran and which steps are not shown, then the loop's last run,
-    which ends where the run was stopped.  Unchanged (and None) if the rows end in no loop."""
+    which ends where the run was stopped.  Unchanged (and None) if the rows end in no loop, or in
+    one whose runs before the last make fewer than ``MIN_CUT_ROWS`` rows."""
     cycle = find_cycle([r.signature() for r in rows])
-    if cycle is None:
+    if cycle is None or (cycle.repeats - 1) * cycle.period < MIN_CUT_ROWS:
         return rows, None
     shown = cycle.end - cycle.period  # the first row of the last run
     first, last = rows[cycle.start], rows[shown - 1]
