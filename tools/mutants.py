@@ -164,8 +164,8 @@ MUTATIONS: list[Mutation] = [
       "    do_set_pte(k, vmf, page, write=True, anon=False)\n    pte_unmap_unlock(k, vmf)\n    SetPageDirty(k, page)",
       "    do_set_pte(k, vmf, page, write=True, anon=False)\n    pte_unmap_unlock(k, vmf)",
       "do_shared_fault (3.15-4.7) does not dirty the page",
-      unreachable="the PTE is installed dirty by the store itself, and zap_pte_range moves a PTE's dirty bit to "
-                  "the page: with no writeback between the fault and the zap, nothing in the model can observe it"),
+      unreachable="the PTE is installed dirty by the store itself, and both zap_pte_range and writeback's "
+                  "page_mkclean move a PTE's dirty bit to the page before anything reads the page's"),
     # -- DAX ---------------------------------------------------------------------------------------------------
     M("dax-4.0-cow-no-isize-recheck", "fs/dax/v4_0.py",
       "        i_mmap_lock_read(k, mapping)\n        if vmf.pgoff >= size_in_pages(vmf.vma.file.i_size_read(k)):",
