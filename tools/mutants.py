@@ -1,26 +1,29 @@
 """Mutation testing: does the suite notice when the model, its checks or the explorer is broken?
 
-    python tools/mutants.py [--jobs 2] [--only ID,...] [--all-tests] [--list] [--timeout 600]
+    python tools/mutants.py [--jobs 2] [--only ID,...] [--all-tests] [--list] [--timeout 600] [--memory-cap-mb 3072]
 
 Each mutation below is a ``(file, exact old text, new text, why)`` edit of one place of the source:
 a check dropped, a lock not taken, a branch inverted.  For each one the tool copies ``src/`` to a
 temporary directory, applies the edit there (the checkout is never touched), and runs pytest
 against the copy (``PYTHONPATH`` puts it first) on the mutation's tests, or with ``--all-tests``
-on the whole suite without the VM tests.  The mutant is *killed* if a test fails (or pytest times
-out), *survived* if every test passes.  An edit whose old text is no longer in the file exactly
-once is reported as *stale* (the code changed: the entry needs updating), never a crash.  A
-mutation marked ``unreachable`` (with the reason) is run and shown but left out of the score:
+on the whole suite without the VM tests, each pytest capped at ``--memory-cap-mb`` of address
+space.  The mutant is *killed* if a test fails (or pytest times out or runs out of memory: a run
+that no longer stops), *survived* if every test passes, an *error* if pytest ran no test (not
+installed, nothing collected: no verdict).  An edit whose old text is no longer in the file
+exactly once is reported as *stale* (the code changed: the entry needs updating), never a crash.
+A mutation marked ``unreachable`` (with the reason) is run and shown but left out of the score:
 no test of the model can see it.
 
 The table lists every mutation; the score is killed / (killed + survived), stale and unreachable
-mutations aside.  Exit status 1 if the score is below ``--min-score`` (default 0.9) or a mutation
-is stale.
+mutations aside.  Exit status 1 if the score is below ``--min-score`` (default 0.9), a mutation
+is stale, or pytest could not run one.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -161,8 +164,8 @@ MUTATIONS: list[Mutation] = [
       "    do_set_pte(k, vmf, page, write=True, anon=False)\n    pte_unmap_unlock(k, vmf)\n    SetPageDirty(k, page)",
       "    do_set_pte(k, vmf, page, write=True, anon=False)\n    pte_unmap_unlock(k, vmf)",
       "do_shared_fault (3.15-4.7) does not dirty the page",
-      unreachable="the PTE is installed dirty by the store itself, and zap_pte_range moves a PTE's dirty bit to "
-                  "the page: with no writeback between the fault and the zap, nothing in the model can observe it"),
+      unreachable="the PTE is installed dirty by the store itself, and both zap_pte_range and writeback's "
+                  "page_mkclean move a PTE's dirty bit to the page before anything reads the page's"),
     # -- DAX ---------------------------------------------------------------------------------------------------
     M("dax-4.0-cow-no-isize-recheck", "fs/dax/v4_0.py",
       "        i_mmap_lock_read(k, mapping)\n        if vmf.pgoff >= size_in_pages(vmf.vma.file.i_size_read(k)):",
@@ -232,12 +235,19 @@ def apply(text: str, m: Mutation) -> str | None:
 @dataclass
 class Outcome:
     mutation: Mutation
-    status: str  # killed, survived, stale, timeout
+    status: str  # killed, survived, stale, timeout, error
     seconds: float
     detail: str = ""
 
 
-def run_one(m: Mutation, tests: list[str], timeout: float) -> Outcome:
+def _cap_memory(mb: int) -> None:
+    """Run in the child before pytest starts: a mutant that lets a run go on for ever (a livelock
+    no longer stopped) fails on MemoryError at ``mb`` MiB instead of filling the machine."""
+    cap = mb << 20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def run_one(m: Mutation, tests: list[str], timeout: float, memory_mb: int = 3072) -> Outcome:
     started = time.monotonic()
     source = ROOT / "src" / "faultlab" / m.file
     mutated = apply(source.read_text(), m) if source.is_file() else None
@@ -249,14 +259,22 @@ def run_one(m: Mutation, tests: list[str], timeout: float) -> Outcome:
         env = {**os.environ, "PYTHONPATH": str(Path(tmp) / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
         cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not vm", *tests]
         try:
-            res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+            res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                                 preexec_fn=lambda: _cap_memory(memory_mb))
         except subprocess.TimeoutExpired:
             return Outcome(m, "timeout", time.monotonic() - started, f"over {timeout:g} s")
     seconds = time.monotonic() - started
     if res.returncode == 0:
         return Outcome(m, "survived", seconds)
     failed = [line.split(" - ")[0] for line in res.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    return Outcome(m, "killed", seconds, failed[0] if failed else f"pytest exit status {res.returncode}")
+    if failed:
+        return Outcome(m, "killed", seconds, failed[0])
+    if "MemoryError" in res.stdout + res.stderr:  # a run that no longer stops filled its cap: as a timeout
+        return Outcome(m, "killed", seconds, f"MemoryError at the {memory_mb} MiB cap (pytest exit status "
+                       f"{res.returncode})")
+    # pytest did not run the tests (not installed, no test collected, a usage error): no verdict
+    last = (res.stdout + res.stderr).strip().splitlines()
+    return Outcome(m, "error", seconds, f"pytest exit status {res.returncode}: {last[-1] if last else ''}")
 
 
 def check_copy_is_imported() -> None:
@@ -278,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all-tests", action="store_true", help="run the whole suite (not vm) on every mutant")
     ap.add_argument("--tests", default="", help="comma-separated test files or ids to run instead of each mutation's")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant (a timeout counts as killed)")
+    ap.add_argument("--memory-cap-mb", type=int, default=3072,
+                    help="address-space limit of each mutant's pytest (a run-away run fails on MemoryError)")
     ap.add_argument("--min-score", type=float, default=0.9)
     ap.add_argument("--list", action="store_true", help="list the mutations and whether each still applies")
     args = ap.parse_args(argv)
@@ -296,21 +316,22 @@ def main(argv: list[str] | None = None) -> int:
                 return ["tests"]
             return args.tests.split(",") if args.tests else list(m.tests)
 
-        outcomes = list(pool.map(lambda m: run_one(m, tests_of(m), args.timeout), chosen))
+        outcomes = list(pool.map(lambda m: run_one(m, tests_of(m), args.timeout, args.memory_cap_mb), chosen))
     print(f"{'mutation':<40} {'result':<10} {'s':>6}  killed by / note")
     for o in outcomes:
         status = o.status + (" (unreachable)" if o.mutation.unreachable else "")
         note = o.detail or o.mutation.unreachable
         print(f"{o.mutation.id:<40} {status:<10} {o.seconds:6.1f}  {note}")
-    scored = [o for o in outcomes if not o.mutation.unreachable and o.status != "stale"]
+    scored = [o for o in outcomes if not o.mutation.unreachable and o.status not in ("stale", "error")]
     killed = sum(1 for o in scored if o.status in ("killed", "timeout"))
     stale = sum(1 for o in outcomes if o.status == "stale")
+    errors = sum(1 for o in outcomes if o.status == "error")
     unreachable = sum(1 for o in outcomes if o.mutation.unreachable)
     score = killed / len(scored) if scored else 1.0
     print(f"\n{len(outcomes)} mutations: {killed} killed, {len(scored) - killed} survived, {unreachable} unreachable, "
-          f"{stale} stale; score {killed}/{len(scored)} = {score:.0%} of reachable mutants "
-          f"({time.monotonic() - started:.0f} s, {args.jobs} jobs)")
-    return 0 if score >= args.min_score and not stale else 1
+          f"{stale} stale, {errors} not run (pytest error); score {killed}/{len(scored)} = {score:.0%} of reachable "
+          f"mutants ({time.monotonic() - started:.0f} s, {args.jobs} jobs)")
+    return 0 if score >= args.min_score and not stale and not errors else 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from html import escape
 from faultlab.compare import lock_sort_key, short_lock
 from faultlab.execution import ModelRunResult
 from faultlab.kernel.events import Event
+from faultlab.report.cycles import Cycle, find_cycle
 from faultlab.report.swimlanes import LaneRow, describe_change, lane_rows
 
 LOCK_COLOURS = {
@@ -53,6 +54,9 @@ CHANGE_LEGEND = (
     ("ch-bad", "bad unlock"),
 )
 THREAD_HUES = 4  # lane tints cycle through this many (CSS classes lane0..lane3)
+MIN_CUT_ROWS = 30
+"""A loop at the end of the lanes is cut only if that hides at least this many rows (a livelock
+hides thousands; a fault that retried three times is better read in full)."""
 
 
 def lock_colour(cls: str) -> str:
@@ -78,6 +82,17 @@ class Row:
     locks: list[str] = field(default_factory=list)  # classes acquired or released in this step
     switch: bool = False  # another thread ran the previous row
     violations: list[tuple[str, str]] = field(default_factory=list)  # (id, message) detected here
+    current: str = ""  # the kernel function this thread is in (shown only where ``func`` says)
+
+    @property
+    def cut(self) -> bool:
+        """The row standing for the runs of a cycle that are not shown (``tid`` -1)."""
+        return self.tid < 0
+
+    def signature(self) -> tuple[object, ...]:
+        """What a reader sees of the row, but its step: equal rows repeat each other."""
+        return (self.tid, self.current, self.label, tuple(self.held), tuple((c.css, c.text) for c in self.changes),
+                tuple(self.locks), self.switch)
 
 
 @dataclass
@@ -99,6 +114,7 @@ class Lanes:
     rows: list[Row]
     bars: list[Bar]
     tracks: list[int]  # lock tracks per thread (at least 1)
+    cycle: Cycle | None = None  # the loop the run ended in, over the rows before the cut
 
     @property
     def lock_classes(self) -> list[str]:
@@ -125,7 +141,7 @@ def build_lanes(run: ModelRunResult, violations: list[tuple[str, str, int | None
         current = lr.func or last_func.get(lr.tid, "")
         func = current if current and (switch or lr.func != last_func.get(lr.tid)) else ""
         last_func[lr.tid] = current
-        row = Row(lr.step, lr.tid, func, lr.label, lr.held, switch=switch)
+        row = Row(lr.step, lr.tid, func, lr.label, lr.held, switch=switch, current=current)
         for ev in by_step.get(lr.step, []):
             if ev.kind in ("lock_acquire", "lock_release"):
                 if ev.data["cls"] not in row.locks:
@@ -137,6 +153,7 @@ def build_lanes(run: ModelRunResult, violations: list[tuple[str, str, int | None
                 if text is not None:
                     row.changes.append(Change(CHANGE_KINDS.get(ev.kind, "ch-other"), text))
         rows.append(row)
+    rows, cycle = cut_cycle(rows)
     steps = [r.step for r in rows]
     for vid, message, step in violations:
         if not rows:
@@ -144,6 +161,9 @@ def build_lanes(run: ModelRunResult, violations: list[tuple[str, str, int | None
         at = len(rows) - 1 if step is None else max(bisect_right(steps, step) - 1, 0)
         rows[at].violations.append((vid, message))
     bars = _lock_bars(run.events)
+    if cycle is not None:  # a lock taken and released within the loops not shown has no row
+        lo, hi = _cut_steps(rows)
+        bars = [b for b in bars if not (lo <= b.start_step and b.end_step is not None and b.end_step <= hi)]
     last = max(len(rows) - 1, 0)
     for b in bars:
         b.first = min(bisect_left(steps, b.start_step), last)
@@ -159,7 +179,37 @@ def build_lanes(run: ModelRunResult, violations: list[tuple[str, str, int | None
             ends[free] = b.last
             b.track = free
         tracks[tid] = max(len(ends), 1)
-    return Lanes(list(run.thread_names), rows, bars, tracks)
+    return Lanes(list(run.thread_names), rows, bars, tracks, cycle)
+
+
+def cut_cycle(rows: list[Row]) -> tuple[list[Row], Cycle | None]:
+    """``rows`` with the loop they end in shown once: the rows before the loop, a row (``tid``
+    -1) saying how often the loop ran and which steps are not shown, then the loop's last run,
+    which ends where the run was stopped.  Unchanged (and None) if the rows end in no loop, or in
+    one whose runs before the last make fewer than ``MIN_CUT_ROWS`` rows."""
+    cycle = find_cycle([r.signature() for r in rows])
+    if cycle is None or (cycle.repeats - 1) * cycle.period < MIN_CUT_ROWS:
+        return rows, None
+    shown = cycle.end - cycle.period  # the first row of the last run
+    first, last = rows[cycle.start], rows[shown - 1]
+    steps = last.step - first.step + 1
+    label = (f"the loop of {cycle.period} row{'s' if cycle.period != 1 else ''} below ran {cycle.repeats} "
+             f"times from step {first.step}: its first {cycle.repeats - 1} runs (steps {first.step}-{last.step}, "
+             f"{steps} steps) are not shown")
+    marker = Row(first.step, -1, "", label, [])
+    loop = rows[shown:]
+    named: set[int] = set()
+    for r in loop:  # each thread's function is named again at its first row after the cut
+        if r.tid not in named:
+            named.add(r.tid)
+            r.func = r.current
+    return [*rows[: cycle.start], marker, *loop], cycle
+
+
+def _cut_steps(rows: list[Row]) -> tuple[int, int]:
+    """The steps the cut row stands for: from its own to the one before the next row's."""
+    i = next(i for i, r in enumerate(rows) if r.cut)
+    return rows[i].step, rows[i + 1].step - 1 if i + 1 < len(rows) else rows[i].step
 
 
 def _lock_bars(events: list[Event]) -> list[Bar]:
@@ -201,6 +251,7 @@ def render_lanes(lanes: Lanes, ops: dict[str, list[str]] | None = None, anchor: 
                    f'grid-row: 1 / {last_row}"></div>')
     for i, row in enumerate(lanes.rows):
         classes = (["switch"] if row.switch else []) + (["broken"] if row.violations else [])
+        classes += ["cut"] if row.cut else []
         if classes:
             out.append(f'<div class="band {" ".join(classes)}" style="grid-column: 1 / -1; grid-row: {i + 2}">'
                        "</div>")
@@ -226,7 +277,7 @@ def render_lanes(lanes: Lanes, ops: dict[str, list[str]] | None = None, anchor: 
     for i, row in enumerate(lanes.rows):
         r = i + 2
         out.append(f'<div class="stepno{" broken" if row.violations else ""}" style="grid-column: 1; grid-row: {r}">'
-                   f"{row.step}</div>")
+                   f"{'&#8942;' if row.cut else row.step}</div>")
         parts = []
         if row.func:
             parts.append(f'<div class="fn">{escape(row.func)}()</div>')
@@ -239,6 +290,9 @@ def render_lanes(lanes: Lanes, ops: dict[str, list[str]] | None = None, anchor: 
             anchored = True
             parts.append(f'<div class="callout"{ident}><b>invariant broken: {escape(vid)}</b>'
                          f"<span>{escape(message)}</span></div>")
+        if row.cut:  # across every lane: the runs of the loop not shown
+            out.append(f'<div class="cell cut" style="grid-column: 2 / -1; grid-row: {r}">{"".join(parts)}</div>')
+            continue
         held = f' title="held after this step: {escape(", ".join(row.held))}"' if row.held else ""
         out.append(f'<div class="cell lane{row.tid % THREAD_HUES}{" broken" if row.violations else ""}" '
                    f'data-thread="{escape(lanes.threads[row.tid])}"{held} '

@@ -80,6 +80,8 @@ table.locks td.n { text-align: right; }
 .lane-bg { background: var(--tint); }
 .band.switch { border-top: 1px dashed #b6bfcc; }
 .band.broken { background: var(--red-bg); box-shadow: inset 5px 0 0 var(--red); }
+.band.cut { border-top: 2px dashed #94a3b8; border-bottom: 2px dashed #94a3b8; background: #f8fafc; }
+.cell.cut { font-style: italic; color: #475569; padding: 8px 10px; z-index: 1; }
 .lane-head { position: sticky; top: 0; z-index: 3; background: #fff; padding: 8px 10px 7px;
   border-bottom: 1px solid var(--line); border-top: 4px solid var(--hue, #94a3b8);
   box-shadow: 0 2px 3px rgba(15, 23, 42, .06); }
