@@ -106,9 +106,9 @@
  *      (any CPU, all on one CPU, or one CPU each, round robin); barrier: they start together;
  *   3. each worker spins a random while (none, or log-uniform up to 2^16 iterations; sometimes
  *      sched_yield() instead), then runs its ops in order with such a pause between two ops;
- *   4. barrier; the coordinator reads each file (fstat size, pread contents; contents of a
- *      file larger than <limit> bytes are not read); barrier; the workers drop their mappings
- *      and the coordinator the set-up's.
+ *   4. barrier; the workers drop their mappings and the coordinator the set-up's; barrier; the
+ *      coordinator reads each file (fstat size, pread contents; contents of a file larger than
+ *      <limit> bytes are not read).
  * Nothing is measured (no getrusage) and nothing is printed while runs go on. A SIGBUS or
  * SIGSEGV in an access is caught by the faulting worker (per-thread sigsetjmp state and
  * alternate stack) and is that op's outcome. `require-dax` is checked on the first run's files.
@@ -1756,13 +1756,13 @@ static void worker_loop(int t)
 				pause_for(g_op_plan[c->ordinal].spin, g_op_plan[c->ordinal].yield);
 			conc_op(c);
 		}
-		barrier_wait(0); /* every op done: the coordinator reads the files */
-		barrier_wait(0); /* files read */
+		barrier_wait(0); /* every op done */
 		drop_mappings(g_thread_ops[t], g_thread_nops[t]);
 		if (g_conc.kind == WORKER_PROCESSES) {
 			at_ranges(1);
 			close_files();
 		}
+		barrier_wait(0); /* mappings dropped: the coordinator reads the files */
 	}
 }
 
@@ -2071,11 +2071,14 @@ static void run_concurrent(void)
 			conc_op(&g_cmds[g_setup_ops[k]]);
 		barrier_wait(1); /* files exist, the set-up has run */
 		barrier_wait(1); /* start */
-		barrier_wait(1); /* ops done */
-		record_run(run);
-		barrier_wait(1); /* files read: the workers drop their mappings */
+		barrier_wait(1); /* ops done: everyone drops their mappings */
 		drop_mappings(g_setup_ops, g_setup_nops);
 		at_ranges(1);
+		/* Only now may the coordinator allocate (record_run): a range a munmap left a hole
+		 * during the run is reserved again, so no buffer of ours can land in it. pread sees
+		 * what was stored through the dropped mappings (the page cache, or pmem). */
+		barrier_wait(1); /* mappings dropped */
+		record_run(run);
 	}
 	stop_workers(threads);
 	close_files();
