@@ -443,6 +443,10 @@ def test_the_probe_refuses_what_it_cannot_run() -> None:
              .thread("a", "m = mmap f 0 1p shared r", "m = mmap f 0 1p shared r").thread("b", "msync m").build())
     with pytest.raises(UnsupportedScenarioError, match="which a mmaps more than once"):
         concurrent_program(remap, "/tmp/x", 10)
+    later = (ScenarioBuilder("t", fs="tmpfs").file("f", "1p")
+             .thread("b", "load m 0").thread("a", "m = mmap f 0 1p shared r").build())
+    with pytest.raises(UnsupportedScenarioError, match="declare the thread that makes it first"):
+        concurrent_program(later, "/tmp/x", 10)
 
 
 @pytest.mark.parametrize("kernel", ["host-tmpfs", "host-ext4"])

@@ -167,7 +167,8 @@ def _op_text(op: Op, thread: str, files: dict[str, str], maps: dict[tuple[str, s
         if key not in maps:
             raise UnsupportedScenarioError(
                 f"{where}: `{op.text}` uses mapping {op.map!r} before any mmap defines it "
-                "(the probe reads the set-up, then the threads in declaration order)"
+                "(the probe reads the set-up, then the threads in declaration order: declare the thread "
+                "that makes it first)"
             )
         return maps[key]
 
