@@ -1,15 +1,17 @@
 """Concurrent oracle: how long the kernel side and the model side of `faultlab oracle --concurrent`
 take, and how many distinct outcomes each side has, per scenario.
 
-    python bench/bench_concurrent.py [--runs 10000] [--vm-runs 1000] [--no-vm] [--dax-on-host] [SCENARIO...]
+    python bench/bench_concurrent.py [--runs 10000] [--vm-runs 1000] [--no-vm] [--dax-on-host] [--markdown]
+                                     [SCENARIO...]
 
 Default scenarios: the seed and every file in scenarios/races. Page-cache scenarios run on host
 tmpfs and host ext4 (as `--kernel host-tmpfs` / `--kernel host-ext4` would), N runs each in one
 probe process; DAX scenarios run in ONE boot of the DAX VM, M runs each (and, with
 --dax-on-host, also on host tmpfs and ext4). For each it prints the wall time of the kernel runs
 (for the VM: of the whole boot, once), of the model's exploration, and the distinct outcomes on
-both sides (the table in docs/fidelity.md). Kernel outcome counts vary from run to run (real
-races); the model's are exact.
+both sides (the table in docs/fidelity.md; --markdown prints it as that table at the end). Kernel
+outcome counts vary from run to run (real races); the model's are exact. A scenario the probe
+cannot run is listed as skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from faultlab.scenario.model import Scenario
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+TABLE: list[str] = []
+
+
 def row(scenario: Scenario, kernel: str, runs: int, kernel_s: float | None, outcomes: KernelOutcomes) -> None:
     design = get_design(default_concurrent_design(kernel))
     t0 = time.perf_counter()
@@ -53,6 +58,13 @@ def row(scenario: Scenario, kernel: str, runs: int, kernel_s: float | None, outc
         f"{len(model.outcomes):>6} {model.schedules:>7} {model_s:>7.1f} s  {bound}, {verdict}",
         flush=True,
     )
+    how = f"{model.schedules} schedules, complete" if model.complete else (
+        f"{model.schedules} schedules (bound {model.bound}): **lower bound**")
+    TABLE.append(
+        f"| `{os.path.relpath(scenario.path, os.path.join(ROOT, 'scenarios'))[:-5]}` | {scenario.fs} | "
+        f"{kernel} (`{design.name}`) | {runs:,} | {len(c.kernel.outcomes)} | {len(model.outcomes)} | "
+        f"{len(c.model_only)} | {how} | {'yes' if c.ok else f'**{len(c.unexplained)} not**'} |"
+    )
 
 
 def main() -> int:
@@ -61,6 +73,7 @@ def main() -> int:
     ap.add_argument("--vm-runs", type=int, default=1000, help="concurrent runs per DAX scenario in the VM")
     ap.add_argument("--no-vm", action="store_true", help="skip the DAX VM")
     ap.add_argument("--dax-on-host", action="store_true", help="also run the DAX scenarios on host tmpfs and ext4")
+    ap.add_argument("--markdown", action="store_true", help="print the rows as a markdown table at the end")
     ap.add_argument("scenarios", nargs="*")
     args = ap.parse_args()
     paths = args.scenarios or [
@@ -95,6 +108,11 @@ def main() -> int:
         print(f"DAX VM: {len(dax)} scenarios x {args.vm_runs} runs in one boot: {boot_s:.1f} s", flush=True)
         for s, outcomes in zip(dax, results, strict=True):
             row(s, "dax-vm", args.vm_runs, None, outcomes)
+    if args.markdown:
+        print("\n| scenario | fs | kernel (design) | runs | kernel outcomes | model outcomes | model only "
+              "| model exploration | subset |")
+        print("|---|---|---|---:|---:|---:|---:|---|---|")
+        print("\n".join(TABLE))
     return 0
 
 

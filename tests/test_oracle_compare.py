@@ -24,6 +24,7 @@ from faultlab.oracle.compare import (
     compare,
     comparison_json,
     describe_differences,
+    run_oracle,
 )
 from faultlab.oracle.errors import CompilerNotFoundError, UnsupportedScenarioError
 from faultlab.results import FileState, OpRecord, RunRecord
@@ -278,6 +279,19 @@ def test_cli_runs_a_tmpfs_scenario_side_by_side(probe: None, mmap01: Path) -> No
     assert "model design v6.18 vs kernel host-tmpfs" in out  # the host's own kernel
     assert "no difference in what the model claims" in out
     assert "store m 12 XYZ" in out and "model flt" in out and "kernel flt" in out
+
+
+def test_the_setup_and_another_threads_map_line_up_side_by_side(probe: None) -> None:
+    """The set-up's ops come first on both sides (the claims too), so the rows line up."""
+    sc = (ScenarioBuilder("t", fs="ext4").file("data", "2p", fill="A")
+          .setup("m = mmap data 0 2p shared rw unaligned", "load m 0")
+          .thread("a", "store m 1p B", "mprotect m r")
+          .thread("b", "fallocate data punch 0 1p", "load m 0").build())
+    [(_sc, c)] = run_oracle([sc])
+    assert [(r.thread, r.op) for r in c.rows] == [
+        ("[setup]", "m = mmap data 0 2p shared rw unaligned"), ("[setup]", "load m 0"),
+        ("a", "store m 1p B"), ("a", "mprotect m r"), ("b", "fallocate data punch 0 1p"), ("b", "load m 0")]
+    assert not any(r.differs for r in c.rows), describe_differences(c)
 
 
 def test_cli_runs_a_scenario_on_the_kernel_asked_for_and_says_so(probe: None, mmap01: Path) -> None:

@@ -57,15 +57,22 @@ def probe_supports(scenario: Scenario) -> bool:
 
 
 PROBED = [p for p in RACES if probe_supports(load_scenario(str(p)))]
-"""The race scenarios the probe can run (not yet: [setup], fallocate, mprotect, mmap placement)."""
-PAGE_CACHE_RACES = [p for p in PROBED if load_scenario(str(p)).fs != "dax"]
+"""The race scenarios the probe can run: all of them (see test_every_race_scenario_and_the_seed_can_be_probed)."""
+CI_SKIP = {"generic-503-ext4", "generic-503-tmpfs", "punch-vs-fault-ext4", "punch-vs-fault-tmpfs"}
+"""Page-cache races whose exhaustive model exploration takes from 20 s to several minutes (3000 and
+more schedules, or the bound-2 fallback): CI leaves them to bench/bench_concurrent.py, whose
+10,000-run results are in docs/fidelity.md. CI still runs punch hole on the kernel
+(punch-vs-private-fault-*, test_setup_placement_mprotect_punch_and_another_threads_map_on_the_kernel)."""
+PAGE_CACHE_RACES = [p for p in PROBED if load_scenario(str(p)).fs != "dax" and p.stem not in CI_SKIP]
 DAX_RACES = [SEED] + [p for p in PROBED if load_scenario(str(p)).fs == "dax"]
 V410 = get_design("v4.10")
 CI_RUNS = int(os.environ.get("FAULTLAB_CONCURRENT_RUNS", "300"))
 CI_VM_RUNS = int(os.environ.get("FAULTLAB_CONCURRENT_VM_RUNS", "60"))
-BOUNDS = {"three-hole-readers.toml": 1, "hole-double-zero.toml": 1}
+BOUNDS = {"three-hole-readers.toml": 1, "hole-double-zero.toml": 1, "holetest-2-one-page.toml": 1,
+          "holetest-3-one-page.toml": 1, "holetest-3-neighbours.toml": 1, "generic-437-dax.toml": 1}
 """CI explores these DAX races at a small preemption bound (their unbounded exploration runs into
-tens of thousands of schedules); the model set is then a lower bound."""
+thousands of schedules); the model set is then a lower bound."""
+V61 = get_design(default_concurrent_design("dax-vm"))
 
 
 def seed_as(fs: str) -> Scenario:
@@ -319,6 +326,8 @@ def write(tmp_path: Path, text: str) -> Path:
         (["--concurrent", "10", "{memcg}"], "memory_limit_pages is not reproduced"),
         (["--concurrent", "10", "{many}"], "the concurrent probe runs at most 16"),
         (["--concurrent", "10", "{idle}"], "no thread has an op"),
+        (["--concurrent", "10", "{crash}"], "crash.toml:8: the probe does not run crash: `crash`"),
+        (["--concurrent", "10", "{remap}"], "remap.toml:8: `load m 0` uses map 'm', which a mmaps more than once"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -327,7 +336,14 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], me
     (tmp_path / "memcg.toml").write_text(head.replace("fs =", 'memory_limit = "4p"\nfs =') + reader)
     (tmp_path / "idle.toml").write_text(head + "[threads.t]\nops = []\n")
     (tmp_path / "many.toml").write_text(head + "".join(reader.replace("t]", f"t{i}]") for i in range(17)))
-    paths = {"{seed}": str(SEED), **{f"{{{n}}}": str(tmp_path / f"{n}.toml") for n in ("memcg", "idle", "many")}}
+    crash = '[threads.t]\nops = [\n  "read f 0 1",\n  "crash",\n]\n'
+    (tmp_path / "crash.toml").write_text(head.replace("tmpfs", "dax") + crash)
+    (tmp_path / "remap.toml").write_text(
+        head + '[threads.a]\nops = ["m = mmap f 0 1p shared r", "m = mmap f 0 1p shared r"]\n'
+        '[threads.b]\nops = ["load m 0"]\n'
+    )
+    names = ("memcg", "idle", "many", "crash", "remap")
+    paths = {"{seed}": str(SEED), **{f"{{{n}}}": str(tmp_path / f"{n}.toml") for n in names}}
     code, out, err = invoke(*[paths.get(a, a) for a in args])
     assert code == 2 and out == "", out
     assert message in err and err.count("\n") == 1 and err.startswith("faultlab oracle: "), err
@@ -399,14 +415,58 @@ def test_per_thread_scenarios_run_as_processes(probe: Path) -> None:
     assert [r for _t, _o, r in outcome.ops] == ["ok", '"\\x00"'] * 3
 
 
-def test_the_probe_refuses_what_it_cannot_run_yet() -> None:
-    punch = load_scenario(str(ROOT / "scenarios/races/punch-vs-fault-tmpfs.toml"))
-    with pytest.raises(UnsupportedScenarioError, match=r"tmpfs.toml:\d+: the probe does not run a \[setup\]"):
-        concurrent_program(punch, "/tmp/x", 10)
-    cross = (ScenarioBuilder("t", fs="tmpfs").file("f", "1p")
-             .thread("a", "m = mmap f 0 1p shared r").thread("b", "load m 0", "msync m").build())
-    with pytest.raises(UnsupportedScenarioError, match="another thread's map only in load and store"):
-        concurrent_program(cross, "/tmp/x", 10)
+def test_every_race_scenario_and_the_seed_can_be_probed() -> None:
+    assert PROBED == RACES
+    probe_supports(load_scenario(str(SEED)))
+
+
+def test_the_program_places_mappings_and_marks_the_setup_and_each_thread() -> None:
+    sc = (ScenarioBuilder("t", fs="tmpfs").file("f", "2p")
+          .setup("s = mmap f 0 2p shared rw unaligned")
+          .thread("a", "m = mmap f 0 1p shared r at 0x50000000", "mprotect m rw", "fallocate f punch 1p 1p")
+          .thread("b", "msync m", "mprotect s r", "m = mmap f 0 1p private r", "munmap m").build())
+    lines = concurrent_program(sc, "/w", 5).text.splitlines()
+    assert lines[3:] == [
+        "setup", "op 0 mmap m0 f0 0 8192 shared rw unaligned",
+        "thread 0", "op 1 mmap m1 f0 0 4096 shared ro at 0x50000000", "op 2 mprotect m1 rw",
+        "op 3 fallocate f0 punch 4096 4096",
+        "thread 1", "op 4 msync m1", "op 5 mprotect m0 ro", "op 6 mmap m2 f0 0 4096 private ro", "op 7 munmap m2",
+        "end",
+    ]
+
+
+def test_the_probe_refuses_what_it_cannot_run() -> None:
+    crash = (ScenarioBuilder("t", fs="dax").file("f", "1p").thread("a", "read f 0 1", "crash").build())
+    with pytest.raises(UnsupportedScenarioError, match=r"the probe does not run crash: `crash`"):
+        concurrent_program(crash, "/tmp/x", 10)
+    remap = (ScenarioBuilder("t", fs="tmpfs").file("f", "1p")
+             .thread("a", "m = mmap f 0 1p shared r", "m = mmap f 0 1p shared r").thread("b", "msync m").build())
+    with pytest.raises(UnsupportedScenarioError, match="which a mmaps more than once"):
+        concurrent_program(remap, "/tmp/x", 10)
+    later = (ScenarioBuilder("t", fs="tmpfs").file("f", "1p")
+             .thread("b", "load m 0").thread("a", "m = mmap f 0 1p shared r").build())
+    with pytest.raises(UnsupportedScenarioError, match="declare the thread that makes it first"):
+        concurrent_program(later, "/tmp/x", 10)
+
+
+@pytest.mark.parametrize("kernel", ["host-tmpfs", "host-ext4"])
+def test_setup_placement_mprotect_punch_and_another_threads_map_on_the_kernel(probe: Path, kernel: str) -> None:
+    sc = (ScenarioBuilder("the probe's newer ops", fs=kernel.removeprefix("host-")).file("f", "2p", fill="A")
+          .setup("s = mmap f 0 2p shared rw unaligned", "store s 0 S")
+          .thread("a", "m = mmap f 0 1p shared rw at 0x50000000", "mprotect m r", "store m 1 X")
+          .thread("b", "fallocate f punch 1p 1p", "load s 1p", "munmap m")
+          .build())
+    [c] = run_concurrent_oracle([sc], CI_RUNS // 3)
+    assert c.model.complete
+    assert c.ok, "\n".join(line for u in c.unexplained for line in describe_unexplained(c, u))
+    for outcome in c.kernel.outcomes:
+        results = {op: r for _t, op, r in outcome.ops}
+        assert outcome.ops[0][0] == "[setup]" and results["store s 0 S"] == "ok"
+        assert results["store m 1 X"] == "SIGSEGV" and results["load s 1p"] == '"\\x00"'
+        assert results["mprotect m r"] in ("ok", "ENOMEM")  # ENOMEM: b's munmap came first
+    # b's munmap before a's mmap has returned: the variable holds no address yet (the model's EINVAL)
+    seen = {dict((op, r) for _t, op, r in o.ops)["munmap m"] for o in c.kernel.outcomes}
+    assert seen and seen <= {"ok", "EINVAL"}
 
 
 def test_cli_runs_a_page_cache_race(probe: Path) -> None:
@@ -442,6 +502,6 @@ def test_dax_races_in_one_vm_boot(monkeypatch: pytest.MonkeyPatch) -> None:
     for sc, kernel in zip(scenarios, results, strict=True):
         assert "DAX active (statx STATX_ATTR_DAX)" in kernel.notes
         assert kernel.cpus == 2 and sum(n for n, _ in kernel.outcomes.values()) == CI_VM_RUNS
-        model = model_outcomes(sc, V410, bound=BOUNDS.get(Path(sc.path).name))
-        c = check(sc, kernel, model, V410)
+        model = model_outcomes(sc, V61, bound=BOUNDS.get(Path(sc.path).name))
+        c = check(sc, kernel, model, V61)
         assert c.ok, "\n".join(line for u in c.unexplained for line in describe_unexplained(c, u))

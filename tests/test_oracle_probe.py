@@ -19,6 +19,7 @@ from faultlab.oracle.measure import FAULT_FACTS, measure_fact
 from faultlab.oracle.measure import main as measure_main
 from faultlab.oracle.program import parse_time_output, time_program
 from faultlab.results import FileState, RunRecord
+from faultlab.scenario import ScenarioBuilder
 from faultlab.scenario.model import FileSpec, Loc, Op, Outcome, Scenario, ThreadSpec
 
 P = 4096
@@ -172,6 +173,34 @@ def test_fault_around_window_is_clipped_to_the_vma(fs: str) -> None:
         *(load("m", i * P) for i in range(40)),
     )
     assert [i for i, r in enumerate(rec.ops[1:]) if r.minflt] == [0, 16, 32]
+
+
+@pytest.mark.parametrize("fs", FILESYSTEMS)
+def test_unaligned_and_at_mappings_clip_fault_around_like_the_model(fs: str) -> None:
+    """Three pages below a 2 MiB boundary (``unaligned``, or ``at`` such an address): a read fault
+    on page 1 maps pages 0-2 only, so page 3 faults again and page 4 does not (the model's
+    tests/test_shared_maps.py counts the same window)."""
+    for placement in (" unaligned", " at 0x7f0000ffd000"):
+        sc = (ScenarioBuilder("t", fs=fs).file("data", "32p", "A")
+              .thread("t", f"m = mmap data 0 32p shared r{placement}", "load m 1p", "load m 2p", "load m 0",
+                      "load m 3p", "load m 4p").build())
+        rec = run_on_host(sc, f"host-{fs}")
+        assert [r.minflt for r in rec.ops] == [0, 1, 0, 0, 1, 0], placement
+
+
+@pytest.mark.parametrize("fs", FILESYSTEMS)
+def test_setup_at_mprotect_and_punch_sequentially(fs: str) -> None:
+    sc = (ScenarioBuilder("t", fs=fs).file("data", "2p", "A")
+          .setup("s = mmap data 0 2p shared rw")
+          .thread("t", "m = mmap data 0 1p shared r at 0x50000000", "n = mmap data 0 1p shared r at 0x50000000",
+                  "o = mmap data 0 1p shared r at 0x50000800", "load m 0",
+                  "mprotect s r", "store s 0 X", "mprotect s rw", "store s 0 Y",
+                  "fallocate data punch 1p 1p", "load s 1p", "munmap s", "mprotect s rw").build())
+    rec = run_on_host(sc, f"host-{fs}")
+    assert [str(r.outcome) for r in rec.ops] == [
+        "ok", "ok", "EEXIST", "EINVAL", '"A"', "ok", "SIGSEGV", "ok", "ok", "ok", '"\\x00"', "ok", "ENOMEM"]
+    assert rec.ops[0].thread == "[setup]"
+    assert rec.files["data"].contents == b"Y" + b"A" * (P - 1) + b"\0" * P
 
 
 # -- truncate and EOF ---------------------------------------------------------------------------

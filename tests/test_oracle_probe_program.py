@@ -44,8 +44,8 @@ def scenario(fs: str = "tmpfs", **kw: object) -> Scenario:
         "truncator",
         (
             op("truncate", "truncate data 4096", 20, file="data", size=4096),
-            op("load", "load m 4096 1", 21, map="m", offset=4096, length=1),
-            op("madvise", "madvise m dontneed", 22, map="m", advice="dontneed"),
+            op("load", "load m 4096 1", 21, map="m", offset=4096, length=1, owner="writer"),
+            op("madvise", "madvise m dontneed", 22, map="m", advice="dontneed", owner="writer"),
             op("read", "read hole 0 3", 23, file="hole", length=3),
         ),
     )
@@ -60,9 +60,11 @@ def test_program_text_runs_threads_in_declaration_order() -> None:
         "file f0 8192 fill 4142",
         "file f1 100 hole",
         "file f2 3 zero",
+        "thread 0",
         "op 0 mmap m0 f0 0 8192 private rw",
         "op 1 store m0 4096 5a5a",
         "op 2 write f0 0 -",
+        "thread 1",
         "op 3 truncate f0 4096",
         "op 4 load m0 4096 1",
         "op 5 madvise m0 dontneed",

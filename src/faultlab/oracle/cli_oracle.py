@@ -93,8 +93,8 @@ def ops_table(c: Comparison) -> Table:
         table.add_row(
             str(row.index + 1),
             str(row.line or ""),
-            row.thread,
-            row.op,
+            Text(row.thread),  # Text: "[setup]" is no markup
+            Text(row.op),
             _cell(
                 _clip(str(row.model.outcome)) if row.model else "-", "outcome" in row.differs, claimed_outcome
             ),

@@ -241,7 +241,7 @@ class _ClaimsBuilder:
         elif op.kind in ("load", "store"):
             masked = self._access(thread, op, waived)
         elif op.kind in ("munmap", "msync", "madvise"):
-            unmapped = self.maps.get((thread, op.map))
+            unmapped = self.maps.get((op.owner or thread, op.map))
             if op.kind == "munmap" and unmapped is not None:
                 unmapped.mapped = False
         elif op.kind == "read":
@@ -258,7 +258,7 @@ class _ClaimsBuilder:
         return OpClaim(frozenset(observables), frozenset(masked), tuple(waived))
 
     def _access(self, thread: str, op: Op, waived: dict[str, None]) -> set[int]:
-        m = self.maps.get((thread, op.map))
+        m = self.maps.get((op.owner or thread, op.map))  # owner: the set-up's or another thread's map
         if m is None or not m.mapped:
             return set()
         f = self.files[m.file]
@@ -350,7 +350,7 @@ def claims_for(scenario: Scenario, kernel: str, version: tuple[int, int] = (0, 0
     design without a version gets them all)."""
     check_kernel(scenario, kernel)
     builder = _ClaimsBuilder(scenario, kernel, version)
-    ops = tuple(builder.op(t.name, op) for t in scenario.threads for op in t.ops)
+    ops = tuple(builder.op(t.name, op) for t in scenario.all_threads() for op in t.ops)  # the set-up's first
     return Claims(kernel=kernel, fs=scenario.fs, ops=ops, files=builder.file_claims())
 
 

@@ -19,7 +19,8 @@
  *   require-dax                         statx() every file created so far; if STATX_ATTR_DAX is
  *                                       not set on one, print `error dax-not-active <name>` and
  *                                       exit 3; otherwise print `dax active`
- *   op <i> mmap <var> <file> <offset> <length> private|shared ro|rw
+ *   op <i> mmap <var> <file> <offset> <length> private|shared ro|rw [unaligned | at <0xaddr>]
+ *                                       placement: see MAPPINGS below
  *   op <i> munmap <var>
  *   op <i> load <var> <offset> <length>     read bytes through the mapping
  *   op <i> store <var> <offset> <hex>       write bytes through the mapping
@@ -29,9 +30,15 @@
  *   op <i> msync <var>                      msync(MS_SYNC) over the mapping
  *   op <i> fsync <file>                     fsync()
  *   op <i> madvise <var> dontneed           madvise(MADV_DONTNEED) over the mapping
+ *   op <i> mprotect <var> ro|rw             mprotect(PROT_READ[|PROT_WRITE]) over the mapping
+ *   op <i> fallocate <file> punch <offset> <length>
+ *                                           fallocate(FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE)
  *   time read|cow|shared <pages> [<reps>]   timing mode, see below
  *   thread <t>                          the ops that follow belong to thread <t> (0..15; default
  *                                       0); only the concurrent mode uses it
+ *   setup                               the ops that follow (until `thread`) are the set-up's: the
+ *                                       concurrent mode runs them in the coordinator before each
+ *                                       run's start (the sequential mode runs every op in order)
  *   concurrent <runs> <seed> threads|processes <limit>
  *                                       concurrent mode, see below
  *   end                                     optional; nothing after it is read
@@ -72,8 +79,20 @@
  * clipped to the VMA and to the 2 MiB page table. An access beyond its mapping lands in the
  * PROT_NONE guard and gets the kernel's SIGSEGV; an access beyond the guard is refused as input.
  * A variable mmapped again gets a new slot (the old mapping stays). munmap re-reserves the range
- * PROT_NONE afterwards; msync/madvise on an unmapped variable briefly lift that reservation so
- * the kernel answers as for an unmapped range (ENOMEM).
+ * PROT_NONE afterwards; msync/madvise/mprotect on an unmapped variable briefly lift that
+ * reservation so the kernel answers as for an unmapped range (ENOMEM). (The concurrent mode
+ * leaves an unmapped range a hole until the run ends instead: another thread may race with it.)
+ * `unaligned` gets a slot one 2 MiB page larger and starts the mapping three pages below the
+ * slot's second 2 MiB boundary, as the model places it. `at <0xaddr>` maps at that very address
+ * with MAP_FIXED_NOREPLACE (EINVAL unaligned, EEXIST over another mapping); its range must be
+ * free in the probe at start (else `error at-address-in-use`), is held PROT_NONE whenever no run
+ * is going on and is free during one. Accesses must stay inside an `at` mapping.
+ *
+ * ANOTHER THREAD'S MAP. An op of one thread on a mapping that another thread (or the set-up)
+ * mmaps reads the variable as a pointer that the maker publishes once its mmap has returned
+ * successfully (the model's semantics). Before that, munmap/msync/madvise/mprotect answer EINVAL
+ * without a system call (the pointer holds no address), and a load or store touches the slot,
+ * which is still PROT_NONE: SIGSEGV.
  *
  * CONCURRENT MODE. `concurrent <runs> <seed> threads|processes <limit>` runs the program <runs>
  * times in this one process, each thread's ops (`thread <t>`) on its own worker: a pthread
@@ -81,12 +100,15 @@
  * each). The workers live for the whole job; every run goes:
  *   1. the coordinator (the main thread or parent) unlinks and re-creates every file exactly as
  *      its `file` line says, and draws the run's timing plan from <seed> and the run number;
+ *      then it runs the set-up's ops (in run 0 after starting the workers, so that a forked
+ *      worker inherits none of its mappings);
  *   2. barrier; processes open the files afresh; every worker moves to the run's CPU choice
  *      (any CPU, all on one CPU, or one CPU each, round robin); barrier: they start together;
  *   3. each worker spins a random while (none, or log-uniform up to 2^16 iterations; sometimes
  *      sched_yield() instead), then runs its ops in order with such a pause between two ops;
- *   4. barrier; the coordinator reads each file (fstat size, pread contents; contents of a
- *      file larger than <limit> bytes are not read); barrier; the workers drop their mappings.
+ *   4. barrier; the workers drop their mappings and the coordinator the set-up's; barrier; the
+ *      coordinator reads each file (fstat size, pread contents; contents of a file larger than
+ *      <limit> bytes are not read).
  * Nothing is measured (no getrusage) and nothing is printed while runs go on. A SIGBUS or
  * SIGSEGV in an access is caught by the faulting worker (per-thread sigsetjmp state and
  * alternate stack) and is that op's outcome. `require-dax` is checked on the first run's files.
@@ -132,6 +154,15 @@
 #ifndef STATX_ATTR_DAX
 #define STATX_ATTR_DAX 0x00200000
 #endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
 
 #define PAGE 4096UL
 #define SLOT_ALIGN (2UL << 20)
@@ -145,6 +176,8 @@
 #define MAX_THREADS 16
 #define MAX_RUNS 100000000UL
 #define MAX_SPIN_SHIFT 16
+#define SETUP_THREAD (-1)
+#define UNALIGNED_PAGES_BELOW 3
 
 /* ------------------------------------------------------------------------------------------ */
 /* Program representation                                                                       */
@@ -161,12 +194,19 @@ struct file {
 	int created;
 };
 
-/* One mmap op = one mapping instance with its own slot in the reservation. */
+enum placement { PLACE_SLOT, PLACE_UNALIGNED, PLACE_AT };
+
+/* One mmap op = one mapping instance with its own slot in the reservation (`at`: its address). */
 struct mapping {
 	size_t slot_off; /* offset of the slot in the reservation */
-	size_t slot_len; /* rounded length + guard */
+	size_t slot_len; /* rounded length + guard (0 for `at`) */
+	size_t map_off;  /* where the mapping starts in its slot */
 	size_t len;      /* length as requested */
+	enum placement place;
+	uintptr_t at;    /* PLACE_AT: the address asked for */
+	int maker;       /* the thread whose mmap op makes it (SETUP_THREAD: the set-up) */
 	int mapped;
+	atomic_int published; /* the maker's mmap has returned successfully (this run) */
 };
 
 /* A mapping variable of the program, bound to its latest mmap at parse time. */
@@ -186,6 +226,8 @@ enum op_kind {
 	OP_MSYNC,
 	OP_FSYNC,
 	OP_MADVISE,
+	OP_MPROTECT,
+	OP_FALLOCATE,
 };
 
 enum cmd_kind { CMD_FILE, CMD_REQUIRE_DAX, CMD_OP, CMD_TIME, CMD_CONCURRENT };
@@ -465,24 +507,54 @@ static size_t bind_var(const char *name, size_t mapping)
 	return mapping;
 }
 
-static size_t new_slot(size_t len)
+static size_t new_mapping(size_t len, enum placement place, uintptr_t at)
 {
 	static size_t maps_cap;
 	if (len > (1UL << 46))
 		parse_fail("mapping length %zu is too large", len);
 	g_maps = xgrow(g_maps, &maps_cap, g_nmaps + 1, sizeof *g_maps);
 	struct mapping *m = &g_maps[g_nmaps];
-	m->slot_off = g_reserve_len;
-	m->slot_len = round_up(len, SLOT_ALIGN) + GUARD;
 	m->len = len;
+	m->place = place;
+	m->maker = g_cur_thread;
+	atomic_init(&m->published, 0);
+	if (place == PLACE_AT) {
+		if (at > (1UL << 47) || round_up(len, PAGE) > (1UL << 47) - at)
+			parse_fail("`at` address 0x%lx is not in user space", (unsigned long)at);
+		m->at = at;
+		return g_nmaps++;
+	}
+	size_t extra = place == PLACE_UNALIGNED ? SLOT_ALIGN : 0;
+	m->slot_off = g_reserve_len;
+	m->slot_len = round_up(len + extra, SLOT_ALIGN) + GUARD;
+	m->map_off = extra ? SLOT_ALIGN - UNALIGNED_PAGES_BELOW * PAGE : 0;
 	g_reserve_len += m->slot_len;
 	return g_nmaps++;
+}
+
+static size_t new_slot(size_t len)
+{
+	return new_mapping(len, PLACE_SLOT, 0);
+}
+
+/* The page-aligned range an `at` mapping may cover. */
+static void at_range(const struct mapping *m, uintptr_t *lo, size_t *len)
+{
+	*lo = m->at & ~(PAGE - 1);
+	*len = round_up(m->at + (m->len ? m->len : 1), PAGE) - *lo;
 }
 
 static void check_access(size_t mapping, uint64_t offset, uint64_t length)
 {
 	const struct mapping *m = &g_maps[mapping];
-	if (offset > m->slot_len || length > m->slot_len - offset)
+	if (m->place == PLACE_AT) {
+		if (offset > m->len || length > m->len - offset)
+			parse_fail("access [%llu, +%llu) goes beyond an `at` mapping (the probe has no guard there)",
+				   (unsigned long long)offset, (unsigned long long)length);
+		return;
+	}
+	size_t room = m->slot_len - m->map_off;
+	if (offset > room || length > room - offset)
 		parse_fail("access [%llu, +%llu) goes beyond the mapping's 2 MiB guard region",
 			   (unsigned long long)offset, (unsigned long long)length);
 }
@@ -545,7 +617,29 @@ static void parse_op(char **tok, int ntok)
 	c->ordinal = g_nops++;
 	const char *k = tok[2];
 	if (strcmp(k, "mmap") == 0) {
-		need(ntok, 9, "op <i> mmap <var> <file> <offset> <length> private|shared ro|rw");
+		static const char usage[] =
+			"op <i> mmap <var> <file> <offset> <length> private|shared ro|rw [unaligned | at <0xaddr>]";
+		if (ntok != 9 && ntok != 10 && ntok != 11)
+			parse_fail("expected: %s", usage);
+		enum placement place = PLACE_SLOT;
+		uintptr_t at = 0;
+		if (ntok == 10 && strcmp(tok[9], "unaligned") == 0)
+			place = PLACE_UNALIGNED;
+		else if (ntok == 11 && strcmp(tok[9], "at") == 0)
+			place = PLACE_AT;
+		else if (ntok != 9)
+			parse_fail("expected: %s", usage);
+		if (place == PLACE_AT) {
+			const char *a = tok[10];
+			if (a[0] != '0' || (a[1] != 'x' && a[1] != 'X') || hexval((unsigned char)a[2]) < 0)
+				parse_fail("expected a hex address 0x..., got '%s'", a);
+			errno = 0;
+			char *end;
+			unsigned long long v = strtoull(a + 2, &end, 16);
+			if (errno || *end)
+				parse_fail("bad address '%s'", a);
+			at = (uintptr_t)v;
+		}
 		check_name(tok[3]);
 		c->op = OP_MMAP;
 		c->file = find_file(tok[4]);
@@ -559,7 +653,7 @@ static void parse_op(char **tok, int ntok)
 			c->writable = 1;
 		else if (strcmp(tok[8], "ro") != 0)
 			parse_fail("expected ro or rw, got '%s'", tok[8]);
-		c->mapping = bind_var(tok[3], new_slot(c->length));
+		c->mapping = bind_var(tok[3], new_mapping(c->length, place, at));
 	} else if (strcmp(k, "munmap") == 0 || strcmp(k, "msync") == 0) {
 		need(ntok, 4, "op <i> munmap|msync <var>");
 		c->op = k[1] == 'u' ? OP_MUNMAP : OP_MSYNC;
@@ -570,6 +664,24 @@ static void parse_op(char **tok, int ntok)
 			parse_fail("only madvise dontneed is supported, got '%s'", tok[4]);
 		c->op = OP_MADVISE;
 		c->mapping = find_var(tok[3]);
+	} else if (strcmp(k, "mprotect") == 0) {
+		need(ntok, 5, "op <i> mprotect <var> ro|rw");
+		c->op = OP_MPROTECT;
+		c->mapping = find_var(tok[3]);
+		if (strcmp(tok[4], "rw") == 0)
+			c->writable = 1;
+		else if (strcmp(tok[4], "ro") != 0)
+			parse_fail("expected ro or rw, got '%s'", tok[4]);
+	} else if (strcmp(k, "fallocate") == 0) {
+		need(ntok, 7, "op <i> fallocate <file> punch <offset> <length>");
+		if (strcmp(tok[4], "punch") != 0)
+			parse_fail("only fallocate punch is supported, got '%s'", tok[4]);
+		c->op = OP_FALLOCATE;
+		c->file = find_file(tok[3]);
+		c->offset = parse_u64(tok[5], "fallocate offset");
+		c->length = parse_u64(tok[6], "fallocate length");
+		if (c->length > (uint64_t)LLONG_MAX)
+			parse_fail("fallocate length too large");
 	} else if (strcmp(k, "load") == 0) {
 		need(ntok, 6, "op <i> load <var> <offset> <length>");
 		c->op = OP_LOAD;
@@ -652,6 +764,12 @@ static void parse_thread(char **tok, int ntok)
 		g_nthreads = g_cur_thread + 1;
 }
 
+static void parse_setup(int ntok)
+{
+	need(ntok, 1, "setup");
+	g_cur_thread = SETUP_THREAD;
+}
+
 static void parse_concurrent(char **tok, int ntok)
 {
 	need(ntok, 5, "concurrent <runs> <seed> threads|processes <limit>");
@@ -720,6 +838,8 @@ static void parse_program(FILE *in)
 			parse_time(tok, ntok);
 		else if (strcmp(tok[0], "thread") == 0)
 			parse_thread(tok, ntok);
+		else if (strcmp(tok[0], "setup") == 0)
+			parse_setup(ntok);
 		else if (strcmp(tok[0], "concurrent") == 0)
 			parse_concurrent(tok, ntok);
 		else
@@ -759,6 +879,58 @@ static void reserve_all(void)
 static unsigned char *slot_addr(size_t mapping)
 {
 	return g_base + SLOT_ALIGN + g_maps[mapping].slot_off; /* slot 0 region is calibration */
+}
+
+/* Where a mapping starts. */
+static unsigned char *map_addr(size_t mapping)
+{
+	const struct mapping *m = &g_maps[mapping];
+	if (m->place == PLACE_AT)
+		return (unsigned char *)m->at;
+	return slot_addr(mapping) + m->map_off;
+}
+
+/* Before anything else is mapped: every `at` range must be free in the probe (each on its own;
+ * two may overlap each other), then they are held PROT_NONE so nothing else lands there. */
+static void claim_at_ranges(void)
+{
+	for (size_t i = 0; i < g_nmaps; i++) {
+		if (g_maps[i].place != PLACE_AT)
+			continue;
+		uintptr_t lo;
+		size_t len;
+		at_range(&g_maps[i], &lo, &len);
+		void *p = mmap((void *)lo, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			       MAP_FIXED_NOREPLACE, -1, 0);
+		if (p == MAP_FAILED || p != (void *)lo)
+			die(1, "at-address-in-use 0x%lx (+%zu bytes): %s", (unsigned long)lo, len,
+			    p == MAP_FAILED ? errno_name(errno) : "kernel ignored MAP_FIXED_NOREPLACE");
+		munmap(p, len);
+	}
+	for (size_t i = 0; i < g_nmaps; i++) {
+		if (g_maps[i].place != PLACE_AT)
+			continue;
+		uintptr_t lo;
+		size_t len;
+		at_range(&g_maps[i], &lo, &len);
+		reserve_at((void *)lo, len);
+	}
+}
+
+/* Free every `at` range (hold=0: a run is about to start) or hold it PROT_NONE again (hold=1). */
+static void at_ranges(int hold)
+{
+	for (size_t i = 0; i < g_nmaps; i++) {
+		if (g_maps[i].place != PLACE_AT)
+			continue;
+		uintptr_t lo;
+		size_t len;
+		at_range(&g_maps[i], &lo, &len);
+		if (hold)
+			reserve_at((void *)lo, len);
+		else if (munmap((void *)lo, len) != 0)
+			die(1, "munmap at-range %s", errno_name(errno));
+	}
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -864,7 +1036,7 @@ static __attribute__((noinline)) void access_window(int store, unsigned char *ad
 }
 
 enum call_kind { CALL_MMAP, CALL_MUNMAP, CALL_MSYNC, CALL_MADVISE, CALL_PREAD, CALL_PWRITE,
-		 CALL_FTRUNCATE, CALL_FSYNC };
+		 CALL_FTRUNCATE, CALL_FSYNC, CALL_MPROTECT, CALL_FALLOCATE };
 
 struct call {
 	enum call_kind kind;
@@ -933,6 +1105,12 @@ static __attribute__((noinline)) void call_window(const struct call *c, struct r
 	case CALL_FSYNC:
 		ret = fsync(c->fd);
 		break;
+	case CALL_MPROTECT:
+		ret = mprotect(c->addr, c->len, c->prot);
+		break;
+	case CALL_FALLOCATE:
+		ret = fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)c->off, (off_t)c->len);
+		break;
 	}
 	if (ret < 0)
 		err = errno;
@@ -979,6 +1157,8 @@ static void calibrate(void)
 		{.kind = CALL_PWRITE, .fd = fd, .buf = buf, .len = 1},
 		{.kind = CALL_FTRUNCATE, .fd = fd},
 		{.kind = CALL_FSYNC, .fd = fd},
+		{.kind = CALL_MPROTECT, .addr = guard, .len = PAGE, .prot = PROT_NONE},
+		{.kind = CALL_FALLOCATE, .fd = fd, .len = 1},
 	};
 	/* the vDSO text and data pages are faulted in on first use: use them before timing */
 	struct timespec ts;
@@ -1098,19 +1278,28 @@ static void print_result(const struct cmd *c, const struct result *r, const unsi
 	printf(" %ld %ld\n", r->minflt, r->majflt);
 }
 
-/* msync/madvise on an unmapped variable: lift the reservation so the kernel sees a hole. */
+/* msync/madvise/mprotect on an unmapped variable: lift the reservation so the kernel sees a
+ * hole (the sequential mode; the concurrent one leaves the hole until the run ends). */
 static void range_call(const struct cmd *c, struct call *call, struct result *r)
 {
 	struct mapping *m = &g_maps[c->mapping];
-	unsigned char *addr = slot_addr(c->mapping);
+	unsigned char *addr = map_addr(c->mapping);
 	size_t span = round_up(m->len, PAGE);
+	int lift = g_measure && !m->mapped && span && m->place != PLACE_AT;
 	call->addr = addr;
 	call->len = m->len;
-	if (!m->mapped && span)
+	if (lift)
 		munmap(addr, span);
 	call_window(call, r);
-	if (!m->mapped && span)
+	if (lift)
 		reserve_at(addr, span);
+}
+
+/* Another thread's map (or the set-up's), read as a pointer: 0 until its mmap has returned. */
+static int unpublished(const struct cmd *c)
+{
+	const struct mapping *m = &g_maps[c->mapping];
+	return m->maker != c->thread && !atomic_load_explicit(&m->published, memory_order_acquire);
 }
 
 /* Carry out one op. A load or read puts its bytes in buf (room for c->length) and sets *ndata;
@@ -1123,21 +1312,30 @@ static int exec_op(const struct cmd *c, unsigned char *buf, struct result *r, si
 	/* A program may have no mappings (or no files) at all: only ops that name one use it. */
 	struct file *f = g_files ? &g_files[c->file] : NULL;
 	struct mapping *m = g_maps ? &g_maps[c->mapping] : NULL;
-	unsigned char *addr = g_maps ? slot_addr(c->mapping) : NULL;
+	unsigned char *addr = g_maps ? map_addr(c->mapping) : NULL;
+	int pointer_op = c->op == OP_MUNMAP || c->op == OP_MSYNC || c->op == OP_MADVISE || c->op == OP_MPROTECT;
 
+	if (pointer_op && unpublished(c)) {
+		memset(r, 0, sizeof *r);
+		r->ret = -1;
+		r->err = EINVAL;
+		return 0;
+	}
 	switch (c->op) {
 	case OP_MMAP:
 		call.kind = CALL_MMAP;
 		call.addr = addr;
 		call.len = (size_t)c->length;
 		call.prot = PROT_READ | (c->writable ? PROT_WRITE : 0);
-		call.flags = (c->shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED;
+		call.flags = (c->shared ? MAP_SHARED : MAP_PRIVATE) |
+			     (m->place == PLACE_AT ? MAP_FIXED_NOREPLACE : MAP_FIXED);
 		call.fd = f->fd;
 		call.off = c->offset;
 		call_window(&call, r);
-		if (r->ret == 0)
+		if (r->ret == 0) {
 			m->mapped = 1;
-		else if (call.len)
+			atomic_store_explicit(&m->published, 1, memory_order_release);
+		} else if (call.len && m->place != PLACE_AT)
 			reserve_at(addr, round_up(call.len, PAGE));
 		return 0;
 	case OP_MUNMAP:
@@ -1145,10 +1343,22 @@ static int exec_op(const struct cmd *c, unsigned char *buf, struct result *r, si
 		call.addr = addr;
 		call.len = m->len;
 		call_window(&call, r);
-		if (r->ret == 0 && m->len)
+		if (r->ret == 0 && m->len && g_measure && m->place != PLACE_AT)
 			reserve_at(addr, round_up(m->len, PAGE));
 		if (r->ret == 0)
 			m->mapped = 0;
+		return 0;
+	case OP_MPROTECT:
+		call.kind = CALL_MPROTECT;
+		call.prot = PROT_READ | (c->writable ? PROT_WRITE : 0);
+		range_call(c, &call, r);
+		return 0;
+	case OP_FALLOCATE:
+		call.kind = CALL_FALLOCATE;
+		call.fd = f->fd;
+		call.off = c->offset;
+		call.len = (size_t)c->length;
+		call_window(&call, r);
 		return 0;
 	case OP_MSYNC:
 		call.kind = CALL_MSYNC;
@@ -1361,6 +1571,8 @@ static int g_cpus[CPU_SETSIZE];
 static int g_ncpus;
 static size_t *g_thread_ops[MAX_THREADS]; /* indices into g_cmds, per thread, in order */
 static size_t g_thread_nops[MAX_THREADS];
+static size_t *g_setup_ops; /* the set-up's ops, run by the coordinator */
+static size_t g_setup_nops;
 static pid_t g_worker_pid[MAX_THREADS];
 
 static void cpu_relax(void)
@@ -1494,14 +1706,47 @@ static void close_files(void)
 	}
 }
 
+/* Run one op of a concurrent run and keep its outcome in the shared area. */
+static void conc_op(const struct cmd *c)
+{
+	struct op_result *o = &g_op_result[c->ordinal];
+	unsigned char *buf = (c->op == OP_LOAD || c->op == OP_READ) ? g_op_data + c->data_off : c->data;
+	struct result r;
+	o->has_data = exec_op(c, buf, &r, &o->n);
+	o->sig = r.sig;
+	o->err = r.err;
+}
+
+/* Drop the slot mappings that the ops in ops[0..n) made (`at` ones: see at_ranges). */
+static void drop_mappings(const size_t *ops, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		const struct cmd *c = &g_cmds[ops[k]];
+		if (c->op == OP_MMAP && g_maps[c->mapping].place != PLACE_AT) {
+			reserve_at(slot_addr(c->mapping), g_maps[c->mapping].slot_len);
+			g_maps[c->mapping].mapped = 0;
+		}
+	}
+}
+
+/* A new run: no variable holds an address yet (in this process's copy of the mappings). */
+static void unpublish_all(void)
+{
+	for (size_t i = 0; i < g_nmaps; i++)
+		atomic_store_explicit(&g_maps[i].published, 0, memory_order_relaxed);
+}
+
 static void worker_loop(int t)
 {
 	alt_stack();
 	int cpu = -2;
 	for (unsigned long run = 0; run < g_conc.runs; run++) {
 		barrier_wait(0); /* the run's files exist */
-		if (g_conc.kind == WORKER_PROCESSES)
+		if (g_conc.kind == WORKER_PROCESSES) {
 			open_files();
+			unpublish_all();
+			at_ranges(0);
+		}
 		const struct thread_plan *plan = &g_shm->thread[t];
 		if (plan->cpu != cpu) {
 			set_cpu(plan->cpu);
@@ -1513,24 +1758,15 @@ static void worker_loop(int t)
 			const struct cmd *c = &g_cmds[g_thread_ops[t][k]];
 			if (k)
 				pause_for(g_op_plan[c->ordinal].spin, g_op_plan[c->ordinal].yield);
-			struct op_result *o = &g_op_result[c->ordinal];
-			unsigned char *buf = (c->op == OP_LOAD || c->op == OP_READ) ? g_op_data + c->data_off : c->data;
-			struct result r;
-			o->has_data = exec_op(c, buf, &r, &o->n);
-			o->sig = r.sig;
-			o->err = r.err;
+			conc_op(c);
 		}
-		barrier_wait(0); /* every op done: the coordinator reads the files */
-		barrier_wait(0); /* files read */
-		for (size_t k = 0; k < g_thread_nops[t]; k++) {
-			const struct cmd *c = &g_cmds[g_thread_ops[t][k]];
-			if (c->op == OP_MMAP) {
-				reserve_at(slot_addr(c->mapping), g_maps[c->mapping].slot_len);
-				g_maps[c->mapping].mapped = 0;
-			}
-		}
-		if (g_conc.kind == WORKER_PROCESSES)
+		barrier_wait(0); /* every op done */
+		drop_mappings(g_thread_ops[t], g_thread_nops[t]);
+		if (g_conc.kind == WORKER_PROCESSES) {
+			at_ranges(1);
 			close_files();
+		}
+		barrier_wait(0); /* mappings dropped: the coordinator reads the files */
 	}
 }
 
@@ -1742,13 +1978,19 @@ static void concurrent_setup(void)
 
 	size_t data_len = 0;
 	size_t caps[MAX_THREADS] = {0};
+	size_t setup_cap = 0;
 	for (size_t i = 0; i < g_ncmds; i++) {
 		struct cmd *c = &g_cmds[i];
 		if (c->kind != CMD_OP)
 			continue;
 		int t = c->thread;
-		g_thread_ops[t] = xgrow(g_thread_ops[t], &caps[t], g_thread_nops[t] + 1, sizeof(size_t));
-		g_thread_ops[t][g_thread_nops[t]++] = i;
+		if (t == SETUP_THREAD) {
+			g_setup_ops = xgrow(g_setup_ops, &setup_cap, g_setup_nops + 1, sizeof(size_t));
+			g_setup_ops[g_setup_nops++] = i;
+		} else {
+			g_thread_ops[t] = xgrow(g_thread_ops[t], &caps[t], g_thread_nops[t] + 1, sizeof(size_t));
+			g_thread_ops[t][g_thread_nops[t]++] = i;
+		}
 		if (c->op == OP_LOAD || c->op == OP_READ) {
 			c->data_off = data_len;
 			data_len += (size_t)c->length;
@@ -1827,11 +2069,20 @@ static void run_concurrent(void)
 				require_dax();
 			start_workers(threads);
 		}
-		barrier_wait(1); /* files exist */
+		unpublish_all();
+		at_ranges(0);
+		for (size_t k = 0; k < g_setup_nops; k++)
+			conc_op(&g_cmds[g_setup_ops[k]]);
+		barrier_wait(1); /* files exist, the set-up has run */
 		barrier_wait(1); /* start */
-		barrier_wait(1); /* ops done */
+		barrier_wait(1); /* ops done: everyone drops their mappings */
+		drop_mappings(g_setup_ops, g_setup_nops);
+		at_ranges(1);
+		/* Only now may the coordinator allocate (record_run): a range a munmap left a hole
+		 * during the run is reserved again, so no buffer of ours can land in it. pread sees
+		 * what was stored through the dropped mappings (the page cache, or pmem). */
+		barrier_wait(1); /* mappings dropped */
 		record_run(run);
-		barrier_wait(1); /* files read: the workers drop their mappings */
 	}
 	stop_workers(threads);
 	close_files();
@@ -1849,12 +2100,14 @@ int main(int argc, char **argv)
 	prefault_self();
 	pretouch_stack();
 	install_handlers();
+	claim_at_ranges();
 	reserve_all();
 	if (g_conc.on) {
 		run_concurrent();
 		return fflush(stdout) == 0 ? 0 : 1;
 	}
 	calibrate();
+	at_ranges(0);
 	for (size_t i = 0; i < g_ncmds; i++) {
 		const struct cmd *c = &g_cmds[i];
 		switch (c->kind) {

@@ -1,8 +1,9 @@
 """Translate a Scenario into the probe's input text, and the probe's output into a RunRecord.
 
-The probe runs the scenario sequentially: threads one after another in declaration order, each
-thread's ops in order. Files and mapping variables get probe-safe tokens (``f0``, ``m0``...);
-:class:`ProbeProgram` keeps what is needed to map the probe's answers back to the scenario.
+The probe runs the scenario sequentially: the ``[setup]`` section's ops, then the threads one after
+another in declaration order, each thread's ops in order. Files and mapping variables get
+probe-safe tokens (``f0``, ``m0``...); :class:`ProbeProgram` keeps what is needed to map the
+probe's answers back to the scenario.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from faultlab.oracle.errors import DaxNotActiveError, ProbeFailedError, UnsupportedScenarioError
 from faultlab.results import FileState, OpRecord, RunRecord
-from faultlab.scenario.model import PAGE_SIZE, Op, Outcome, Scenario
+from faultlab.scenario.model import PAGE_SIZE, SETUP, Op, Outcome, Scenario
 
 PROBE_PAGE_SIZE = 4096
 """The probe's page size; it equals the model's (``faultlab.scenario.model.PAGE_SIZE``)."""
@@ -64,23 +65,31 @@ def _check_token(text: str, what: str) -> None:
         raise UnsupportedScenarioError(f"{what} {text!r} cannot be passed to the probe (empty or has spaces)")
 
 
+PROBE_OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise",
+                  "mprotect", "fallocate")
+"""The ops the probe runs (``crash`` is a power failure: the crash checker's, not the probe's)."""
+
+
 def check_probe_supports(scenario: Scenario) -> None:
-    """Refuse what the probe cannot run yet (UnsupportedScenarioError): a ``[setup]`` section,
-    mmap placement, mprotect, fallocate, and another thread's map in any op but load and store
-    (the probe binds each variable to a fixed address, so a load or store before the other
-    thread's mmap gets SIGSEGV, as in the model; its msync/munmap/madvise answers differ)."""
-    if scenario.setup is not None:
-        raise UnsupportedScenarioError(f"{scenario.setup.loc}: the probe does not run a [setup] section yet")
-    for t in scenario.threads:
+    """Refuse what the probe cannot run (UnsupportedScenarioError), naming the first such op: an
+    op kind it has no system call for (``crash``), and another thread's map that its maker mmaps
+    more than once (the probe binds a variable made by one thread and used by another to one
+    mapping; which of several the user sees depends on the interleaving)."""
+    made: dict[tuple[str, str], int] = {}
+    for t in scenario.all_threads():
+        for op in t.ops:
+            if op.kind == "mmap":
+                made[(t.name, op.var)] = made.get((t.name, op.var), 0) + 1
+    for t in scenario.all_threads():
         for op in t.ops:
             where = f"{op.loc.path}:{op.loc.line}" if op.loc.line else scenario.path
-            if op.placement:
-                raise UnsupportedScenarioError(f"{where}: the probe places every mapping itself: `{op.text}`")
-            if op.kind in ("mprotect", "fallocate"):
-                raise UnsupportedScenarioError(f"{where}: the probe does not run {op.kind} yet: `{op.text}`")
-            if op.owner and op.kind not in ("load", "store"):
-                raise UnsupportedScenarioError(f"{where}: the probe runs another thread's map only in load and "
-                                               f"store: `{op.text}`")
+            if op.kind not in PROBE_OP_KINDS:
+                raise UnsupportedScenarioError(f"{where}: the probe does not run {op.kind}: `{op.text}`")
+            if op.owner and made.get((op.owner, op.map), 0) > 1:
+                raise UnsupportedScenarioError(
+                    f"{where}: `{op.text}` uses map {op.map!r}, which {op.owner} mmaps more than once: the probe "
+                    "binds another thread's map to one mapping"
+                )
 
 
 def to_probe_program(
@@ -116,14 +125,24 @@ def to_probe_program(
     if concurrent is not None:
         lines.append(concurrent)
 
-    map_tokens: dict[str, str] = {}
+    map_tokens: dict[tuple[str, str], str] = {}
     refs: list[ProbeOp] = []
+    # the probe needs each op's thread in the concurrent mode, and to tell another thread's map
+    # (a pointer that holds no address until its mmap returns) from the thread's own
+    threaded = concurrent is not None or scenario.setup is not None or any(
+        op.owner for t in scenario.threads for op in t.ops
+    )
+    if scenario.setup is not None and scenario.setup.ops:
+        lines.append("setup")
+        for op in scenario.setup.ops:
+            lines.append(f"op {len(refs)} {_op_text(op, SETUP, file_tokens, map_tokens, scenario.path)}")
+            refs.append(ProbeOp(thread=SETUP, op=op.text, line=op.loc.line))
     for t, thread in enumerate(scenario.threads):
-        if concurrent is not None and thread.ops:
+        if threaded and thread.ops:
             lines.append(f"thread {t}")
         for op in thread.ops:
             index = len(refs)
-            lines.append(f"op {index} {_op_text(op, file_tokens, map_tokens, scenario.path)}")
+            lines.append(f"op {index} {_op_text(op, thread.name, file_tokens, map_tokens, scenario.path)}")
             refs.append(ProbeOp(thread=thread.name, op=op.text, line=op.loc.line))
     lines.append("end")
     return ProbeProgram(
@@ -133,7 +152,7 @@ def to_probe_program(
     )
 
 
-def _op_text(op: Op, files: dict[str, str], maps: dict[str, str], path: str) -> str:
+def _op_text(op: Op, thread: str, files: dict[str, str], maps: dict[tuple[str, str], str], path: str) -> str:
     where = f"{op.loc.path}:{op.loc.line}" if op.loc.line else path
 
     def file_token() -> str:
@@ -142,19 +161,31 @@ def _op_text(op: Op, files: dict[str, str], maps: dict[str, str], path: str) -> 
         return files[op.file]
 
     def map_token() -> str:
-        if op.map not in maps:
+        key = (op.owner or thread, op.map)
+        if key not in maps and not op.owner:
+            key = ("", op.map)  # an Op built by hand without its owner: the latest mmap of that name
+        if key not in maps:
             raise UnsupportedScenarioError(
                 f"{where}: `{op.text}` uses mapping {op.map!r} before any mmap defines it "
-                "(the probe runs threads one after another in declaration order)"
+                "(the probe reads the set-up, then the threads in declaration order: declare the thread "
+                "that makes it first)"
             )
-        return maps[op.map]
+        return maps[key]
 
     match op.kind:
         case "mmap":
-            token = maps.setdefault(op.var, f"m{len(maps)}")
+            token = maps.setdefault((thread, op.var), f"m{len({t for k, t in maps.items() if k[0]})}")
+            maps[("", op.var)] = token
             kind = "shared" if op.shared else "private"
             prot = "rw" if op.writable else "ro"
-            return f"mmap {token} {file_token()} {op.offset} {op.length} {kind} {prot}"
+            place = {"": "", "unaligned": " unaligned", "at": f" at {op.addr:#x}"}[op.placement]
+            return f"mmap {token} {file_token()} {op.offset} {op.length} {kind} {prot}{place}"
+        case "mprotect":
+            return f"mprotect {map_token()} {'rw' if op.writable else 'ro'}"
+        case "fallocate":
+            if op.advice != "punch":
+                raise UnsupportedScenarioError(f"{where}: the probe supports only fallocate punch")
+            return f"fallocate {file_token()} punch {op.offset} {op.length}"
         case "munmap" | "msync":
             return f"{op.kind} {map_token()}"
         case "madvise":

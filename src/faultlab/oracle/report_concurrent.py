@@ -49,7 +49,7 @@ def outcomes_table(c: ConcurrentCheck) -> Table:
         return table
     for i, (thread, op, _r) in enumerate(ops.ops):
         cells = [Text(_clip(o.ops[i][2]) if i < len(o.ops) else "-", style=style) for o, _h, style in columns]
-        table.add_row(str(i + 1), thread, _clip(op, 36), *cells)
+        table.add_row(str(i + 1), Text(thread), Text(_clip(op, 36)), *cells)  # Text: "[setup]" is no markup
     for j, (name, _size, _contents) in enumerate(ops.files):
         sizes = [Text(str(o.files[j][1]) if j < len(o.files) else "-", style=s) for o, _h, s in columns]
         table.add_row("", f"file {name}", "size", *sizes)
