@@ -66,7 +66,7 @@ def _check_token(text: str, what: str) -> None:
 
 def check_probe_supports(scenario: Scenario) -> None:
     """Refuse what the probe cannot run yet (UnsupportedScenarioError): a ``[setup]`` section,
-    mmap placement, mprotect, fallocate, and another thread's map in any op but load and store
+    mmap placement, mprotect, fallocate, fork, and another thread's map in any op but load and store
     (the probe binds each variable to a fixed address, so a load or store before the other
     thread's mmap gets SIGSEGV, as in the model; its msync/munmap/madvise answers differ)."""
     if scenario.setup is not None:
@@ -76,7 +76,7 @@ def check_probe_supports(scenario: Scenario) -> None:
             where = f"{op.loc.path}:{op.loc.line}" if op.loc.line else scenario.path
             if op.placement:
                 raise UnsupportedScenarioError(f"{where}: the probe places every mapping itself: `{op.text}`")
-            if op.kind in ("mprotect", "fallocate"):
+            if op.kind in ("mprotect", "fallocate", "fork"):
                 raise UnsupportedScenarioError(f"{where}: the probe does not run {op.kind} yet: `{op.text}`")
             if op.owner and op.kind not in ("load", "store"):
                 raise UnsupportedScenarioError(f"{where}: the probe runs another thread's map only in load and "
