@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
+from faultlab.checks.coherence import CoherenceChecker
 from faultlab.checks.durability import DurabilityChecker
 from faultlab.checks.invariants import INVARIANT_IDS, InvariantChecker, Violation
 from faultlab.checks.lockdep import LockDep
@@ -115,6 +116,7 @@ class ModelExecution:
 
             FunctionTracer(k)
         checker = InvariantChecker(k)
+        CoherenceChecker(k, checker.report)
         events: list[Event] = []
         if self.record_events:
             k.events.subscribe(events.append)
@@ -213,12 +215,12 @@ class ModelExecution:
             for op in spec.ops:
                 tally = FaultTally()
                 view = variables.view(k, maps, op)
-                k.events.emit("syscall_enter", op=op.text, thread=spec.name)
+                k.events.emit("syscall_enter", op=op.text, thread=spec.name, spec=op, vma=view.get(op.map))
                 if op.kind == "fork":
                     outcome = forks.fork(k, syscalls.sys_fork, op, maps, variables.setup)
                 else:
                     outcome = run_op(k, op, view, tally)
-                k.events.emit("syscall_exit", op=op.text, outcome=outcome)
+                k.events.emit("syscall_exit", op=op.text, outcome=outcome, spec=op)
                 out.append(OpRecord(spec.name, op.text, outcome, tally.minflt, tally.majflt, op.loc.line))
                 if op.kind == "mmap" and outcome.kind == "ok":
                     variables.publish(k, spec.name, op.var, maps[op.var])

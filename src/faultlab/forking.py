@@ -43,6 +43,7 @@ class Forks:
         child = op.child
         child_mm = k.new_task_mm(self.tids[child], f"mm.{child}")
         copies = sys_fork(k, child_mm)
+        k.events.emit("fork", copies=copies)
         inherited = {**setup, **own} if self.shared_mm else dict(own)
         maps: dict[str, Vma] = {}
         for var, vma in sorted(inherited.items()):

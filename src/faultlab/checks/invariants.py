@@ -29,6 +29,7 @@ INVARIANT_IDS = (
     "durability",
     "torn-metadata",
     "stale-read",
+    "coherence",
     "cow-accounting",
     "lock-pairing",
     "lock-order",
