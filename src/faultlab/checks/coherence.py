@@ -205,8 +205,7 @@ class CoherenceChecker:
             child = copies.get(vma)
             if child is None:
                 continue
-            writers = [Writer(w.start, w.lo, w.hi, w.data, w.end if w.end is not None else None)
-                       for w in page.writers]
+            writers = [Writer(w.start, w.lo, w.hi, w.data, w.end) for w in page.writers]
             self.private[(child, index)] = PrivatePage(writers, list(page.drops))
 
     # -- the check -------------------------------------------------------------------------------------------
