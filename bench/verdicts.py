@@ -24,7 +24,7 @@ SCENARIOS = ["scenarios/seed/cow-vs-truncate.toml", *sorted(str(p.relative_to(RO
                                                              for p in (ROOT / "scenarios/races").glob("*.toml"))]
 BOUNDED = {"scenarios/races/three-hole-readers.toml": 2, "scenarios/races/hole-double-zero.toml": 2}
 DESIGNS = ["xip", "v7", "v7-insert", "v4.0", "v4.7", "v4.10", "v6.1", "v6.18", "v4.0-no-isize-recheck",
-           "v4.3-cow-unlock-mismatch", "v4.1-hole-double-zero", "v4.7-wake-one", "v4.10-iomap-first"]
+           "v4.3-rc1", "v4.3-cow-unlock-mismatch", "v4.1-hole-double-zero", "v4.7-wake-one", "v4.10-iomap-first"]
 
 
 def run(faultlab: str, scenario: str, design: str, cwd: Path) -> dict[str, object]:

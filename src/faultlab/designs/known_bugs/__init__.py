@@ -6,6 +6,7 @@ from faultlab.designs.known_bugs import (
     v4_0_no_isize_recheck,
     v4_1_hole_double_zero,
     v4_3_cow_unlock_mismatch,
+    v4_3_rc1,
     v4_7_wake_one,
     v4_10_iomap_first,
     v4_10_no_wrprotect,
@@ -13,6 +14,7 @@ from faultlab.designs.known_bugs import (
 
 KNOWN_BUGS: tuple[Design, ...] = (
     v4_0_no_isize_recheck.DESIGN,
+    v4_3_rc1.DESIGN,
     v4_3_cow_unlock_mismatch.DESIGN,
     v4_1_hole_double_zero.DESIGN,
     v4_7_wake_one.DESIGN,
