@@ -1,7 +1,9 @@
 """fork(2)'s copy of an address space and a process's exit: kernel/fork.c ``dup_mmap()`` and
-mm/mmap.c ``exit_mmap()``.  Read next to Linux 4.10 (the same in 4.0-4.x; 6.1 differs in the page
-table copy, which each era provides as ``copy_page_range``, and in taking mmap_lock in exit_mmap,
-which no other thread can contend for).
+mm/mmap.c ``exit_mmap()``.  Read next to Linux 4.x kernel/fork.c (the 4.0 i_mmap_lock_write()
+conversion of dup_mmap, and the 4.x text: link into i_mmap, then ``__vma_link_rb``, then
+``copy_page_range``; the order is the same in 6.1).  6.1 differs in the page table copy, which each
+era provides as ``copy_page_range``, and in taking mmap_lock in exit_mmap, which no other thread
+can contend for.
 
 A child is a new process: its mm is the parent's VMAs copied (each linked into its file's i_mmap
 next to the parent's, so truncate and page_mkclean reach it) and, where ``copy_page_range`` does

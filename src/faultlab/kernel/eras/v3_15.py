@@ -444,11 +444,12 @@ def copy_pte_range(k: Kernel, dst_vma: Vma, vma: Vma, addr: int, end: int) -> No
 
 
 def copy_one_pte(k: Kernel, dst_vma: Vma, vma: Vma, addr: int, pte: Pte, rss: list[int]) -> None:
-    """copy_one_pte() (3.15-4.x): a COW mapping's entry is write-protected in the parent and the
-    child (ptep_set_wrprotect: a no-op on an entry already read-only, not a step here); a shared
-    one is marked clean in the child; a struct page gets a reference and a mapping
-    (get_page, page_dup_rmap: an anonymous page is now mapped twice); a pfn or zero-page entry
-    (vm_normal_page() NULL: DAX) is copied as is.  Then set_pte_at() in the child."""
+    """copy_one_pte() (3.15-4.x; read in the 4.5 text, ``page_dup_rmap(page, false)``): a COW
+    mapping's entry is write-protected in the parent and the child (ptep_set_wrprotect: a no-op on
+    an entry already read-only, not a step here); a shared one is marked clean in the child; a
+    struct page gets a reference and a mapping (get_page, page_dup_rmap: an anonymous page is now
+    mapped twice); a pfn or zero-page entry (vm_normal_page() NULL: DAX) is copied as is.  Then
+    set_pte_at() in the child."""
     if is_cow_mapping(vma.flags) and pte.write:
         set_pte_at(k, vma, addr, pte._replace(write=False), "ptep_set_wrprotect")
         pte = pte._replace(write=False)

@@ -170,7 +170,8 @@ def do_wp_page(k: Kernel, vmf: VmFault) -> int:
     (no struct page: wp_pfn_shared(), else wp_page_shared()).  A private anonymous page is reused
     if PageAnonExclusive; else only if it holds the one reference ("folio_ref_count(folio) > 3",
     then "> 1 + swapcache", then folio_trylock() and "folio_ref_count(folio) != 1" under the lock),
-    when page_move_anon_rmap() makes it exclusive again.  Everything else is copied.  (No KSM,
+    when page_move_anon_rmap() makes it exclusive again.  Everything else is copied.  (Read in the
+    6.1-6.5 text, before 6.6 moved the anonymous checks into wp_can_reuse_anon_folio().)  (No KSM,
     swap cache or LRU pagevecs in the model: lru_add_drain() has nothing to drain.)"""
     vma = vmf.vma
     orig = vmf.orig_pte
