@@ -396,7 +396,7 @@ def test_no_expectation_is_none() -> None:
 # bad input: exact location and message
 
 
-KINDS = "mmap, munmap, load, store, read, write, truncate, msync, fsync, madvise, mprotect, fallocate, crash"
+KINDS = "mmap, munmap, load, store, read, write, truncate, msync, fsync, madvise, mprotect, fallocate, fork, crash"
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
+from faultlab.checks.coherence import CoherenceChecker
 from faultlab.checks.durability import DurabilityChecker
 from faultlab.checks.invariants import INVARIANT_IDS, InvariantChecker, Violation
 from faultlab.checks.lockdep import LockDep
 from faultlab.designs.base import Design
 from faultlab.errors import UserError
 from faultlab.explore import interrupt
+from faultlab.forking import Forks
 from faultlab.kernel.events import Event
 from faultlab.kernel.kernel import Kernel
 from faultlab.kernel.mm import Vma
@@ -113,6 +116,7 @@ class ModelExecution:
 
             FunctionTracer(k)
         checker = InvariantChecker(k)
+        CoherenceChecker(k, checker.report)
         events: list[Event] = []
         if self.record_events:
             k.events.subscribe(events.append)
@@ -142,18 +146,20 @@ class ModelExecution:
         if self.lockdep is not None:
             k.events.subscribe(self.lockdep.listener(thread_name, lambda report: None), ("lock_attempt",))
         records: dict[str, list[OpRecord]] = {}
-        run_op = image.module("faultlab.kernel.syscalls").run_op
+        syscalls = image.module("faultlab.kernel.syscalls")
+        run_op = syscalls.run_op
         variables = MapVars(self.scenario)
+        forks = Forks(self.scenario)
         for spec in self.scenario.threads:
             records[spec.name] = []
-            sched.spawn(spec.name, self._thread_body(k, run_op, spec, records[spec.name], variables))
+            sched.spawn(spec.name, self._thread_body(k, run_op, spec, records[spec.name], variables, forks, syscalls))
         sched.step_limit = self.step_limit
         ended: BaseException | None = None
         try:
             with watchdog.guard(sched):
                 if self.scenario.setup is not None:  # one thread, before the others start: no steps
                     records[SETUP] = []
-                    self._thread_body(k, run_op, self.scenario.setup, records[SETUP], variables)()
+                    self._thread_body(k, run_op, self.scenario.setup, records[SETUP], variables, forks, syscalls)()
                 sched.run()
         except (SchedulerError, AuditError):
             raise
@@ -201,18 +207,25 @@ class ModelExecution:
         )
 
     def _thread_body(self, k: Kernel, run_op: Callable[..., Outcome], spec: ThreadSpec,
-                     out: list[OpRecord], variables: MapVars) -> Callable[[], None]:
+                     out: list[OpRecord], variables: MapVars, forks: Forks, syscalls: ModuleType) -> Callable[[], None]:
         def body() -> None:
             maps: dict[str, Vma] = variables.setup if spec.name == SETUP else {}
+            if spec.forked_by:
+                maps = forks.wait(k, spec.name)
             for op in spec.ops:
                 tally = FaultTally()
                 view = variables.view(k, maps, op)
-                k.events.emit("syscall_enter", op=op.text, thread=spec.name)
-                outcome = run_op(k, op, view, tally)
-                k.events.emit("syscall_exit", op=op.text, outcome=outcome)
+                k.events.emit("syscall_enter", op=op.text, thread=spec.name, spec=op, vma=view.get(op.map))
+                if op.kind == "fork":
+                    outcome = forks.fork(k, syscalls.sys_fork, op, maps, variables.setup)
+                else:
+                    outcome = run_op(k, op, view, tally)
+                k.events.emit("syscall_exit", op=op.text, outcome=outcome, spec=op)
                 out.append(OpRecord(spec.name, op.text, outcome, tally.minflt, tally.majflt, op.loc.line))
                 if op.kind == "mmap" and outcome.kind == "ok":
                     variables.publish(k, spec.name, op.var, maps[op.var])
+            if spec.forked_by:
+                syscalls.sys_exit_mm(k, k.mm)
 
         return body
 

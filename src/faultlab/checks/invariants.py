@@ -38,6 +38,7 @@ INVARIANT_IDS = (
     "refcount",
     "deadlock",
     "expected-outcome",
+    "coherence",  # after the scenario's own expectations: it names the same wrong value more generally
     "livelock",
     "design-error",
     "model-error",
@@ -90,8 +91,12 @@ class InvariantChecker:
         self.check_no_pte_past_eof(inode, "when truncate returned")
 
     def check_no_pte_past_eof(self, inode: Inode, when: str) -> None:
+        """Every VMA of the file, in its i_mmap or (a fork that copies PTEs before it links the
+        child's VMA there) only in an mm's VMA list, maps nothing past EOF."""
         eof_pages = size_in_pages(inode.peek_size())
-        for vma in inode.mapping.peek_vmas():
+        vmas = list(inode.mapping.peek_vmas())
+        vmas += [v for mm in self.k.all_mms() for v in mm.peek_vmas() if v.file is inode and v not in vmas]
+        for vma in vmas:
             for addr, pte in vma.mm.peek_ptes():
                 if vma.start <= addr < vma.end and vma.linear_page_index(addr) >= eof_pages:
                     self.report("stale-pte-after-truncate",

@@ -34,8 +34,9 @@ EVENT_KINDS = (
     "block_zero",  # dev, block
     "block_access",  # block, write, user (through a PTE, or the kernel's own copy)
     "isize",  # inode, old, new
-    "syscall_enter",  # op, thread
-    "syscall_exit",  # op, outcome
+    "syscall_enter",  # op, thread, spec (the Op), vma (the mapping a map op names, or None)
+    "syscall_exit",  # op, outcome, spec
+    "fork",  # copies: each parent VMA -> the child's copy (dup_mmap returned)
     "truncate_begin",  # inode, size
     "truncate_end",  # inode, size
     "sync_begin",  # inode, what ("fsync"/"msync"): an fsync or msync of a file starts

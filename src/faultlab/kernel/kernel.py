@@ -50,6 +50,8 @@ class Kernel:
         # One mm for all threads (threads of a process), or one per thread (processes).
         self.mms: dict[int, MmStruct] = {}
         self.shared_mm = self._new_mm("mm") if scenario.mm == "shared" else None
+        # A forked child (a thread of the scenario that starts at its parent's fork): its own mm.
+        self.task_mms: dict[int, MmStruct] = {}
         self.counters: Counter[str] = Counter()
         self.lock_counts: Counter[str] = Counter()
         self.held: dict[int, list[tuple[Lock, str]]] = {}
@@ -153,9 +155,18 @@ class Kernel:
         cur = self.sched.current
         return -1 if cur is None else cur.tid
 
+    def new_task_mm(self, tid: int, name: str) -> MmStruct:
+        """The mm of a child that fork gives thread ``tid`` (empty until dup_mmap fills it)."""
+        mm = self.task_mms[tid] = self._new_mm(name)
+        return mm
+
     @property
     def mm(self) -> MmStruct:
         """current->mm: the running thread's address space."""
+        if self.task_mms:
+            forked = self.task_mms.get(self.tid())
+            if forked is not None:
+                return forked
         if self.shared_mm is not None:
             return self.shared_mm
         tid = self.tid()
@@ -166,9 +177,10 @@ class Kernel:
         return mm
 
     def all_mms(self) -> list[MmStruct]:
+        forked = [self.task_mms[t] for t in sorted(self.task_mms)]
         if self.shared_mm is not None:
-            return [self.shared_mm]
-        return [self.mms[t] for t in sorted(self.mms)]
+            return [self.shared_mm, *forked]
+        return [self.mms[t] for t in sorted(self.mms)] + forked
 
     # -- lock bookkeeping (what the checks see) ---------------------------------------------------
     def lock_attempt(self, lock: Lock, mode: str, exclude: tuple[Lock, ...] = ()) -> None:

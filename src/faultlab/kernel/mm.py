@@ -39,6 +39,9 @@ class Vma:
     vm_ops: VmOperations
     shared: bool = field(init=False)  # VM_SHARED, tested on every fault
     writenotify: bool = field(init=False)
+    # vma->anon_vma: set by the first anonymous page installed (the fault's anon_vma_prepare(),
+    # under mmap_sem for read), and never cleared; fork (mmap_sem for write) reads it.
+    anon_vma: bool = field(init=False, default=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shared", bool(self.flags & VM_SHARED))

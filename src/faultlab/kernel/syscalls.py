@@ -35,9 +35,10 @@ from faultlab.kernel.flags import (
     VM_SHARED,
     VM_WRITE,
 )
+from faultlab.kernel.fork import dup_mmap, exit_mmap
 from faultlab.kernel.huge_memory import change_huge_pmd
 from faultlab.kernel.memory import i_mmap_lock_write, i_mmap_unlock_write, pte_read, set_pte_at, zap_pte_range
-from faultlab.kernel.mm import Vma
+from faultlab.kernel.mm import MmStruct, Vma
 from faultlab.kernel.state.cell import WRITE
 from faultlab.kernel.state.page import page_bytes, page_store
 from faultlab.kernel.state.pagetable import Pte
@@ -315,6 +316,17 @@ def sys_crash(k: Kernel) -> Outcome:
     cells = [k.pmem.cells[b] for b in range(max(k.pmem.next_fresh, 1))]
     k.sched.point(cells[0], WRITE, "power failure", more=tuple((c, WRITE) for c in cells[1:]))
     raise PowerFailure
+
+
+def sys_fork(k: Kernel, child_mm: MmStruct) -> dict[Vma, Vma]:
+    """fork(2) -> copy_process() -> copy_mm() -> dup_mm() -> dup_mmap(): the running thread's mm
+    copied into the child's ``child_mm``; each of the parent's VMAs -> its copy."""
+    return dup_mmap(k, child_mm, k.mm)
+
+
+def sys_exit_mm(k: Kernel, mm: MmStruct) -> None:
+    """do_exit() -> exit_mm() -> mmput(): the child's last thread is gone, exit_mmap()."""
+    exit_mmap(k, mm)
 
 
 def sys_msync(k: Kernel, vma: Vma) -> Outcome:

@@ -20,7 +20,7 @@ MM_KINDS = ("shared", "per-thread")
 table); ``per-thread``: each thread is a process with its own mm."""
 
 OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise",
-            "mprotect", "fallocate", "crash")
+            "mprotect", "fallocate", "fork", "crash")
 
 SETUP = "[setup]"
 """The thread name under which the ``[setup]`` section's ops are recorded (not a valid thread name,
@@ -141,6 +141,7 @@ class Op:
       crash:    (nothing: the machine loses power here)
       mprotect: map, writable
       fallocate: file, advice ("punch"), offset, length
+      fork:     child (the thread that runs in the new process once the fork returns)
 
     ``placement`` (mmap) is ``""`` (the next 2 MiB-aligned slot), ``"at"`` (at ``addr``) or
     ``"unaligned"`` (three pages below a 2 MiB boundary).  ``owner`` (ops on a MAP) is ``""`` when
@@ -164,14 +165,19 @@ class Op:
     placement: str = ""
     addr: int = 0
     owner: str = ""
+    child: str = ""
     expect: Outcome | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ThreadSpec:
+    """A thread's ops; ``forked_by`` names the thread whose ``fork NAME`` starts it (a child
+    process with a copy of that thread's mm), empty for a thread that starts with the scenario."""
+
     name: str
     ops: tuple[Op, ...]
     loc: Loc = Loc("<builder>", 0)
+    forked_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -252,6 +252,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "madvise": ("MAP", "dontneed"),
     "mprotect": ("MAP", "r|rw"),
     "fallocate": ("FILE", "punch", "OFFSET", "LENGTH"),
+    "fork": ("CHILD",),
     "crash": (),
 }
 """The arguments of each op, in order. ``[X]`` is optional; BYTES takes the rest of the line.
@@ -379,6 +380,8 @@ def _op_arg(
     assert isinstance(value, str)
     if param == "FILE":
         return "file", _known_file(value, files)
+    if param == "CHILD":
+        return "child", check_name("thread", value)
     if param == "MAP":
         if value not in maps:
             raise _UnknownMap(value, thread)
@@ -617,11 +620,13 @@ class _Scope:
     the ``[setup]`` section's, and (``mm = "shared"``) those of the other threads."""
 
     def __init__(self, shared_mm: bool, setup: ThreadSpec | None = None,
-                 others: Mapping[str, Collection[str]] | None = None) -> None:
+                 others: Mapping[str, Collection[str]] | None = None, forks: _Forks | None = None) -> None:
         self.shared_mm = shared_mm
         self.setup_vars = {op.var for op in setup.ops if op.var} if setup is not None else set()
         self.others = others or {}
         self.own: set[str] = set()
+        self.forks = forks or _Forks({}, ())
+        self.parent = ""  # for a forked child: the thread whose fork starts it
 
     def __contains__(self, var: object) -> bool:
         """Whether the thread may name ``var`` (as parse_op asks of its ``maps``), in time
@@ -652,9 +657,57 @@ class _Scope:
     def unknown(self, thread: str, var: str) -> ScenarioError:
         where = "[setup]" if thread == SETUP else f"thread {shown(thread)}"
         hint = ""
-        if not self.shared_mm and any(var in made for made in self.others.values()):
+        if self.parent:
+            hint = (f" (a forked child has the maps its parent {shown(self.parent)} made before the fork, and "
+                    "[setup]'s with mm = \"shared\")")
+        elif not self.shared_mm and any(var in made for made in self.others.values()):
             hint = " (threads share maps only with mm = \"shared\")"
+        elif any(var in made for made in self.forks.made_by_children.values()):
+            hint = " (a forked child is a process of its own: its maps are not the other threads')"
         return _fail(f"unknown map {shown(var)}: no earlier {shown(var + ' = mmap ...')} in {where}{hint}")
+
+
+class _Forks:
+    """Which thread each ``fork CHILD`` starts, found before the threads are parsed (a child's
+    scope is its parent's maps made before the fork): child -> (parent, index of the fork op)."""
+
+    def __init__(self, tables: Mapping[str, object], setup_vars: Collection[str], shared_mm: bool = True) -> None:
+        self.threads = tuple(tables)
+        self.parent: dict[str, tuple[str, int]] = {}
+        self.inherited: dict[str, set[str]] = {}
+        self.made_by_children: dict[str, set[str]] = {}
+        for name, spec in tables.items():
+            lines = spec.get("ops") if isinstance(spec, dict) else None
+            if not isinstance(lines, list):
+                continue
+            for i, line in enumerate(lines):
+                words = line.split() if isinstance(line, str) else []
+                if len(words) >= 2 and words[0] == "fork" and words[1] != name and words[1] in tables:
+                    self.parent.setdefault(words[1], (name, i))
+        for child, (parent, i) in self.parent.items():
+            spec = tables[parent]
+            assert isinstance(spec, dict)
+            before = _assigned_vars(spec["ops"][:i])
+            self.inherited[child] = before | (set(setup_vars) if shared_mm else set())
+            table = tables[child]
+            self.made_by_children[child] = _assigned_vars(table.get("ops") if isinstance(table, dict) else None)
+
+    def check(self, thread: str, child: str, index: int) -> None:
+        """The checks of ``thread``'s op number ``index``, ``fork child``."""
+        if thread == SETUP:
+            raise _fail("fork in [setup]: expected fork in a thread (its child starts when the fork returns)")
+        if child == thread:
+            raise _fail(f"thread {shown(thread)} cannot fork itself: expected the name of another "
+                        "[threads.NAME] table, the child's")
+        if child not in self.threads:
+            raise _fail(f"unknown thread {shown(child)} to fork: expected the name of a [threads.NAME] table, "
+                        f"the child's (threads are {', '.join(self.threads)})")
+        if thread in self.parent:
+            raise _fail(f"thread {shown(thread)} is a forked child: expected fork only in a thread that starts "
+                        "with the scenario (a child does not fork again)")
+        if self.parent[child] != (thread, index):
+            raise _fail(f"thread {shown(child)} is forked twice: expected one fork per child thread "
+                        f"(thread {shown(self.parent[child][0])} forks it first)")
 
 
 def _assigned_vars(lines: object) -> set[str]:
@@ -679,13 +732,26 @@ def _threads(value: object, files: Sequence[str], src: Where, budget: _Budget, s
         name = list(threads)[MAX_THREADS]
         raise ScenarioError(f"too many threads: {len(threads)}, expected at most {MAX_THREADS}",
                             src.where(("threads", name)))
+    setup_vars = {op.var for op in setup.ops if op.var} if setup is not None else set()
+    forks = _Forks(threads, setup_vars, shared_mm)
     made = {name: _assigned_vars(spec.get("ops")) if isinstance(spec, dict) else set()
-            for name, spec in threads.items()}
+            for name, spec in threads.items() if name not in forks.parent}
     return tuple(
-        _thread(name, spec, files, src, budget,
-                _Scope(shared_mm, setup, {t: v for t, v in made.items() if t != name}))
+        _thread(name, spec, files, src, budget, _thread_scope(name, shared_mm, setup, made, forks))
         for name, spec in threads.items()
     )
+
+
+def _thread_scope(name: str, shared_mm: bool, setup: ThreadSpec | None, made: Mapping[str, set[str]],
+                  forks: _Forks) -> _Scope:
+    """A thread's scope of maps.  A forked child's are its own: the variables its parent made before
+    the fork (and [setup]'s, with mm = "shared") name the child's copies of those mappings."""
+    if name not in forks.parent:
+        return _Scope(shared_mm, setup, {t: v for t, v in made.items() if t != name}, forks)
+    scope = _Scope(False, None, None, forks)
+    scope.parent = forks.parent[name][0]
+    scope.own |= forks.inherited[name]
+    return scope
 
 
 class _Budget:
@@ -737,10 +803,12 @@ def _thread(name: str, value: object, files: Sequence[str], src: Where, budget: 
         with _at(src.where(op_path)):
             op = _scoped_op(line, name, files, scope, src.loc(op_path))
             budget.add_bytes(op)
+            if op.kind == "fork":
+                scope.forks.check(name, op.child, i)
         if op.var:
             scope.own.add(op.var)
         ops.append(op)
-    return ThreadSpec(name=name, ops=tuple(ops), loc=src.loc(path))
+    return ThreadSpec(name=name, ops=tuple(ops), loc=src.loc(path), forked_by=scope.parent)
 
 
 def _scoped_op(line: str, thread: str, files: Sequence[str], scope: _Scope, loc: Loc) -> Op:

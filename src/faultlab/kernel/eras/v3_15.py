@@ -19,6 +19,7 @@ from faultlab.kernel.flags import (
     FAULT_FLAG_WRITE,
     PAGE_SHIFT,
     PAGE_SIZE,
+    PMD_SIZE,
     PTRS_PER_PTE,
     VM_FAULT_ERROR,
     VM_FAULT_HWPOISON,
@@ -27,6 +28,9 @@ from faultlab.kernel.flags import (
     VM_FAULT_OOM,
     VM_FAULT_SIGBUS,
     VM_FAULT_WRITE,
+    VM_MAYWRITE,
+    VM_MIXEDMAP,
+    VM_SHARED,
     VM_WRITE,
 )
 from faultlab.kernel.memory import (
@@ -38,7 +42,7 @@ from faultlab.kernel.memory import (
     set_pte_at,
     vm_normal_page,
 )
-from faultlab.kernel.mm import Vma, VmFault
+from faultlab.kernel.mm import MmStruct, Vma, VmFault
 from faultlab.kernel.state.page import (
     Page,
     PageAnon,
@@ -49,6 +53,7 @@ from faultlab.kernel.state.page import (
     copy_page,
     get_page,
     lock_page,
+    page_dup_rmap,
     page_mapcount,
     page_mapping,
     put_page,
@@ -395,3 +400,71 @@ def wp_page_copy(k: Kernel, vmf: VmFault, old_page: Page | None) -> int:
         put_page(k, old_page)
     return ret
 
+
+
+# -- fork: copying a VMA's page table into the child (mm/memory.c, 3.15 to 4.x) -----------------------
+def is_cow_mapping(flags: int) -> bool:
+    """is_cow_mapping(): private and possibly writable ((flags & (VM_SHARED|VM_MAYWRITE)) == VM_MAYWRITE)."""
+    return flags & (VM_SHARED | VM_MAYWRITE) == VM_MAYWRITE
+
+
+def copy_page_range(k: Kernel, dst_vma: Vma, vma: Vma) -> None:
+    """copy_page_range() (3.15-4.x; 6.1's vma_needs_copy() makes the same test): "Don't copy ptes
+    where a page fault will fill them correctly" -- a VMA that is not VM_MIXEDMAP (DAX) and has no
+    anon_vma (no COW page was ever installed in it: every page-cache mapping that is shared, and
+    private ones never written) is skipped, and the child refaults.  Otherwise each page table
+    under the VMA goes through copy_pte_range()."""
+    if not vma.flags & VM_MIXEDMAP and not vma.anon_vma:
+        return
+    pt = vma.mm.pt
+    for table in pt.tables_in(k, vma.start, vma.end):
+        copy_pte_range(k, dst_vma, vma, max(vma.start, table), min(vma.end, table + PMD_SIZE))
+
+
+def copy_pte_range(k: Kernel, dst_vma: Vma, vma: Vma, addr: int, end: int) -> None:
+    """copy_pte_range() (4.x): the child's table is allocated and its PTL taken
+    (pte_alloc_map_lock), then the parent's (spin_lock_nested(src_ptl, SINGLE_DEPTH_NESTING));
+    each present entry goes through copy_one_pte(), and the child's rss counters are added at the
+    end (add_mm_rss_vec) before its PTL is dropped.  (The need_resched() break every 32 entries
+    is left out: the model's tables are small.)"""
+    dst_mm, src_mm = dst_vma.mm, vma.mm
+    dst_mm.pt.alloc_table(k, addr)
+    dst_ptl = dst_mm.pt.ptl(addr)
+    dst_ptl.lock(k)
+    src_ptl = src_mm.pt.ptl(addr)
+    src_ptl.lock(k)
+    rss = [0, 0]  # MM_FILEPAGES, MM_ANONPAGES
+    for address in src_mm.pt.scan(k, addr, end):
+        pte = pte_read(k, vma, address)
+        if pte is not None:
+            copy_one_pte(k, dst_vma, vma, address, pte, rss)
+    src_ptl.unlock(k)
+    add_mm_rss_vec(k, dst_mm, rss)
+    dst_ptl.unlock(k)
+
+
+def copy_one_pte(k: Kernel, dst_vma: Vma, vma: Vma, addr: int, pte: Pte, rss: list[int]) -> None:
+    """copy_one_pte() (3.15-4.x; read in the 4.5 text, ``page_dup_rmap(page, false)``): a COW
+    mapping's entry is write-protected in the parent and the child (ptep_set_wrprotect: a no-op on
+    an entry already read-only, not a step here); a shared one is marked clean in the child; a
+    struct page gets a reference and a mapping (get_page, page_dup_rmap: an anonymous page is now
+    mapped twice); a pfn or zero-page entry (vm_normal_page() NULL: DAX) is copied as is.  Then
+    set_pte_at() in the child."""
+    if is_cow_mapping(vma.flags) and pte.write:
+        set_pte_at(k, vma, addr, pte._replace(write=False), "ptep_set_wrprotect")
+        pte = pte._replace(write=False)
+    if vma.flags & VM_SHARED:
+        pte = pte._replace(dirty=False)  # pte_mkclean
+    page = vm_normal_page(vma, pte)
+    if page is not None:
+        get_page(k, page)
+        page_dup_rmap(k, page)
+        rss[1 if PageAnon(k, page) else 0] += 1
+    set_pte_at(k, dst_vma, addr, pte, "set_pte_at (child)")
+
+
+def add_mm_rss_vec(k: Kernel, mm: MmStruct, rss: list[int]) -> None:
+    """add_mm_rss_vec(): the copied entries' counts go to the child's counters."""
+    for anon, n in ((False, rss[0]), (True, rss[1])):
+        if n:
+            mm.add_rss(k, anon, n)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from faultlab.kernel.eras.v3_15 import (
     alloc_cow_page,
+    copy_page_range,
     do_fault_around,
     do_page_mkwrite,
     handle_pte_fault,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
 
 I_MMAP_IS_MUTEX = False
-__all__ = ["handle_mm_fault"]
+__all__ = ["copy_page_range", "handle_mm_fault"]
 
 
 # -- the PMD level (DAX PMD faults: ->pmd_fault, 4.6-4.10) -------------------------------------------

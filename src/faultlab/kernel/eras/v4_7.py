@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from faultlab.kernel.eras.v3_15 import alloc_cow_page, handle_mm_fault, lock_fault_page
+from faultlab.kernel.eras.v3_15 import alloc_cow_page, copy_page_range, handle_mm_fault, lock_fault_page
 from faultlab.kernel.flags import ERROR_NOPAGE_RETRY, PAGE_SIZE, VM_FAULT_DAX_LOCKED, VM_FAULT_OOM
 from faultlab.kernel.memory import do_set_pte, pte_offset_map_lock, pte_read, pte_unmap_unlock
 from faultlab.kernel.mm import VmFault
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
 
 I_MMAP_IS_MUTEX = False
-__all__ = ["handle_mm_fault"]
+__all__ = ["copy_page_range", "handle_mm_fault"]
 
 
 def __do_fault(k: Kernel, vmf: VmFault) -> int:

@@ -16,13 +16,27 @@ What changed since 4.10, read next to v6.1 mm/memory.c:
 
 ``do_cow_fault``, ``do_shared_fault``, ``wp_pfn_shared`` and ``finish_mkwrite_fault`` read as 4.10's
 (6.1 adds the memcg charge and ``anon_vma_prepare``, which the model does not have).
+
+* ``do_wp_page`` decides reuse of an anonymous page by PageAnonExclusive (5.19) and then by the
+  page's *refcount* (5.8-5.9, 09854ba94c6a "mm: do_wp_page() simplification"), no longer by its
+  mapcount; fork's ``copy_present_pte`` (5.11 split of ``copy_one_pte``) clears
+  PageAnonExclusive (``page_try_dup_anon_rmap``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from faultlab.kernel.eras.v3_15 import do_wp_page, handle_pte_fault, lock_fault_page
+from faultlab.kernel.eras.v3_15 import (
+    add_mm_rss_vec,
+    copy_page_range,
+    handle_pte_fault,
+    is_cow_mapping,
+    lock_fault_page,
+    wp_page_copy,
+    wp_page_reuse,
+    wp_page_shared,
+)
 from faultlab.kernel.eras.v4_10 import (
     __do_fault,
     do_cow_fault,
@@ -51,17 +65,36 @@ from faultlab.kernel.huge_memory import (
     split_huge_pmd,
     transparent_hugepage_enabled,
 )
-from faultlab.kernel.memory import __pte_alloc, do_set_pte, pte_offset_map_lock, pte_read, pte_unmap_unlock
+from faultlab.kernel.memory import (
+    __pte_alloc,
+    do_set_pte,
+    pte_offset_map_lock,
+    pte_read,
+    pte_unmap_unlock,
+    set_pte_at,
+    vm_normal_page,
+)
 from faultlab.kernel.mm import Vma, VmFault
-from faultlab.kernel.state.page import put_page, unlock_page
-from faultlab.kernel.state.pagetable import HugePmd
+from faultlab.kernel.state.page import (
+    PageAnon,
+    PageAnonExclusive,
+    SetPageAnonExclusive,
+    get_page,
+    page_count,
+    page_dup_rmap,
+    page_try_dup_anon_rmap,
+    put_page,
+    trylock_page,
+    unlock_page,
+)
+from faultlab.kernel.state.pagetable import HugePmd, Pte
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
 
 I_MMAP_IS_MUTEX = False
-__all__ = ["do_cow_fault", "do_shared_fault", "do_wp_page", "finish_mkwrite_fault", "handle_mm_fault",
-           "lock_fault_page", "wp_pfn_shared"]
+__all__ = ["copy_page_range", "do_cow_fault", "do_shared_fault", "do_wp_page", "finish_mkwrite_fault",
+           "handle_mm_fault", "lock_fault_page", "wp_pfn_shared"]
 
 
 def handle_mm_fault(k: Kernel, vma: Vma, address: int, flags: int) -> int:
@@ -205,3 +238,78 @@ def finish_fault(k: Kernel, vmf: VmFault) -> int:
         ret = VM_FAULT_NOPAGE
     pte_unmap_unlock(k, vmf)
     return ret
+
+
+# -- write-protect faults and fork (6.1) ---------------------------------------------------------------------
+def do_wp_page(k: Kernel, vmf: VmFault) -> int:
+    """do_wp_page() (6.1): entered with the PTL held, releases it.  A shared mapping never copies
+    (no struct page: wp_pfn_shared(), else wp_page_shared()).  A private anonymous page is reused
+    if PageAnonExclusive; else only if it holds the one reference ("folio_ref_count(folio) > 3",
+    then "> 1 + swapcache", then folio_trylock() and "folio_ref_count(folio) != 1" under the lock),
+    when page_move_anon_rmap() makes it exclusive again.  Everything else is copied.  (Read in the
+    6.1-6.5 text, before 6.6 moved the anonymous checks into wp_can_reuse_anon_folio().)  (No KSM,
+    swap cache or LRU pagevecs in the model: lru_add_drain() has nothing to drain.)"""
+    vma = vmf.vma
+    orig = vmf.orig_pte
+    assert orig is not None
+    page = vm_normal_page(vma, orig)
+    if vma.shared:  # VM_SHARED | VM_MAYSHARE
+        if page is None:
+            return wp_pfn_shared(k, vmf)
+        return wp_page_shared(k, vmf, page)
+    if page is not None and PageAnon(k, page):
+        if PageAnonExclusive(k, page):
+            return wp_page_reuse(k, vmf, page, page_mkwrite=False, dirty_shared=False)
+        if page_count(k, page) <= 1 and trylock_page(k, page):
+            if page_count(k, page) != 1:
+                unlock_page(k, page)
+            else:
+                SetPageAnonExclusive(k, page)  # page_move_anon_rmap()
+                unlock_page(k, page)
+                return wp_page_reuse(k, vmf, page, page_mkwrite=False, dirty_shared=False)
+    # copy: "Ok, we need to copy. Oh, well.."
+    if page is not None:
+        get_page(k, page)
+    pte_unmap_unlock(k, vmf)
+    return wp_page_copy(k, vmf, page)
+
+
+def copy_pte_range(k: Kernel, dst_vma: Vma, vma: Vma, addr: int, end: int) -> None:
+    """copy_pte_range() (6.1): as 4.x -- the child's PTL, then the parent's nested -- each present
+    entry through copy_present_pte() (no page needs copying: the model has no pinned pages)."""
+    dst_mm, src_mm = dst_vma.mm, vma.mm
+    dst_mm.pt.alloc_table(k, addr)
+    dst_ptl = dst_mm.pt.ptl(addr)
+    dst_ptl.lock(k)
+    src_ptl = src_mm.pt.ptl(addr)
+    src_ptl.lock(k)
+    rss = [0, 0]
+    for address in src_mm.pt.scan(k, addr, end):
+        pte = pte_read(k, vma, address)
+        if pte is not None:
+            copy_present_pte(k, dst_vma, vma, address, pte, rss)
+    src_ptl.unlock(k)
+    add_mm_rss_vec(k, dst_mm, rss)
+    dst_ptl.unlock(k)
+
+
+def copy_present_pte(k: Kernel, dst_vma: Vma, src_vma: Vma, addr: int, pte: Pte, rss: list[int]) -> None:
+    """copy_present_pte() (6.1): an anonymous page gets a reference and page_try_dup_anon_rmap()
+    (no longer exclusive); a file page get_page() and page_dup_file_rmap(); a pfn or zero-page
+    entry nothing.  Then "if (is_cow_mapping(vm_flags) && pte_write(pte))" the parent's entry is
+    write-protected, a shared one is made clean in the child, and set_pte_at() in the child."""
+    page = vm_normal_page(src_vma, pte)
+    if page is not None and PageAnon(k, page):
+        get_page(k, page)
+        page_try_dup_anon_rmap(k, page)
+        rss[1] += 1
+    elif page is not None:
+        get_page(k, page)
+        page_dup_rmap(k, page)  # page_dup_file_rmap()
+        rss[0] += 1
+    if is_cow_mapping(src_vma.flags) and pte.write:
+        set_pte_at(k, src_vma, addr, pte._replace(write=False), "ptep_set_wrprotect")
+        pte = pte._replace(write=False)
+    if src_vma.flags & VM_SHARED:
+        pte = pte._replace(dirty=False)  # pte_mkclean
+    set_pte_at(k, dst_vma, addr, pte, "set_pte_at (child)")

@@ -13,7 +13,8 @@ the explorer too:
   have a resurrection explored in one order only; the end-of-run refcount check still reports
   every count that does not match the references held.
 * ``maps``: the mapcount; page_add_*_rmap()/page_remove_rmap() are UPDATEs, page_mapped() a READ.
-* one cell per flag: PG_uptodate, PG_dirty, PG_hwpoison, PageAnon.
+* one cell per flag: PG_uptodate, PG_dirty, PG_hwpoison, PageAnon (whose cell also holds
+  PageAnonExclusive, 5.19+: both are set together by page_add_new_anon_rmap()).
 * ``owner``: ->mapping and ->index (set and cleared only by the page cache, under the page lock).
 * ``data``: the contents.
 
@@ -54,7 +55,8 @@ class Page:
 
     __slots__ = (
         "pfn", "name", "zero", "cow", "label", "lock",
-        "_count", "_freed", "_mapcount", "_uptodate", "_dirty", "_hwpoison", "_anon", "_mapping", "_index",
+        "_count", "_freed", "_mapcount", "_uptodate", "_dirty", "_hwpoison", "_anon", "_anon_exclusive", "_mapping",
+        "_index",
         "_data",
         "ref", "maps", "uptodate", "dirty", "hwpoison", "anon", "owner", "data",
     )
@@ -73,6 +75,7 @@ class Page:
         self._dirty = False
         self._hwpoison = False
         self._anon = False
+        self._anon_exclusive = False
         self._mapping: AddressSpace | None = None
         self._index = 0
         self._data: bytearray | None = None
@@ -112,6 +115,7 @@ AuditedPage = audited_subclass(
         "_dirty": lambda p: p.dirty,
         "_hwpoison": lambda p: p.hwpoison,
         "_anon": lambda p: p.anon,
+        "_anon_exclusive": lambda p: p.anon,
         "_mapping": lambda p: p.owner,
         "_index": lambda p: p.owner,
         "_data": lambda p: p.data,
@@ -158,9 +162,29 @@ def page_add_new_anon_rmap(k: Kernel, page: Page) -> None:
     page._mapcount += 1
 
 
+def page_dup_rmap(k: Kernel, page: Page) -> None:
+    """page_dup_rmap() (fork's copy of a PTE, 4.x; page_dup_file_rmap() in 6.1): mapcount++."""
+    k.sched.point(page.maps, UPDATE, "page_dup_rmap " + page.name)
+    page._mapcount += 1
+
+
+def page_try_dup_anon_rmap(k: Kernel, page: Page) -> None:
+    """page_try_dup_anon_rmap() (6.1, no pinned pages in the model): the page stops being
+    exclusive to one mm (ClearPageAnonExclusive) and gains a mapping."""
+    k.sched.point(page.maps, UPDATE, "page_try_dup_anon_rmap " + page.name, more=((page.anon, WRITE),))
+    page._anon_exclusive = False
+    page._mapcount += 1
+
+
 def page_remove_rmap(k: Kernel, page: Page) -> None:
     k.sched.point(page.maps, UPDATE, "page_remove_rmap " + page.name)
     page._mapcount -= 1
+
+
+def page_count(k: Kernel, page: Page) -> int:
+    """page_count() / folio_ref_count(): a READ of the refcount (6.1's do_wp_page branches on it)."""
+    k.sched.point(page.ref, READ, "page_count " + page.name)
+    return page._count
 
 
 def page_mapcount(k: Kernel, page: Page) -> int:
@@ -204,6 +228,17 @@ def SetPageDirty(k: Kernel, page: Page) -> None:  # noqa: N802
 
 def TestClearPageDirty(k: Kernel, page: Page) -> bool:  # noqa: N802
     return _clear(k, page, "dirty", "clear_page_dirty")
+
+
+def PageAnonExclusive(k: Kernel, page: Page) -> bool:  # noqa: N802
+    """PageAnonExclusive() (5.19+): the anonymous page is mapped by one mm only."""
+    k.sched.point(page.anon, READ, "PageAnonExclusive " + page.name)
+    return bool(page._anon_exclusive)
+
+
+def SetPageAnonExclusive(k: Kernel, page: Page) -> None:  # noqa: N802
+    k.sched.point(page.anon, WRITE, "SetPageAnonExclusive " + page.name)
+    page._anon_exclusive = True
 
 
 def PageHWPoison(k: Kernel, page: Page) -> bool:  # noqa: N802

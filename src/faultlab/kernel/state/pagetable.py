@@ -275,6 +275,9 @@ class VmaLike(Protocol):
     @property
     def mm(self) -> MmLike: ...
 
+    @property
+    def anon_vma(self) -> bool: ...
+
 
 def install_pte(k: Kernel, vma: VmaLike, address: int, pte: Pte, anon: bool, label: str) -> None:
     """One step under the page-table lock, as do_set_pte()/alloc_set_pte() is in Linux: count the
@@ -298,6 +301,9 @@ def install_pte(k: Kernel, vma: VmaLike, address: int, pte: Pte, anon: bool, lab
     if anon:
         mm._rss_anon += 1
         page._anon = True
+        page._anon_exclusive = True  # page_add_new_anon_rmap() (5.19+ also SetPageAnonExclusive)
+        if not vma.anon_vma:
+            object.__setattr__(vma, "anon_vma", True)  # the anon_vma_prepare() of the fault
     else:
         mm._rss_file += 1
     page._mapcount += 1
@@ -355,6 +361,9 @@ def replace_pte(k: Kernel, vma: VmaLike, address: int, old: Pte, new: Pte) -> No
     if was is not None:
         was._mapcount -= 1
     page._anon = True
+    page._anon_exclusive = True
     page._mapcount += 1
+    if not vma.anon_vma:
+        object.__setattr__(vma, "anon_vma", True)
     pt.ptes[address] = new
     k.events.emit("pte_set", mm=mm, vma=vma, addr=address, pte=new)
