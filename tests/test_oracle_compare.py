@@ -69,6 +69,15 @@ def test_everything_is_claimed_for_a_plain_tmpfs_run() -> None:
     assert claims.files["f"].observables == {"size", "contents"}
 
 
+def test_the_fork_ops_own_fault_counts_are_waived_and_the_childs_are_claimed() -> None:
+    sc = (ScenarioBuilder("t", fs="tmpfs").file("f", "1p", "A")
+          .thread("p", "m = mmap f 0 1p private rw", "store m 0 P", "fork c")
+          .thread("c", "store m 0 C").build())  # fmt: skip
+    claims = claims_for(sc, "host-tmpfs").ops
+    assert [c.waived for c in claims] == [(), (), ("fork-own-pages",), ()]
+    assert claims[2].observables == {"outcome"} and "minflt" in claims[3].observables
+
+
 def test_ext4_fault_counts_are_waived_from_the_first_touch_of_an_uncached_page() -> None:
     sc = scenario("ext4", {"f": ("4p", "hole"), "g": ("1p", "A")},
                   "m = mmap f 0 4p shared rw", "n = mmap g 0 1p shared r",
