@@ -58,11 +58,13 @@ def probe_supports(scenario: Scenario) -> bool:
 
 PROBED = [p for p in RACES if probe_supports(load_scenario(str(p)))]
 """The race scenarios the probe can run: all of them (see test_every_race_scenario_and_the_seed_can_be_probed)."""
-CI_SKIP = {"generic-503-ext4", "generic-503-tmpfs", "punch-vs-fault-ext4", "punch-vs-fault-tmpfs"}
+CI_SKIP = {"generic-503-ext4", "generic-503-tmpfs", "punch-vs-fault-ext4", "punch-vs-fault-tmpfs", "fork-vs-truncate"}
 """Page-cache races whose exhaustive model exploration takes from 20 s to several minutes (3000 and
 more schedules, or the bound-2 fallback): CI leaves them to bench/bench_concurrent.py, whose
 10,000-run results are in docs/fidelity.md. CI still runs punch hole on the kernel
-(punch-vs-private-fault-*, test_setup_placement_mprotect_punch_and_another_threads_map_on_the_kernel)."""
+(punch-vs-private-fault-*, test_setup_placement_mprotect_punch_and_another_threads_map_on_the_kernel), and
+fork (fork-vs-truncate explores 3375 schedules: fork-vs-private-write-fault, fork-cow-both-store-tmpfs and
+the fork tests of tests/test_oracle_probe.py run it)."""
 PAGE_CACHE_RACES = [p for p in PROBED if load_scenario(str(p)).fs != "dax" and p.stem not in CI_SKIP]
 DAX_RACES = [SEED] + [p for p in PROBED if load_scenario(str(p)).fs == "dax"]
 V410 = get_design("v4.10")
