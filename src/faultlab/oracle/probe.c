@@ -36,7 +36,7 @@
  *   op <i> fork <t>                         fork(); thread <t>'s ops run in the child, see FORK
  *   time read|cow|shared <pages> [<reps>]   timing mode, see below
  *   thread <t>                          the ops that follow belong to thread <t> (0..15; default
- *                                       0); only the concurrent mode uses it
+ *                                       0); the concurrent mode and `fork` use it
  *   setup                               the ops that follow (until `thread`) are the set-up's: the
  *                                       concurrent mode runs them in the coordinator before each
  *                                       run's start (the sequential mode runs every op in order)

@@ -1,9 +1,10 @@
 """Translate a Scenario into the probe's input text, and the probe's output into a RunRecord.
 
 The probe runs the scenario sequentially: the ``[setup]`` section's ops, then the threads one after
-another in declaration order, each thread's ops in order. Files and mapping variables get
-probe-safe tokens (``f0``, ``m0``...); :class:`ProbeProgram` keeps what is needed to map the
-probe's answers back to the scenario.
+another in declaration order, each thread's ops in order (a forked child's in its own process,
+which the probe forks at the parent's ``fork`` op: the child must be declared after its parent).
+Files and mapping variables get probe-safe tokens (``f0``, ``m0``...); :class:`ProbeProgram` keeps
+what is needed to map the probe's answers back to the scenario.
 """
 
 from __future__ import annotations
