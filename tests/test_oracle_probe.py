@@ -452,3 +452,11 @@ def test_the_probe_refuses_a_fork_it_cannot_run(body: str, message: str) -> None
     with host_workdir("host-tmpfs") as wd:
         with pytest.raises(OracleError, match=re.escape(message)):
             run_probe(build_probe(), f"dir {wd}\nfile f0 1 zero\n{body}end\n")
+
+
+@pytest.mark.parametrize("mode", ["", "concurrent 20 0 threads 100000\n", "concurrent 20 0 processes 100000\n"])
+def test_a_forked_child_without_ops_is_reaped(mode: str) -> None:
+    with host_workdir("host-tmpfs") as wd:
+        out = run_probe(build_probe(), f"dir {wd}\nfile f0 1 zero\n{mode}thread 0\nop 0 fork 1\nop 1 read f0 0 1\n"
+                                       "thread 1\nend\n")
+    assert ("res 0 ok\nres 1 data 00\n" if mode else "res 0 ok ") in out

@@ -2373,6 +2373,12 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	for (int t = 0; t < MAX_THREADS; t++)
+		if (g_seq_child[t].pid > 0) { /* a child with no ops: it exits when its pipe closes */
+			close(g_seq_child[t].to_child);
+			reap_child(g_seq_child[t].pid, t);
+			close(g_seq_child[t].from_child);
+		}
 	dump_files();
 	if (fflush(stdout) != 0)
 		return 1;
