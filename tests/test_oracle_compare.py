@@ -303,6 +303,20 @@ def test_the_setup_and_another_threads_map_line_up_side_by_side(probe: None) -> 
     assert not any(r.differs for r in c.rows), describe_differences(c)
 
 
+@pytest.mark.parametrize("fs", ["tmpfs", "ext4"])
+def test_a_forked_childs_ops_and_fault_counts_agree_with_the_kernel(probe: None, fs: str) -> None:
+    """The child's rows follow its parent's; its COW fault counts are claimed (the fork op's waived)."""
+    sc = (ScenarioBuilder("t", fs=fs).file("f", "2p", fill="A")
+          .setup("m = mmap f 0 2p private rw", "store m 1 S")
+          .thread("p", "store m 0 P", "fork c", "store m 1p Q", "load m 0 2")
+          .thread("c", "load m 0 2", "store m 0 C", "load m 1p", "munmap m", "load m 0")
+          .thread("o", "load m 0 2").build())  # fmt: skip
+    [(_sc, c)] = run_oracle([sc])
+    assert [str(r.kernel.outcome) for r in c.rows if r.thread == "c"] == ['"PS"', "ok", '"A"', "ok", "SIGSEGV"]
+    assert [r.kernel.minflt for r in c.rows if r.thread == "c"][:3] == [0, 1, 1]
+    assert not any(r.differs for r in c.rows), describe_differences(c)
+
+
 def test_cli_runs_a_scenario_on_the_kernel_asked_for_and_says_so(probe: None, mmap01: Path) -> None:
     code, out, err = invoke(str(mmap01), "--kernel", "host-ext4")
     assert code == 0, out + err
