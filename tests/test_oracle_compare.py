@@ -69,6 +69,15 @@ def test_everything_is_claimed_for_a_plain_tmpfs_run() -> None:
     assert claims.files["f"].observables == {"size", "contents"}
 
 
+def test_the_fork_ops_own_fault_counts_are_waived_and_the_childs_are_claimed() -> None:
+    sc = (ScenarioBuilder("t", fs="tmpfs").file("f", "1p", "A")
+          .thread("p", "m = mmap f 0 1p private rw", "store m 0 P", "fork c")
+          .thread("c", "store m 0 C").build())  # fmt: skip
+    claims = claims_for(sc, "host-tmpfs").ops
+    assert [c.waived for c in claims] == [(), (), ("fork-own-pages",), ()]
+    assert claims[2].observables == {"outcome"} and "minflt" in claims[3].observables
+
+
 def test_ext4_fault_counts_are_waived_from_the_first_touch_of_an_uncached_page() -> None:
     sc = scenario("ext4", {"f": ("4p", "hole"), "g": ("1p", "A")},
                   "m = mmap f 0 4p shared rw", "n = mmap g 0 1p shared r",
@@ -291,6 +300,20 @@ def test_the_setup_and_another_threads_map_line_up_side_by_side(probe: None) -> 
     assert [(r.thread, r.op) for r in c.rows] == [
         ("[setup]", "m = mmap data 0 2p shared rw unaligned"), ("[setup]", "load m 0"),
         ("a", "store m 1p B"), ("a", "mprotect m r"), ("b", "fallocate data punch 0 1p"), ("b", "load m 0")]
+    assert not any(r.differs for r in c.rows), describe_differences(c)
+
+
+@pytest.mark.parametrize("fs", ["tmpfs", "ext4"])
+def test_a_forked_childs_ops_and_fault_counts_agree_with_the_kernel(probe: None, fs: str) -> None:
+    """The child's rows follow its parent's; its COW fault counts are claimed (the fork op's waived)."""
+    sc = (ScenarioBuilder("t", fs=fs).file("f", "2p", fill="A")
+          .setup("m = mmap f 0 2p private rw", "store m 1 S")
+          .thread("p", "store m 0 P", "fork c", "store m 1p Q", "load m 0 2")
+          .thread("c", "load m 0 2", "store m 0 C", "load m 1p", "munmap m", "load m 0")
+          .thread("o", "load m 0 2").build())  # fmt: skip
+    [(_sc, c)] = run_oracle([sc])
+    assert [str(r.kernel.outcome) for r in c.rows if r.thread == "c"] == ['"PS"', "ok", '"A"', "ok", "SIGSEGV"]
+    assert [r.kernel.minflt for r in c.rows if r.thread == "c"][:3] == [0, 1, 1]
     assert not any(r.differs for r in c.rows), describe_differences(c)
 
 

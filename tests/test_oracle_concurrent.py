@@ -58,11 +58,13 @@ def probe_supports(scenario: Scenario) -> bool:
 
 PROBED = [p for p in RACES if probe_supports(load_scenario(str(p)))]
 """The race scenarios the probe can run: all of them (see test_every_race_scenario_and_the_seed_can_be_probed)."""
-CI_SKIP = {"generic-503-ext4", "generic-503-tmpfs", "punch-vs-fault-ext4", "punch-vs-fault-tmpfs"}
+CI_SKIP = {"generic-503-ext4", "generic-503-tmpfs", "punch-vs-fault-ext4", "punch-vs-fault-tmpfs", "fork-vs-truncate"}
 """Page-cache races whose exhaustive model exploration takes from 20 s to several minutes (3000 and
 more schedules, or the bound-2 fallback): CI leaves them to bench/bench_concurrent.py, whose
 10,000-run results are in docs/fidelity.md. CI still runs punch hole on the kernel
-(punch-vs-private-fault-*, test_setup_placement_mprotect_punch_and_another_threads_map_on_the_kernel)."""
+(punch-vs-private-fault-*, test_setup_placement_mprotect_punch_and_another_threads_map_on_the_kernel), and
+fork (fork-vs-truncate explores 3375 schedules: fork-vs-private-write-fault, fork-cow-both-store-tmpfs and
+the fork tests of tests/test_oracle_probe.py run it)."""
 PAGE_CACHE_RACES = [p for p in PROBED if load_scenario(str(p)).fs != "dax" and p.stem not in CI_SKIP]
 DAX_RACES = [SEED] + [p for p in PROBED if load_scenario(str(p)).fs == "dax"]
 V410 = get_design("v4.10")
@@ -506,3 +508,32 @@ def test_dax_races_in_one_vm_boot(monkeypatch: pytest.MonkeyPatch) -> None:
         model = model_outcomes(sc, V61, bound=BOUNDS.get(Path(sc.path).name))
         c = check(sc, kernel, model, V61)
         assert c.ok, "\n".join(line for u in c.unexplained for line in describe_unexplained(c, u))
+
+
+def test_a_fork_names_the_childs_thread_and_the_child_uses_the_parents_tokens() -> None:
+    sc = (ScenarioBuilder("t", fs="tmpfs").file("f", "1p")
+          .setup("s = mmap f 0 1p shared rw")
+          .thread("p", "m = mmap f 0 1p private rw", "fork c", "n = mmap f 0 1p shared r")
+          .thread("c", "load m 0", "load s 0", "s = mmap f 0 1p private r", "load s 0")
+          .thread("o", "load s 0").build())
+    lines = concurrent_program(sc, "/w", 5).text.splitlines()
+    assert lines[3:] == [
+        "setup", "op 0 mmap m0 f0 0 4096 shared rw",
+        "thread 0", "op 1 mmap m1 f0 0 4096 private rw", "op 2 fork 1", "op 3 mmap m2 f0 0 4096 shared ro",
+        # the child's m and s are its parent's (the set-up's) until it maps an s of its own
+        "thread 1", "op 4 load m1 0 1", "op 5 load m0 0 1", "op 6 mmap m3 f0 0 4096 private ro", "op 7 load m3 0 1",
+        "thread 2", "op 8 load m0 0 1",
+        "end",
+    ]
+
+
+def test_the_probe_refuses_a_child_it_cannot_bind_or_order() -> None:
+    remapped = (ScenarioBuilder("t", fs="tmpfs").file("f", "1p")
+                .thread("p", "m = mmap f 0 1p private rw", "fork c", "m = mmap f 0 1p shared r")
+                .thread("c", "load m 0").build())
+    with pytest.raises(UnsupportedScenarioError, match="which p mmaps more than once: the probe binds a forked"):
+        concurrent_program(remapped, "/tmp/x", 10)
+    early = (ScenarioBuilder("t", fs="tmpfs").file("f", "1p")
+             .thread("c", "read f 0 1").thread("p", "fork c").build())
+    with pytest.raises(UnsupportedScenarioError, match="thread c is forked by p, declared after it"):
+        concurrent_program(early, "/tmp/x", 10)

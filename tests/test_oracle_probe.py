@@ -8,6 +8,7 @@ fault counts are deterministic. They skip only when no C compiler exists.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -393,3 +394,69 @@ def test_measure_script_reproduces_a_documented_row(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     row64 = "| sequential read, 64 pages (pages that faulted) | " + ("0,16,32,48 (4 faults) | " * 2).rstrip()
     assert row64 in out
+
+
+# -- fork ------------------------------------------------------------------------------------------
+
+
+def test_a_forked_child_sees_the_parents_private_copy_and_its_own_store_stays_its_own() -> None:
+    # Sequential: [setup], the parent, the child (after the fork), then another thread of the parent's
+    # process, which must not see the child's store. The fork copied the COW page's PTE (the VMA has
+    # an anon_vma), so the child's load takes no fault and its store copies the page (mapcount 2).
+    sc = (ScenarioBuilder("fork", fs="tmpfs").file("f", "2p", "A")
+          .setup("m = mmap f 0 2p private rw")
+          .thread("parent", "store m 0 P", "fork child", "load m 0 2")
+          .thread("child", "load m 0 2", "store m 1 C", "load m 0 2", "load m 1p", "read f 0 2",
+                  "n = mmap f 0 1p shared rw", "store n 0 S")
+          .thread("later", "load m 0 2", "load m 1p")
+          .build())
+    rec = run_on_host(sc, "host-tmpfs")
+    assert [(r.thread, str(r.outcome)) for r in rec.ops] == [
+        ("[setup]", "ok"), ("parent", "ok"), ("parent", "ok"), ("parent", '"PA"'),
+        ("child", '"PA"'), ("child", "ok"), ("child", '"PC"'), ("child", '"A"'), ("child", '"AA"'),
+        ("child", "ok"), ("child", "ok"),
+        ("later", '"PA"'), ("later", '"A"'),
+    ]
+    child = [r for r in rec.ops if r.thread == "child"]
+    assert [r.minflt for r in child[:3]] == [0, 1, 0]
+    assert rec.files["f"].contents == b"S" + b"A" * (2 * P - 1)  # the child's shared store reached the file
+
+
+@pytest.mark.parametrize("mm", ["shared", "per-thread"])
+def test_a_forked_child_runs_concurrently_and_is_reaped_every_run(mm: str) -> None:
+    from faultlab.oracle.concurrent import run_concurrent_on_host
+
+    sc = (ScenarioBuilder("fork", fs="tmpfs", mm=mm).file("f", "1p", "A")
+          .thread("parent", "m = mmap f 0 1p private rw", "store m 0 P", "fork child", "store m 1 Q",
+                  "load m 0 2")
+          .thread("child", "load m 0 2", "store m 1 C", "load m 0 2", "load m 1p")
+          .build())
+    result = run_concurrent_on_host(sc, "host-tmpfs", 300)
+    assert result.workers == ("threads" if mm == "shared" else "processes")
+    [(outcome, (runs, _first))] = result.outcomes.items()
+    assert runs == 300
+    assert [r for _t, _o, r in outcome.ops] == ["ok", "ok", "ok", "ok", '"PQ"', '"PA"', "ok", '"PC"', "SIGSEGV"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("thread 1\nop 0 fork 1\n", "the child must be a later thread (2..15)"),
+        ("setup\nop 0 fork 1\n", "fork in the set-up"),
+        ("op 0 fork 1\nop 1 fork 1\n", "thread 1 is forked twice"),
+        ("op 0 fork 1\nthread 1\nop 1 fork 2\n", "a forked child cannot fork again"),
+        ("thread 1\nop 0 read f0 0 1\nthread 0\nop 1 fork 1\n", "thread 1 has ops before its fork"),
+    ],
+)
+def test_the_probe_refuses_a_fork_it_cannot_run(body: str, message: str) -> None:
+    with host_workdir("host-tmpfs") as wd:
+        with pytest.raises(OracleError, match=re.escape(message)):
+            run_probe(build_probe(), f"dir {wd}\nfile f0 1 zero\n{body}end\n")
+
+
+@pytest.mark.parametrize("mode", ["", "concurrent 20 0 threads 100000\n", "concurrent 20 0 processes 100000\n"])
+def test_a_forked_child_without_ops_is_reaped(mode: str) -> None:
+    with host_workdir("host-tmpfs") as wd:
+        out = run_probe(build_probe(), f"dir {wd}\nfile f0 1 zero\n{mode}thread 0\nop 0 fork 1\nop 1 read f0 0 1\n"
+                                       "thread 1\nend\n")
+    assert ("res 0 ok\nres 1 data 00\n" if mode else "res 0 ok ") in out

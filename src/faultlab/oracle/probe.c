@@ -33,9 +33,10 @@
  *   op <i> mprotect <var> ro|rw             mprotect(PROT_READ[|PROT_WRITE]) over the mapping
  *   op <i> fallocate <file> punch <offset> <length>
  *                                           fallocate(FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE)
+ *   op <i> fork <t>                         fork(); thread <t>'s ops run in the child, see FORK
  *   time read|cow|shared <pages> [<reps>]   timing mode, see below
  *   thread <t>                          the ops that follow belong to thread <t> (0..15; default
- *                                       0); only the concurrent mode uses it
+ *                                       0); the concurrent mode and `fork` use it
  *   setup                               the ops that follow (until `thread`) are the set-up's: the
  *                                       concurrent mode runs them in the coordinator before each
  *                                       run's start (the sequential mode runs every op in order)
@@ -93,6 +94,19 @@
  * successfully (the model's semantics). Before that, munmap/msync/madvise/mprotect answer EINVAL
  * without a system call (the pointer holds no address), and a load or store touches the slot,
  * which is still PROT_NONE: SIGSEGV.
+ *
+ * FORK. `op <i> fork <t>` forks the process of the thread that runs it; thread <t> (declared
+ * after the forking thread, 1..15, forked at most once, with no fork of its own) is the child
+ * process: its ops run there, after the fork has returned, and its maps are the parent's at the
+ * same addresses (inherited by fork). The fork op's outcome is `ok` (or the errno); its fault
+ * counts are the parent's around fork() itself. Sequential mode: the child waits for each of its
+ * ops on a pipe, runs it between its own getrusage windows (it re-warms its stack and the
+ * measured paths first, as the COW fork made them fault again; so does the parent), puts the
+ * result in shared memory for the parent to print, and exits after its last op; the parent reaps
+ * it. Concurrent mode: the child runs its ops at once with its thread's timing plan, puts each
+ * outcome in the shared area like a worker and exits; the forking worker reaps it before the
+ * run's end barrier, so the child's mm is gone before the files are read. Thread <t>'s own worker
+ * runs no ops.
  *
  * CONCURRENT MODE. `concurrent <runs> <seed> threads|processes <limit>` runs the program <runs>
  * times in this one process, each thread's ops (`thread <t>`) on its own worker: a pthread
@@ -228,6 +242,7 @@ enum op_kind {
 	OP_MADVISE,
 	OP_MPROTECT,
 	OP_FALLOCATE,
+	OP_FORK,
 };
 
 enum cmd_kind { CMD_FILE, CMD_REQUIRE_DAX, CMD_OP, CMD_TIME, CMD_CONCURRENT };
@@ -252,6 +267,7 @@ struct cmd {
 	size_t data_len;
 	int shared;
 	int writable;
+	int child; /* OP_FORK: the thread that runs in the child */
 	/* CMD_TIME */
 	enum time_kind tkind;
 	size_t pages;
@@ -271,6 +287,8 @@ static int g_cur_thread;      /* `thread <t>` in force while parsing */
 static int g_nthreads = 1;    /* 1 + the highest thread number used */
 static size_t g_nops;
 static int g_measure = 1;     /* getrusage around each op (the sequential mode) */
+static int g_forked_by[MAX_THREADS];   /* -1, or the thread whose fork op starts thread t */
+static size_t g_last_op[MAX_THREADS];  /* ordinal of thread t's last op */
 
 enum worker_kind { WORKER_THREADS, WORKER_PROCESSES };
 
@@ -682,6 +700,24 @@ static void parse_op(char **tok, int ntok)
 		c->length = parse_u64(tok[6], "fallocate length");
 		if (c->length > (uint64_t)LLONG_MAX)
 			parse_fail("fallocate length too large");
+	} else if (strcmp(k, "fork") == 0) {
+		need(ntok, 4, "op <i> fork <t>");
+		uint64_t t = parse_u64(tok[3], "fork thread");
+		if (c->thread == SETUP_THREAD)
+			parse_fail("fork in the set-up: expected fork in a thread");
+		if (t >= MAX_THREADS || (int)t <= c->thread)
+			parse_fail("fork %llu: the child must be a later thread (%d..%d)", (unsigned long long)t,
+				   c->thread + 1, MAX_THREADS - 1);
+		if (g_forked_by[t] >= 0)
+			parse_fail("thread %llu is forked twice", (unsigned long long)t);
+		if (g_forked_by[c->thread] >= 0)
+			parse_fail("a forked child cannot fork again");
+		for (size_t i = 0; i + 1 < g_ncmds; i++)
+			if (g_cmds[i].kind == CMD_OP && g_cmds[i].thread == (int)t)
+				parse_fail("thread %llu has ops before its fork", (unsigned long long)t);
+		g_forked_by[t] = c->thread;
+		c->op = OP_FORK;
+		c->child = (int)t;
 	} else if (strcmp(k, "load") == 0) {
 		need(ntok, 6, "op <i> load <var> <offset> <length>");
 		c->op = OP_LOAD;
@@ -724,6 +760,8 @@ static void parse_op(char **tok, int ntok)
 	}
 	if (c->offset > (uint64_t)LLONG_MAX)
 		parse_fail("offset too large");
+	if (c->thread != SETUP_THREAD)
+		g_last_op[c->thread] = c->ordinal;
 }
 
 static void parse_time(char **tok, int ntok)
@@ -804,6 +842,8 @@ static int tokenize(char *line, char **tok)
 
 static void parse_program(FILE *in)
 {
+	for (int t = 0; t < MAX_THREADS; t++)
+		g_forked_by[t] = -1;
 	char *line = NULL;
 	size_t cap = 0;
 	int have_dir = 0;
@@ -1302,6 +1342,8 @@ static int unpublished(const struct cmd *c)
 	return m->maker != c->thread && !atomic_load_explicit(&m->published, memory_order_acquire);
 }
 
+static void fork_op(const struct cmd *c, struct result *r);
+
 /* Carry out one op. A load or read puts its bytes in buf (room for c->length) and sets *ndata;
  * a store or write takes its c->data_len bytes from buf. Returns 1 when the outcome is data. */
 static int exec_op(const struct cmd *c, unsigned char *buf, struct result *r, size_t *ndata)
@@ -1403,6 +1445,9 @@ static int exec_op(const struct cmd *c, unsigned char *buf, struct result *r, si
 		call.fd = f->fd;
 		call_window(&call, r);
 		return 0;
+	case OP_FORK:
+		fork_op(c, r);
+		return 0;
 	}
 	return 0;
 }
@@ -1416,11 +1461,191 @@ static size_t op_buffer_size(const struct cmd *c)
 	return 0;
 }
 
+/* Sequential mode: a forked child waits on a pipe for the index (into g_cmds) of each of its ops,
+ * runs it and answers with one byte; the result is in shared memory. */
+struct seq_reply {
+	struct result r;
+	int has_data;
+	size_t n;
+	unsigned char data[];
+};
+
+static struct {
+	pid_t pid;
+	int to_child, from_child;
+	struct seq_reply *reply;
+	size_t reply_len;
+} g_seq_child[MAX_THREADS];
+
+static pid_t g_conc_child[MAX_THREADS]; /* concurrent mode: the running child of thread t's fork */
+
+static size_t op_buffer_size(const struct cmd *c);
+
+static void xwrite(int fd, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	while (n) {
+		ssize_t k = write(fd, b, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			die(1, "fork pipe write %s", errno_name(errno));
+		b += k;
+		n -= (size_t)k;
+	}
+}
+
+/* Read exactly n bytes; 0 at end of file before the first byte, else 1. */
+static int xread(int fd, void *p, size_t n)
+{
+	unsigned char *b = p;
+	size_t done = 0;
+	while (done < n) {
+		ssize_t k = read(fd, b + done, n - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			die(1, "fork pipe read %s", errno_name(errno));
+		if (k == 0) {
+			if (done == 0)
+				return 0;
+			die(1, "fork pipe: short read");
+		}
+		done += (size_t)k;
+	}
+	return 1;
+}
+
+/* The child of a sequential fork: serve thread t's ops until the parent closes the pipe. */
+static void seq_child_main(int t) __attribute__((noreturn));
+
+static void seq_child_main(int t)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	struct seq_reply *reply = g_seq_child[t].reply;
+	int in = g_seq_child[t].to_child, out = g_seq_child[t].from_child;
+	for (int u = 0; u < MAX_THREADS; u++)
+		if (u != t && g_seq_child[u].pid > 0) { /* an earlier child's: it must see its pipe close */
+			close(g_seq_child[u].to_child);
+			close(g_seq_child[u].from_child);
+		}
+	/* fork made every private page of ours copy-on-write: take those faults now, not in a window
+	 * (no mlockall here: it would break the COW sharing of the scenario's private pages too) */
+	pretouch(reply, g_seq_child[t].reply_len);
+	pretouch_stack();
+	calibrate();
+	size_t idx;
+	while (xread(in, &idx, sizeof idx)) {
+		const struct cmd *c = &g_cmds[idx];
+		if ((c->op == OP_STORE || c->op == OP_WRITE) && c->data_len)
+			memcpy(reply->data, c->data, c->data_len);
+		struct result r;
+		size_t n;
+		int has = exec_op(c, reply->data, &r, &n);
+		reply->r = r;
+		reply->has_data = has;
+		reply->n = n;
+		xwrite(out, "", 1);
+	}
+	_exit(0);
+}
+
+static void conc_child_main(int t) __attribute__((noreturn));
+
+static void fork_op(const struct cmd *c, struct result *r)
+{
+	int t = c->child;
+	int to[2] = {-1, -1}, from[2] = {-1, -1};
+	memset(r, 0, sizeof *r);
+	if (g_measure) {
+		size_t len = sizeof(struct seq_reply);
+		for (size_t i = 0; i < g_ncmds; i++)
+			if (g_cmds[i].kind == CMD_OP && g_cmds[i].thread == t && len < sizeof(struct seq_reply) + op_buffer_size(&g_cmds[i]))
+				len = sizeof(struct seq_reply) + op_buffer_size(&g_cmds[i]);
+		void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			die(1, "fork reply memory %s", errno_name(errno));
+		if (pipe(to) != 0 || pipe(from) != 0)
+			die(1, "fork pipe %s", errno_name(errno));
+		g_seq_child[t].reply = p;
+		g_seq_child[t].reply_len = len;
+		g_seq_child[t].to_child = to[0];
+		g_seq_child[t].from_child = from[1];
+		fflush(stdout); /* nothing buffered may be printed twice */
+	}
+	window_start();
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (!g_measure)
+			conc_child_main(t);
+		close(to[1]);
+		close(from[0]);
+		seq_child_main(t);
+	}
+	int err = errno;
+	window_end();
+	finish_window(r);
+	if (pid < 0)
+		die(1, "fork %s", errno_name(err));
+	if (!g_measure) {
+		g_conc_child[t] = pid;
+		return;
+	}
+	close(to[0]);
+	close(from[1]);
+	g_seq_child[t].pid = pid;
+	g_seq_child[t].to_child = to[1];
+	g_seq_child[t].from_child = from[0];
+	/* the parent's own pages are COW-shared now too: warm them again for the next windows */
+	pretouch_stack();
+	calibrate();
+}
+
+/* Wait for a forked child; anything but exit status 0 is fatal. */
+static void reap_child(pid_t pid, int t)
+{
+	int status;
+	pid_t w;
+	while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+	}
+	if (w != pid)
+		die(1, "waitpid fork child %d %s", t, errno_name(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die(1, "fork child %d stopped (%s %d)", t, WIFEXITED(status) ? "exit status" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+/* Sequential mode: run a forked thread's op in its child process and print the result. */
+static void run_child_op(const struct cmd *c)
+{
+	int t = c->thread;
+	size_t idx = (size_t)(c - g_cmds);
+	if (g_seq_child[t].pid <= 0)
+		die(1, "thread %d runs before its fork", t);
+	xwrite(g_seq_child[t].to_child, &idx, sizeof idx);
+	char byte;
+	if (!xread(g_seq_child[t].from_child, &byte, 1))
+		die(1, "fork child %d stopped before answering", t);
+	const struct seq_reply *reply = g_seq_child[t].reply;
+	print_result(c, &reply->r, reply->has_data ? reply->data : NULL, reply->n);
+	if (c->ordinal == g_last_op[t]) {
+		close(g_seq_child[t].to_child);
+		reap_child(g_seq_child[t].pid, t);
+		close(g_seq_child[t].from_child);
+		munmap(g_seq_child[t].reply, g_seq_child[t].reply_len);
+		g_seq_child[t].pid = -1;
+	}
+}
+
 /* Sequential mode: run one op between measurement windows and print its result. */
 static void run_op(const struct cmd *c)
 {
 	struct result r;
 	size_t n;
+	if (c->thread >= 0 && g_forked_by[c->thread] >= 0) {
+		run_child_op(c);
+		return;
+	}
 	unsigned char *buf = touched_buffer(op_buffer_size(c));
 	if ((c->op == OP_STORE || c->op == OP_WRITE) && c->data_len)
 		memcpy(buf, c->data, c->data_len);
@@ -1736,6 +1961,22 @@ static void unpublish_all(void)
 		atomic_store_explicit(&g_maps[i].published, 0, memory_order_relaxed);
 }
 
+/* The child of a concurrent fork: run thread t's ops with its timing plan, then exit. */
+static void conc_child_main(int t)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	const struct thread_plan *plan = &g_shm->thread[t];
+	set_cpu(plan->cpu);
+	pause_for(plan->start_spin, plan->start_yield);
+	for (size_t k = 0; k < g_thread_nops[t]; k++) {
+		const struct cmd *c = &g_cmds[g_thread_ops[t][k]];
+		if (k)
+			pause_for(g_op_plan[c->ordinal].spin, g_op_plan[c->ordinal].yield);
+		conc_op(c);
+	}
+	_exit(0);
+}
+
 static void worker_loop(int t)
 {
 	alt_stack();
@@ -1753,15 +1994,20 @@ static void worker_loop(int t)
 			cpu = plan->cpu;
 		}
 		barrier_wait(0); /* start together */
-		pause_for(plan->start_spin, plan->start_yield);
-		for (size_t k = 0; k < g_thread_nops[t]; k++) {
+		size_t nops = g_forked_by[t] >= 0 ? 0 : g_thread_nops[t]; /* a child's ops: its process's */
+		if (nops)
+			pause_for(plan->start_spin, plan->start_yield);
+		for (size_t k = 0; k < nops; k++) {
 			const struct cmd *c = &g_cmds[g_thread_ops[t][k]];
 			if (k)
 				pause_for(g_op_plan[c->ordinal].spin, g_op_plan[c->ordinal].yield);
 			conc_op(c);
 		}
+		for (int u = 0; u < g_nthreads; u++)
+			if (g_forked_by[u] == t) /* its child's ops are done and its mm is gone */
+				reap_child(g_conc_child[u], u);
 		barrier_wait(0); /* every op done */
-		drop_mappings(g_thread_ops[t], g_thread_nops[t]);
+		drop_mappings(g_thread_ops[t], nops);
 		if (g_conc.kind == WORKER_PROCESSES) {
 			at_ranges(1);
 			close_files();
@@ -2127,6 +2373,12 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	for (int t = 0; t < MAX_THREADS; t++)
+		if (g_seq_child[t].pid > 0) { /* a child with no ops: it exits when its pipe closes */
+			close(g_seq_child[t].to_child);
+			reap_child(g_seq_child[t].pid, t);
+			close(g_seq_child[t].from_child);
+		}
 	dump_files();
 	if (fflush(stdout) != 0)
 		return 1;

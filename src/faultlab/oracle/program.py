@@ -1,9 +1,10 @@
 """Translate a Scenario into the probe's input text, and the probe's output into a RunRecord.
 
 The probe runs the scenario sequentially: the ``[setup]`` section's ops, then the threads one after
-another in declaration order, each thread's ops in order. Files and mapping variables get
-probe-safe tokens (``f0``, ``m0``...); :class:`ProbeProgram` keeps what is needed to map the
-probe's answers back to the scenario.
+another in declaration order, each thread's ops in order (a forked child's in its own process,
+which the probe forks at the parent's ``fork`` op: the child must be declared after its parent).
+Files and mapping variables get probe-safe tokens (``f0``, ``m0``...); :class:`ProbeProgram` keeps
+what is needed to map the probe's answers back to the scenario.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _check_token(text: str, what: str) -> None:
 
 
 PROBE_OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise",
-                  "mprotect", "fallocate")
+                  "mprotect", "fallocate", "fork")
 """The ops the probe runs (``crash`` is a power failure: the crash checker's, not the probe's)."""
 
 
@@ -74,8 +75,17 @@ def check_probe_supports(scenario: Scenario) -> None:
     """Refuse what the probe cannot run (UnsupportedScenarioError), naming the first such op: an
     op kind it has no system call for (``crash``), and another thread's map that its maker mmaps
     more than once (the probe binds a variable made by one thread and used by another to one
-    mapping; which of several the user sees depends on the interleaving)."""
+    mapping; which of several the user sees depends on the interleaving), and a forked child
+    declared before the thread that forks it (the probe reads the threads in declaration order)."""
     made: dict[tuple[str, str], int] = {}
+    order = [t.name for t in scenario.threads]
+    for t in scenario.threads:
+        if t.forked_by and order.index(t.forked_by) > order.index(t.name):
+            where = f"{t.loc.path}:{t.loc.line}" if t.loc.line else scenario.path
+            raise UnsupportedScenarioError(
+                f"{where}: thread {t.name} is forked by {t.forked_by}, declared after it: the probe reads the "
+                "threads in declaration order (declare the child after its parent)"
+            )
     for t in scenario.all_threads():
         for op in t.ops:
             if op.kind == "mmap":
@@ -90,6 +100,13 @@ def check_probe_supports(scenario: Scenario) -> None:
                     f"{where}: `{op.text}` uses map {op.map!r}, which {op.owner} mmaps more than once: the probe "
                     "binds another thread's map to one mapping"
                 )
+            if t.forked_by and op.map and not made.get((t.name, op.map)):
+                for maker in (t.forked_by, SETUP):
+                    if made.get((maker, op.map), 0) > 1:
+                        raise UnsupportedScenarioError(
+                            f"{where}: `{op.text}` uses map {op.map!r}, which {maker} mmaps more than once: "
+                            "the probe binds a forked child's inherited map to one mapping"
+                        )
 
 
 def to_probe_program(
@@ -126,23 +143,38 @@ def to_probe_program(
         lines.append(concurrent)
 
     map_tokens: dict[tuple[str, str], str] = {}
+    thread_index = {t.name: i for i, t in enumerate(scenario.threads)}
+    inherited: set[tuple[str, str]] = set()  # a forked child's copies of its parent's (and set-up's) maps
     refs: list[ProbeOp] = []
     # the probe needs each op's thread in the concurrent mode, and to tell another thread's map
     # (a pointer that holds no address until its mmap returns) from the thread's own
     threaded = concurrent is not None or scenario.setup is not None or any(
-        op.owner for t in scenario.threads for op in t.ops
+        op.owner or op.kind == "fork" for t in scenario.threads for op in t.ops
     )
     if scenario.setup is not None and scenario.setup.ops:
         lines.append("setup")
         for op in scenario.setup.ops:
-            lines.append(f"op {len(refs)} {_op_text(op, SETUP, file_tokens, map_tokens, scenario.path)}")
+            lines.append(f"op {len(refs)} {_op_text(op, SETUP, file_tokens, map_tokens, scenario.path, inherited)}")
             refs.append(ProbeOp(thread=SETUP, op=op.text, line=op.loc.line))
     for t, thread in enumerate(scenario.threads):
         if threaded and thread.ops:
             lines.append(f"thread {t}")
         for op in thread.ops:
             index = len(refs)
-            lines.append(f"op {index} {_op_text(op, thread.name, file_tokens, map_tokens, scenario.path)}")
+            if op.kind == "fork":
+                # the child's maps are the parent's at the fork (and the set-up's): the same tokens
+                for (maker, var), token in list(map_tokens.items()):
+                    if maker == SETUP and (op.child, var) not in map_tokens:
+                        map_tokens[(op.child, var)] = token
+                        inherited.add((op.child, var))
+                for (maker, var), token in list(map_tokens.items()):
+                    if maker == thread.name:
+                        map_tokens[(op.child, var)] = token
+                        inherited.add((op.child, var))
+                lines.append(f"op {index} fork {thread_index[op.child]}")
+            else:
+                text = _op_text(op, thread.name, file_tokens, map_tokens, scenario.path, inherited)
+                lines.append(f"op {index} {text}")
             refs.append(ProbeOp(thread=thread.name, op=op.text, line=op.loc.line))
     lines.append("end")
     return ProbeProgram(
@@ -152,7 +184,14 @@ def to_probe_program(
     )
 
 
-def _op_text(op: Op, thread: str, files: dict[str, str], maps: dict[tuple[str, str], str], path: str) -> str:
+def _op_text(
+    op: Op,
+    thread: str,
+    files: dict[str, str],
+    maps: dict[tuple[str, str], str],
+    path: str,
+    inherited: set[tuple[str, str]],
+) -> str:
     where = f"{op.loc.path}:{op.loc.line}" if op.loc.line else path
 
     def file_token() -> str:
@@ -174,6 +213,9 @@ def _op_text(op: Op, thread: str, files: dict[str, str], maps: dict[tuple[str, s
 
     match op.kind:
         case "mmap":
+            if (thread, op.var) in inherited:  # a forked child's own mapping: not the inherited one
+                inherited.discard((thread, op.var))
+                del maps[(thread, op.var)]
             token = maps.setdefault((thread, op.var), f"m{len({t for k, t in maps.items() if k[0]})}")
             maps[("", op.var)] = token
             kind = "shared" if op.shared else "private"
