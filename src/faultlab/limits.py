@@ -44,13 +44,14 @@ MAX_OPS = 200_000
 MAX_SCHEDULE_STEPS = 10_000_000
 """A schedule string expands to at most this many steps."""
 
-STEPS_PER_RUN = 200_000
+STEPS_PER_RUN = 50_000
 STEPS_PER_OP = 2_000
 STEPS_PER_DATA_PAGE = 200
 """Steps per run: a run that makes more than ``STEPS_PER_RUN``, plus ``STEPS_PER_OP`` for each op and
 ``STEPS_PER_DATA_PAGE`` for each page of the ops' data and load/read lengths, does not terminate:
 its verdict is ``livelock`` (:func:`step_limit`). A valid run stays far below it (a one-page load
-takes some 45 steps, a 1 MiB write some 7,500)."""
+takes some 45 steps, a 1 MiB write some 7,500). The fixed part is what a livelock costs before it is
+reported: the run, its replay as a counterexample and the report each make that many steps."""
 
 
 def step_limit(ops: int, data_bytes: int) -> int:

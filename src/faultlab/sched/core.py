@@ -38,7 +38,7 @@ class Access(enum.IntEnum):
     WRITE = 3
 
 
-STEP_LIMIT = 200_000
+STEP_LIMIT = 50_000
 """Steps per run (faultlab.limits.MAX_STEPS_PER_RUN): past it, the run is a ``livelock``."""
 
 
