@@ -1,5 +1,5 @@
 """DPOR checked against plain search on the model itself: generated scenarios with mmap, loads and
-stores, read/write, truncate, msync and madvise, on every file kind, with 2 and 3 threads, under
+stores, read/write, truncate, msync, fsync, madvise and crash, on every file kind, with 2 and 3 threads, under
 every design and known bug.
 
 Plain search tries every interleaving up to a preemption bound (small enough that it completes
@@ -46,7 +46,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Scenario, str]:
         for _ in range(draw(st.integers(min_value=1, max_value=budget))):
             off = f"{draw(st.integers(min_value=0, max_value=pages - 1))}p+{draw(st.sampled_from([0, 8]))}"
             kind = draw(st.sampled_from(["mmap", "access", "access", "read", "write", "truncate", "msync",
-                                         "madvise"]))
+                                         "madvise", "fsync", "crash"]))
             if kind == "mmap" or (kind in ("access", "msync", "madvise") and not mapped):
                 if mapped:
                     continue
@@ -63,6 +63,10 @@ def scenarios(draw: st.DrawFn) -> tuple[Scenario, str]:
                 ops.append(f"truncate f {draw(st.sampled_from(['0', '1p', '1p+100', '2p']))}")
             elif kind == "msync":
                 ops.append("msync m")
+            elif kind == "fsync":
+                ops.append("fsync f")
+            elif kind == "crash":  # a power failure: dependent with every step, and ends them all
+                ops.append("crash")
             else:
                 ops.append("madvise m dontneed")
         b = b.thread(f"t{t}", *(ops or ["read f 0 1"]))

@@ -117,6 +117,46 @@ def test_a_step_that_never_reaches_a_scheduling_point_is_stopped(tmp_path: Path,
     assert not ModelExecution(load_scenario(SEED), get_design("v4.10")).run(SequentialChooser()).violations
 
 
+SETUP_COW = """title = "a COW fault in the set-up"
+fs = "ext4"
+
+[files.f]
+size = "1p"
+fill = "A"
+
+[setup]
+ops = ["m = mmap f 0 1p private rw", "store m 0 S"]
+
+[threads.t]
+ops = ["load m 0 1"]
+"""
+
+
+def test_a_set_up_that_livelocks_is_a_livelock_at_the_step_limit(tmp_path: Path) -> None:
+    """The set-up runs before the threads, outside the scheduler: its scheduling points count
+    toward the step limit too (a COW fault that never installs its PTE retries for ever)."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SETUP_COW)
+    path = _design(tmp_path, "return 0")
+    res = _faultlab("run", str(scenario), "--design", str(path), timeout=60)
+    assert res.returncode == 1, res.stderr
+    limit = ModelExecution(load_scenario(str(scenario)), load_design_file(str(path))).step_limit
+    assert f"VIOLATION livelock: the run went past its limit of {limit} steps (in the set-up, in " \
+        in res.stdout, res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_a_set_up_step_that_never_reaches_a_scheduling_point_is_stopped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watchdog, "STEP_SECONDS", 1.0)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SETUP_COW)
+    design = load_design_file(str(_design(tmp_path, "while True:\n    pass")))
+    (v,) = ModelExecution(load_scenario(str(scenario)), design).run(SequentialChooser()).violations
+    assert v.id == "livelock"
+    assert v.message.startswith("a step ran for 1 s without reaching a scheduling point (in the set-up, in ")
+
+
 def _faultlab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "faultlab", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "COLUMNS": "200"})

@@ -159,7 +159,8 @@ class ModelExecution:
             with watchdog.guard(sched):
                 if self.scenario.setup is not None:  # one thread, before the others start: no steps
                     records[SETUP] = []
-                    self._thread_body(k, run_op, self.scenario.setup, records[SETUP], variables, forks, syscalls)()
+                    sched.run_setup(self._thread_body(k, run_op, self.scenario.setup, records[SETUP], variables,
+                                                      forks, syscalls))
                 sched.run()
         except (SchedulerError, AuditError):
             raise

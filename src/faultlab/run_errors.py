@@ -79,6 +79,8 @@ def _model_frame(e: BaseException) -> tuple[types.CodeType, int] | None:
 
 def _step_of(sched: Scheduler) -> str:
     t = sched.last_thread
+    if t is None and sched.setup_points:
+        return "in the set-up"
     who = f"thread {t.name}, " if t is not None else ""
     return f"{who}step {max(sched.nsteps - 1, 0)}"
 

@@ -18,6 +18,7 @@ journal): the invariants are about data and the zeroing of new blocks.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,14 +102,15 @@ class DurabilityChecker:
         lines = self.k.pmem.lines
         if not lines.pending and not lines.stale_blocks:
             return []
+        hot = lines.pending.keys() | lines.stale_blocks  # the blocks check_block looks at
         for inode in sorted(self.k.inodes.values(), key=lambda i: i.name):
             if not inode.fs.dax:
                 continue
             size = inode.peek_size()
             required = {off: need for off, need in self.required(inode).items() if off < size}
-            for index in range(size_in_pages(size)):
+            for index in _pages_maybe_on(inode, hot, size_in_pages(size)):
                 ext = inode.peek_extent(index)
-                if ext is None or ext.unwritten:
+                if ext is None or ext.unwritten or ext.block not in hot:
                     continue
                 self.check_block(inode, index, ext.block, required, where, found)
         return sorted(found.items())
@@ -182,3 +184,13 @@ class DurabilityChecker:
                 f"read {got:#04x} after the crash where a store completed before it wrote {want:#04x}; lost line: "
                 f"pmem block {block} line {line} (offsets {off - off % LINE}-{off - off % LINE + LINE - 1} of "
                 f"{inode.name}), {how}")
+
+
+def _pages_maybe_on(inode: Inode, blocks: Set[int], npages: int) -> list[int]:
+    """The pages below ``npages`` of ``inode`` that may be on one of ``blocks``, in order: those with
+    an extent of their own, and those of its initial extent on one of them (a crash costs what is
+    dirty, not the size of the files)."""
+    pages = {i for i in dict.keys(inode.extents) if i < npages}
+    base, count = inode.initial_base, min(inode.peek_initial_blocks(), npages)
+    pages.update(b - base for b in blocks if base <= b < base + count)
+    return sorted(pages)

@@ -61,7 +61,7 @@ from faultlab.explore.collector import Collector
 from faultlab.explore.common import AbortRun, RunCut
 from faultlab.explore.program import NondeterminismError, Program, RunResultLike, ScheduleError
 from faultlab.explore.results import EXHAUSTED
-from faultlab.sched.core import Access, Accesses, ModelThread, Scheduler
+from faultlab.sched.core import EVERYTHING, Access, Accesses, ModelThread, Scheduler
 
 _READ = Access.READ
 _UPDATE = Access.UPDATE
@@ -224,10 +224,13 @@ class _History:
             _record(info, mode, cq, i, q)
         else:
             infos = []
+            positions: dict[Hashable, int] | None = None
             for obj, mode in last:
                 info = objs.get(obj)
                 if info is None:
-                    info = objs[obj] = _Obj(i, _position(obj, last[0][0], more))
+                    if positions is None:
+                        positions = _positions(last[0][0], more)
+                    info = objs[obj] = _Obj(i, positions[obj])
                     saved.append((info, *_EMPTY))
                 else:
                     saved.append((info, info.widx, info.wtid, info.wlocal, info.wclock, info.rclock,
@@ -571,6 +574,8 @@ class _TreeChooser:
             blocked = _NONE
             if sched.deadlock is not None:
                 blocked = frozenset(t.tid for t in sched.deadlock.blocked)
+            if sched.halted:  # stopped by the step that ended the run: they race with it as waiters do
+                blocked = blocked | frozenset(t.tid for t in sched.halted)
             k = len(self.trace)
             if k > self.kept:
                 self._account(k - 1)
@@ -662,6 +667,10 @@ class _TreeChooser:
         pclock: list[int] | None = None  # the clock the pending step would have
         cands: list[int] = []
         objs = self.objs
+        if acc[0][0] is EVERYTHING:  # dependent with every step: each other thread's last one
+            pclock = [max(c) for c in zip(*self.clock, strict=True)]
+            cands = [ev[-1] for r, ev in enumerate(self.evidx) if r != p and ev and vp[r] < len(ev)]
+            acc = []
         for obj, mode in acc:
             info = objs.get(obj)
             if info is None:
@@ -762,21 +771,26 @@ def _accesses(t: ModelThread) -> StepAccesses:
     return list(merged.items())
 
 
-def _position(obj: Hashable, first: Hashable, more: Accesses) -> int:
-    """Where a step announced ``obj``: 0 as its first object, j + 1 as its j-th further one."""
-    if obj == first:
-        return 0
-    return next(j + 1 for j, (o, _) in enumerate(more) if o == obj)
+def _positions(first: Hashable, more: Accesses) -> dict[Hashable, int]:
+    """Where a step announced each of its objects: 0 for its first object, j + 1 for its j-th
+    further one (the first place it appears; a crash step announces every pmem block)."""
+    where: dict[Hashable, int] = {}
+    for j in range(len(more) - 1, -1, -1):
+        where[more[j][0]] = j + 1
+    where[first] = 0
+    return where
 
 
 def _conflicts(p: ModelThread, acc: StepAccesses) -> bool:
     """Whether p's pending step is dependent with a step of accesses ``acc``: a common object that
     they access in conflicting ways (not both READ, not both UPDATE)."""
     po = p.pending_obj
+    if po is EVERYTHING:
+        return True
     pa = p.pending_access
     more = p.pending_more
     for obj, mode in acc:
-        if po == obj and (pa != mode or mode == _WRITE):
+        if po == obj and (pa != mode or mode == _WRITE) or obj is EVERYTHING:
             return True
         for o2, a2 in more:
             if o2 == obj and (a2 != mode or mode == _WRITE):

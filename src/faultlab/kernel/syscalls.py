@@ -43,6 +43,7 @@ from faultlab.kernel.state.cell import WRITE
 from faultlab.kernel.state.page import page_bytes, page_store
 from faultlab.kernel.state.pagetable import Pte
 from faultlab.scenario.model import Op, Outcome
+from faultlab.sched.core import EVERYTHING
 
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
@@ -311,10 +312,10 @@ class PowerFailure(BaseException):
 
 
 def sys_crash(k: Kernel) -> Outcome:
-    """Power failure: one step that depends on the contents of every pmem block (what survives
-    is decided by every store, flush and fence before it), then the run ends."""
-    cells = [k.pmem.cells[b] for b in range(max(k.pmem.next_fresh, 1))]
-    k.sched.point(cells[0], WRITE, "power failure", more=tuple((c, WRITE) for c in cells[1:]))
+    """Power failure: one step dependent with every step of every thread (what survives is
+    decided by every store, flush and fence before it, and it stops every other thread where it
+    is), then the run ends."""
+    k.sched.point(EVERYTHING, WRITE, "power failure")
     raise PowerFailure
 
 

@@ -1,6 +1,7 @@
 """Greenlet threads, scheduling points and the controlled scheduler."""
 
 from faultlab.sched.core import (
+    EVERYTHING,
     Access,
     Chooser,
     Deadlock,
@@ -15,6 +16,7 @@ from faultlab.sched.core import (
 __all__ = [
     "Access",
     "Chooser",
+    "EVERYTHING",
     "Deadlock",
     "ModelThread",
     "Scheduler",

@@ -52,6 +52,20 @@ def covers(announced: Access, needed: Access) -> bool:
     return announced == needed or announced == Access.WRITE
 
 
+class _Everything:
+    """The object of a step that depends on every other step (see :data:`EVERYTHING`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "everything"
+
+
+EVERYTHING: Hashable = _Everything()
+"""A step announcing ``(EVERYTHING, WRITE)`` is dependent with every step of every thread: a
+power failure, which reads the whole machine and stops every thread where it is.  Such a step
+ends the run (the explorers count on it: nothing is accounted after it)."""
+
 Accesses = tuple[tuple[Hashable, Access], ...]
 """Further objects a step touches besides its first one."""
 
@@ -168,6 +182,7 @@ class Scheduler:
         self.current: ModelThread | None = None
         self.steps: list[Step] = []
         self.nsteps = 0
+        self.setup_points = 0  # scheduling points passed in the set-up (run_setup), which are not steps
         # A chooser may say it does not need Step records (``record_steps = False``): an explorer
         # reads only its own trace, so it saves building a Step (and naming its function) per step.
         self.record = record and getattr(self.chooser, "record_steps", True)
@@ -177,6 +192,9 @@ class Scheduler:
         # Set by a report-time tracer to name the kernel function of each recorded step.
         self.func_of: Callable[[], str] | None = None
         self.deadlock: Deadlock | None = None
+        # The threads that had not finished when another thread's exception ended the run (a
+        # crash, an error): each stopped at its pending step, as a blocked thread is.
+        self.halted: list[ModelThread] = []
         self.step_limit = STEP_LIMIT
         self.last_thread: ModelThread | None = None  # the thread the main loop last ran (an error's)
         self.running = False  # inside run() (the watchdog raises into a run only then)
@@ -201,7 +219,10 @@ class Scheduler:
     ) -> None:
         """Announce the next access of the running thread and let the chooser decide who moves."""
         t = self.current
-        if t is None:  # outside any thread (scenario set-up): nothing to schedule
+        if t is None:  # outside any thread (scenario set-up): nothing to schedule, but a bound
+            self.setup_points += 1
+            if self.setup_points > self.step_limit:
+                raise StepLimitExceeded(f"more than {self.step_limit} scheduling points in the set-up")
             return
         t.pending_obj = obj
         t.pending_access = access
@@ -213,7 +234,7 @@ class Scheduler:
     def check_announced(self, obj: Hashable, access: Access, what: str) -> None:
         """Audit: the running thread's current step must have announced ``access`` to ``obj``."""
         t = self.current
-        if t is None or self.exempt:
+        if t is None or self.exempt or t.pending_obj is EVERYTHING:
             return
         if t.pending_obj == obj and covers(t.pending_access, access):
             return
@@ -274,6 +295,21 @@ class Scheduler:
                 exclusive_left -= 1
         wq.sleepers = kept
         return woken
+
+    @property
+    def progress(self) -> int:
+        """Steps and set-up points so far (what the watchdog sees move)."""
+        return self.nsteps + self.setup_points
+
+    def run_setup(self, body: Callable[[], object]) -> None:
+        """Run ``body`` before the threads start, outside any thread (the scenario's set-up): its
+        scheduling points are not steps and choose nothing, but they count toward the step limit,
+        and the watchdog watches it as it does a run (a set-up can loop too, in a design's code)."""
+        self.running = True
+        try:
+            body()
+        finally:
+            self.running = False
 
     # -- the loop ---------------------------------------------------------------------------------
     def _ready(self) -> list[ModelThread]:
@@ -337,6 +373,7 @@ class Scheduler:
             self._loop()
         except BaseException:
             self.current = None
+            self.halted = [t for t in self.threads if not t.finished]
             self._kill_all()
             raise
         finally:

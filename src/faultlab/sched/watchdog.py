@@ -41,9 +41,11 @@ class BudgetTimeout(StepTimeout):
 
 
 class Watched(Protocol):
-    """What the watchdog reads of a run: its step count, and whether it is still running."""
+    """What the watchdog reads of a run: how far it got, and whether it is still running."""
 
-    nsteps: int
+    @property
+    def progress(self) -> int: ...
+
     running: bool
 
 
@@ -51,7 +53,7 @@ class _Watch:
     def __init__(self, ident: int, run: Watched) -> None:
         self.ident = ident
         self.run = run
-        self.last = run.nsteps
+        self.last = run.progress
         self.since = time.monotonic()
         self.fired = False
 
@@ -75,7 +77,7 @@ def _poll() -> None:
             for w in _watches.values():
                 if not w.run.running:  # over (its guard is being left): never raise into what follows
                     continue
-                n = w.run.nsteps
+                n = w.run.progress
                 if n != w.last:
                     w.last, w.since = n, now
                     continue

@@ -169,6 +169,9 @@ class Inode:
     def peek_mtime(self) -> int:
         return _RAW_MTIME.__get__(self)
 
+    def peek_initial_blocks(self) -> int:
+        return _RAW_INITIAL.__get__(self)
+
     def peek_extent(self, index: int) -> Extent | None:
         ext = dict.get(self.extents, index)
         if ext is None and index < _RAW_INITIAL.__get__(self):
