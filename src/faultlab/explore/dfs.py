@@ -785,12 +785,12 @@ def _conflicts(p: ModelThread, acc: StepAccesses) -> bool:
     """Whether p's pending step is dependent with a step of accesses ``acc``: a common object that
     they access in conflicting ways (not both READ, not both UPDATE)."""
     po = p.pending_obj
-    if po is EVERYTHING:
+    if po is EVERYTHING or acc[0][0] is EVERYTHING:  # (announced alone: see sys_crash)
         return True
     pa = p.pending_access
     more = p.pending_more
     for obj, mode in acc:
-        if po == obj and (pa != mode or mode == _WRITE) or obj is EVERYTHING:
+        if po == obj and (pa != mode or mode == _WRITE):
             return True
         for o2, a2 in more:
             if o2 == obj and (a2 != mode or mode == _WRITE):

@@ -63,8 +63,9 @@ class _Everything:
 
 EVERYTHING: Hashable = _Everything()
 """A step announcing ``(EVERYTHING, WRITE)`` is dependent with every step of every thread: a
-power failure, which reads the whole machine and stops every thread where it is.  Such a step
-ends the run (the explorers count on it: nothing is accounted after it)."""
+power failure, which reads the whole machine and stops every thread where it is.  It is announced
+as a step's only object (``point(EVERYTHING, WRITE, label)``), and such a step ends the run (the
+explorers count on both: they look for it first, and account nothing after it)."""
 
 Accesses = tuple[tuple[Hashable, Access], ...]
 """Further objects a step touches besides its first one."""
