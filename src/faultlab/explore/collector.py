@@ -54,8 +54,8 @@ class Collector:
         # A split search checks for a signal itself, between tasks (so that it stops where it can
         # save a checkpoint).
         self.interruptible = True
-        # The fraction of an exhaustive search done (set by the search; see Stats.estimate).
-        self.fraction: Callable[[], float] | None = None
+        # The estimated runs of the whole exhaustive search (set by the search; see Stats.estimate).
+        self.total: Callable[[], float] | None = None
 
     def add(self, trace: list[int], result: RunResultLike | None) -> None:
         """Record one run (``result`` None: abandoned, sleep-set blocked)."""
@@ -126,10 +126,9 @@ class Collector:
         )
 
     def _estimate(self) -> int | None:
-        if self.fraction is None or not self.schedules:
+        if self.total is None or not self.schedules:
             return None
-        frac = self.fraction()
-        return max(self.schedules, round(self.schedules / frac)) if frac > 0 else None
+        return max(self.schedules, round(self.total()))  # never below what was done
 
     def stop_reason(self) -> str | None:
         """Why the search must stop now, or None to go on."""

@@ -59,6 +59,7 @@ from collections.abc import Hashable, Sequence
 from faultlab.errors import UserError
 from faultlab.explore.collector import Collector
 from faultlab.explore.common import AbortRun, RunCut
+from faultlab.explore.estimate import BranchSizes, estimate_total
 from faultlab.explore.program import NondeterminismError, Program, RunResultLike, ScheduleError
 from faultlab.explore.results import EXHAUSTED
 from faultlab.sched.core import EVERYTHING, Access, Accesses, ModelThread, Scheduler
@@ -83,10 +84,10 @@ class _Node:
     a search be split without changing what it explores (see :mod:`faultlab.explore.parallel`)."""
 
     __slots__ = ("enabled", "chosen", "done", "backtrack", "order", "pos", "sleep", "preempt", "prev", "block",
-                 "sig")
+                 "sig", "start", "bstart", "nexp", "first")
 
     def __init__(
-        self, enabled: int, chosen: int, sleep: int, backtrack: int, preempt: int, prev: int
+        self, enabled: int, chosen: int, sleep: int, backtrack: int, preempt: int, prev: int, start: int = 0
     ) -> None:
         self.enabled = enabled  # ready threads
         self.chosen = chosen  # thread taken on the current path
@@ -99,6 +100,13 @@ class _Node:
         self.prev = prev  # thread of the previous step, -1 at the root
         self.block = 0  # index of the first node of the block of same-thread steps ending here
         self.sig: tuple[Access, str] | None = None  # (access, label) of the chosen step, for replay checks
+        # For the estimate of the total (faultlab.explore.estimate): the runs finished before this
+        # node was made and before its current branch began, how many of its branches are finished,
+        # and the leaves of the first one.
+        self.start = start
+        self.bstart = start
+        self.nexp = 0
+        self.first = 0
         if backtrack:
             self.insert(backtrack)
 
@@ -315,19 +323,6 @@ def settle(path: Sequence[_Node], requests: Sequence[Request], lim: int, bound: 
     return pruned
 
 
-def path_fraction(path: Sequence[_Node], sleep_sets: bool) -> float:
-    """The fraction of the leaves at or left of the current path, each node's branches weighted
-    alike (see :meth:`TreeSearch.fraction_done`)."""
-    frac = 0.0
-    weight = 1.0
-    for node in path:
-        n = len(node.order)
-        if n > 1:
-            frac += weight * node.pos / n
-            weight /= n
-    return frac + weight
-
-
 class TreeSearch:
     """The current path through the choice tree, and the rules for growing and backtracking it.
 
@@ -365,6 +360,8 @@ class TreeSearch:
         self.pruned = False
         self.exported: list[Request] | None = [] if export else None
         self.history: _History | None = None  # DPOR's state along the path, kept between runs
+        self.runs = 0  # runs finished (each a leaf of the tree)
+        self.sizes = BranchSizes()  # for the estimate of the total
 
     def run_one(self) -> tuple[list[int], RunResultLike | None, bool]:
         """Run the next schedule: (its choices, its result or None if abandoned, cut at ``cutoff``)."""
@@ -372,10 +369,12 @@ class TreeSearch:
         try:
             result = self.program().run(chooser)
         except AbortRun as e:
+            self.runs += 1
             if isinstance(e, RunCut):  # the program's own bound cut the run: not a proof beyond it
                 self.pruned = True
             self._settle(chooser.requests)
             return chooser.trace, None, chooser.cut
+        self.runs += 1
         chooser.finish()
         self._settle(chooser.requests)
         return chooser.trace, result, False
@@ -402,17 +401,21 @@ class TreeSearch:
                 node.done |= 1 << t
                 node.chosen = t
                 node.sig = None
+                if not node.nexp:
+                    node.first = self.runs - node.start
+                node.bstart = self.runs
+                node.nexp += 1
                 del path[d + 1 :]
                 self.replay_len = d + 1
                 return True
+            self.sizes.finished(node, self.runs)
             node.pos = n - 1
             d -= 1
         return False
 
-    def fraction_done(self) -> float:
-        """How much of the tree the runs so far covered, if every node's branches (those known so
-        far) were subtrees of one size: the estimate of Knuth (1975) along the current path."""
-        return path_fraction(self.path[self.lim :], self.sleep_sets)
+    def estimate(self) -> float:
+        """The estimated runs of the whole search (see :mod:`faultlab.explore.estimate`)."""
+        return estimate_total(self.path[self.lim :], self.sizes, self.sleep_sets)
 
     def within_bound(self, node: _Node, c: int) -> bool:
         """Whether taking thread ``c`` at ``node`` keeps the path within the preemption bound (noting
@@ -611,7 +614,7 @@ class _TreeChooser:
                 raise ScheduleError(
                     f"prefix step {k} names thread {tid}, which cannot move there (ready: {_tids(enabled)})"
                 )
-            return _Node(enabled, tid, s.branch_sleep if k == s.fixed - 1 else 0, 0, self.preempts, prev)
+            return _Node(enabled, tid, s.branch_sleep if k == s.fixed - 1 else 0, 0, self.preempts, prev, s.runs)
         sleep = self.next_sleep
         avail = enabled & ~sleep
         if not avail:  # sleep-set blocked: everything from here was covered elsewhere
@@ -626,7 +629,7 @@ class _TreeChooser:
                 if backtrack & ~(1 << prev):
                     s.pruned = True
                 backtrack &= 1 << prev
-        return _Node(enabled, tid, sleep, backtrack, self.preempts, prev)
+        return _Node(enabled, tid, sleep, backtrack, self.preempts, prev, s.runs)
 
     # -- DPOR race analysis -----------------------------------------------------------------------
     def _account(self, i: int) -> None:
@@ -871,7 +874,7 @@ def tree_search(
     Returns ``(complete, stop_reason, pruned_by_bound)``; complete means the whole (reduced) tree
     under the prefix was explored and the bound pruned nothing."""
     ts = TreeSearch(program, reduce=reduce, bound=bound, prefix=prefix, sleep_sets=reduce)
-    collector.fraction = ts.fraction_done
+    collector.total = ts.estimate
     while True:
         trace, result, _ = ts.run_one()
         collector.add(trace, result)

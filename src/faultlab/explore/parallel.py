@@ -41,7 +41,8 @@ from faultlab.explore import interrupt
 from faultlab.explore.checkpoint import Checkpoint
 from faultlab.explore.collector import Collector
 from faultlab.explore.common import RunCut
-from faultlab.explore.dfs import Request, TreeSearch, _Node, path_fraction, settle
+from faultlab.explore.dfs import Request, TreeSearch, _Node, settle
+from faultlab.explore.estimate import BranchSizes, estimate_total
 from faultlab.explore.program import Program, RunResult, Violation
 from faultlab.explore.results import EXHAUSTED, INTERRUPTED, TIME_BUDGET
 from faultlab.sched import watchdog
@@ -81,6 +82,7 @@ class TaskResult:
     contribution: Any = None
     stopped: bool = False  # stopped early (violation, max_runs, deadline): the rest was not run
     interrupted: bool = False  # stopped by a signal: the task must be run again
+    sizes: tuple[int, int] = (0, 0)  # its BranchSizes (first, later), for the estimate of the total
 
 
 def run_task(program: Program, task: Task) -> TaskResult:
@@ -141,7 +143,7 @@ def _run_task(program: Program, task: Task) -> TaskResult:
     if interrupt.requested():
         return TaskResult([], [], [], {}, None, [], [], False, None, True, True)
     return TaskResult(runs, marks, list(states), firsts, schedules, nodes or [], exported, ts.pruned,
-                      end() if end is not None else None, stopped)
+                      end() if end is not None else None, stopped, sizes=(ts.sizes.first, ts.sizes.later))
 
 
 class Executor(Protocol):
@@ -287,6 +289,12 @@ class SplitSearch:
     tasks_run: int = 0
     tasks_committed: int = 0
     running: set[Future[TaskResult]] = field(default_factory=set)
+    # The estimate of the total: the nodes' start/bstart count committed runs (``runs``); ``current``
+    # is the size of the task being committed, ``base`` the runs before a resume (not in any node).
+    sizes: BranchSizes = field(default_factory=BranchSizes)
+    runs: int = 0
+    current: int = 1
+    base: int = 0
 
     @property
     def sleep_sets(self) -> bool:
@@ -343,6 +351,10 @@ class SplitSearch:
             if pos < len(order):
                 t = order[pos]
                 z = (node.sleep | node.done) if self.sleep_sets else 0
+                if not node.nexp:
+                    node.first = self.runs - node.start
+                node.bstart = self.runs
+                node.nexp += 1
                 node.pos = pos
                 node.done |= 1 << t
                 node.chosen = t
@@ -353,6 +365,7 @@ class SplitSearch:
                 if spec is None:
                     spec = self.specs[key] = _Spec(key, z)
                 return spec
+            self.sizes.finished(node, self.runs)
             node.pos = len(order) - 1
             d -= 1
         return None
@@ -374,13 +387,18 @@ class SplitSearch:
         """Go on from :meth:`state`; returns the next branch to commit (None: nothing is left)."""
         self.top = st["top"]
         self.path = []
+        collector.restore(st["collector"])
+        # (the runs before the resume are counted once, in ``base``; the sizes of branches finished
+        # before it are unknown)
+        self.runs = self.base = collector.schedules
         for node_state, sig in st["path"]:
             node = _Node.from_state(node_state)
             node.sig = sig
+            node.start = node.bstart = self.runs
+            node.nexp = sum(1 for t in node.order[: node.pos] if not (self.sleep_sets and (node.sleep >> t) & 1))
             self.path.append(node)
         self.pruned = st["pruned"]
         self.tasks_committed = st.get("tasks", 0)
-        collector.restore(st["collector"])
         load = getattr(program, "load_state", None)
         if load is not None and st["program"] is not None:
             load(st["program"])
@@ -398,7 +416,7 @@ class SplitSearch:
         ``checkpoint.interval`` seconds, at the end, and when a signal stops the search."""
         spec: _Spec | None = start if start is not None else self.specs.setdefault((), _Spec((), 0))
         collector.interruptible = False
-        collector.fraction = lambda: path_fraction(self.path, self.sleep_sets)
+        collector.total = lambda: self.base + estimate_total(self.path, self.sizes, self.sleep_sets, self.current)
         try:
             while spec is not None:
                 if interrupt.requested():
@@ -446,7 +464,10 @@ class SplitSearch:
         for st, sig in res.nodes:
             node = _Node.from_state(st)
             node.sig = sig
+            node.start = node.bstart = self.runs
             self.path.append(node)
+        self.sizes.merge(*res.sizes)
+        self.current = max(len(res.runs), 1)
         for i, (steps, fs, ids) in enumerate(res.runs):
             first = res.firsts.get(i)
             trace = res.schedules[i] if res.schedules is not None else (first[0] if first else None)
@@ -468,6 +489,7 @@ class SplitSearch:
             self.pruned = True
         if merge is not None:
             merge(res.contribution)
+        self.runs = collector.schedules
         return None
 
 

@@ -28,8 +28,7 @@ class Stats:
     violations: int  # violating runs seen
     final_states: int  # distinct final states of complete runs
     # A running estimate of the schedules of the whole search (exhaustive strategies; None for
-    # samples or before the first run): done / the fraction of the tree to the left of the current
-    # path, each node's branches weighted alike (Knuth's estimator along the current path).
+    # samples or before the first run), never below ``schedules``: see faultlab.explore.estimate.
     estimate: int | None = None
 
 
