@@ -17,15 +17,15 @@ depends on the search: 0.2 to 0.7 on the race scenarios.  Weighting every branch
 overcounted 13x under a preemption bound.
 
 DPOR adds a node's branches only as it explores below it (races of a step are found when later
-steps are reordered), and those of the first steps last: the branch points within the first few
-steps appear after 25-90% of the search on every race scenario measured.  Until the path has one
-there (``ROOT_STEPS``), and while its first branch point is still in its first branch, one more
-branch of the learned relative size is counted at the top.
+steps are reordered), and those of the first steps last: on the unbounded race searches measured,
+the first branch point within the first five steps appeared 22-85% of the way through.  Until the
+path has one there (``ROOT_STEPS``), and while its first branch point is still in its first
+branch, one more branch of the learned relative size is counted at the top.
 
-Measured on 16 complete race searches (docs/benchmarks.md, ``bench/bench_estimate.py``) this is
-closer than the fraction of the path weighted alike that it replaces, but is not within 2x of the
-real count from 10% on for most of them: how many branches DPOR will add above the path, and how
-large they will be, is not in the search's state until it explores there.
+Measured on 24 complete race searches (docs/benchmarks.md, ``bench/bench_estimate.py``) this is
+closer than the estimate it replaced (each node's known branches weighted alike) on 17, but within
+2x of the real count from 10% on for only 3: how many branches DPOR will add above the path, and
+how large they will be, is not in the search's state until it explores there.
 
 Nothing here reads a clock: the same search gives the same estimates."""
 
