@@ -74,6 +74,7 @@ class Access:
     inode: Inode | None
     min_size: int
     writers: list[Writer] = field(default_factory=list)  # the writers it opened (a store, a write)
+    pages: list[PrivatePage] = field(default_factory=list)  # the private pages it stores into or drops
 
 
 class CoherenceChecker:
@@ -125,11 +126,11 @@ class CoherenceChecker:
         elif kind == "truncate":
             lo = min(op.size, inode.peek_size())
             acc.writers.append(self.file_writer(inode, Writer(now, lo, INFINITY, None)))
-            self.drop_private(inode, -(-op.size // PAGE_SIZE), None, now)
+            self.drop_private(inode, -(-op.size // PAGE_SIZE), None, acc)
         elif kind == "fallocate":
             acc.writers.append(self.file_writer(inode, Writer(now, op.offset, op.offset + op.length, None)))
         elif kind == "madvise" and vma is not None:
-            self.drop_private(inode, 0, vma, now)
+            self.drop_private(inode, 0, vma, acc)
         elif kind == "store" and vma is not None:
             self.on_store(inode, vma, op, acc, now)
 
@@ -151,15 +152,18 @@ class CoherenceChecker:
         for index in range(lo >> PAGE_SHIFT, ((hi - 1) >> PAGE_SHIFT) + 1):
             plo, phi = max(lo, index << PAGE_SHIFT), min(hi, (index + 1) << PAGE_SHIFT)
             w = Writer(now, plo, phi, op.data[plo - lo : phi - lo])
-            self.private.setdefault((vma, index), PrivatePage()).writers.append(w)
+            page = self.private.setdefault((vma, index), PrivatePage())
+            page.writers.append(w)
             acc.writers.append(w)
+            acc.pages.append(page)
 
-    def drop_private(self, inode: Inode, first: int, vma: Vma | None, now: int) -> None:
-        """A drop of private copies starts: pages ``first`` on of ``vma`` (None: of every private VMA
-        of ``inode``)."""
+    def drop_private(self, inode: Inode, first: int, vma: Vma | None, acc: Access) -> None:
+        """A drop of private copies starts (with ``acc``): pages ``first`` on of ``vma`` (None: of
+        every private VMA of ``inode``)."""
         for (v, index), page in self.private.items():
             if (v is vma or (vma is None and v.file is inode)) and index >= first:
-                page.drops.append((now, None))
+                page.drops.append((acc.start, None))
+                acc.pages.append(page)
 
     def on_exit(self, tid: int, outcome: Any) -> None:
         now = self.tick()
@@ -171,7 +175,9 @@ class CoherenceChecker:
         for w in acc.writers:
             if ok:
                 w.end = now
-        for page in self.private.values():
+        # Only the pages this operation stored into or dropped can change (settle is idempotent
+        # on the others): going over every page at every exit made a run quadratic in its pages.
+        for page in {id(p): p for p in acc.pages}.values():
             page.drops = [(s, now if e is None and s == acc.start else e) for s, e in page.drops]
             self.settle(page)
         if outcome.kind != "data":
@@ -206,7 +212,11 @@ class CoherenceChecker:
             if child is None:
                 continue
             writers = [Writer(w.start, w.lo, w.hi, w.data, w.end) for w in page.writers]
-            self.private[(child, index)] = PrivatePage(writers, list(page.drops))
+            copy = self.private[(child, index)] = PrivatePage(writers, list(page.drops))
+            dropping = {s for s, e in page.drops if e is None}
+            for _op, _vma, acc in self.open.values():
+                if acc.start in dropping:  # the drop under way ends for the copy too
+                    acc.pages.append(copy)
 
     # -- the check -------------------------------------------------------------------------------------------
     def check(self, op: Any, inode: Inode, offset: int, data: bytes, acc: Access, now: int, vma: Vma | None) -> None:
