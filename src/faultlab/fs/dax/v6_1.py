@@ -73,6 +73,7 @@ from faultlab.kernel.huge_memory import is_huge, pmd_lock, pmd_unlock, split_hug
 from faultlab.kernel.memory import unmap_mapping_range, vmf_insert_mixed
 from faultlab.kernel.mm import VmFault
 from faultlab.kernel.state.inode import Extent
+from faultlab.kernel.state.journal import jbd2_complete_transaction
 from faultlab.kernel.state.page import SetPageUptodate, clear_page
 from faultlab.kernel.state.pagecache import DaxEntry, Entry
 from faultlab.kernel.state.pagetable import HugePmd
@@ -331,9 +332,12 @@ def ext4_dax_setattr(k: Kernel, inode: Inode, newsize: int) -> None:
 
 def ext4_dax_fsync(k: Kernel, inode: Inode) -> int:
     """ext4_sync_file() (6.1): file_write_and_wait_range() -> dax_writeback_mapping_range(), then
-    the flush request (blkdev_issue_flush; pmem_submit_bio -> nvdimm_flush) fences the lines."""
+    the flush request (blkdev_issue_flush; pmem_submit_bio -> nvdimm_flush) fences the lines, and
+    ext4_fsync_journal() -> jbd2_complete_transaction() commits the block map and i_size (the
+    commit record goes out after the flush: data before metadata)."""
     ret = dax_writeback_mapping_range(k, inode.mapping)
     k.pmem.fence(k, "blkdev_issue_flush (nvdimm_flush)")
+    jbd2_complete_transaction(k, inode)
     return ret
 
 
