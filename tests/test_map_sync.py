@@ -13,11 +13,13 @@ from faultlab.cli import main
 from faultlab.designs import get_design
 from faultlab.execution import ModelExecution, ModelRunResult
 from faultlab.exploring import explore_design
+from faultlab.kernel.state.cachelines import LINE, Cachelines
 from faultlab.scenario import ScenarioBuilder, load_scenario
 from faultlab.sched import SequentialChooser
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLE_STORE = ROOT / "scenarios/crash/map-sync-hole-store.toml"
+P = 4096
 
 
 def run(*ops: str, design: str = "v6.1", fs: str = "dax", fill: str | None = "hole", size: str = "1p",
@@ -126,3 +128,27 @@ def test_persist_covers_only_stores_completed_before_it_began() -> None:
                 .build())
     v = explore_design(scenario, get_design("v6.1"), crash=True)
     assert v.clean and v.result.schedules > 1
+
+
+def test_a_clwb_of_a_line_another_thread_has_in_flight_persists_it_at_this_threads_fence() -> None:
+    c = Cachelines()
+    old, new = bytes(P), b"\x01" * P
+    c.stored(3, 0, 1, old)
+    assert c.flush(7, 3, new, 0, LINE) == 1  # thread 7's clwb: in flight for 7, clean
+    assert c.flush(8, 3, new, 0, LINE) == 0  # thread 8's clwb of the clean line: nothing was dirty...
+    c.fence(8)  # ...but its sfence persists the line (x86: a flush is of the line, not of a thread)
+    st = c.state(3, 0)
+    assert st is not None and st.media == new[:LINE] and 7 in st.inflight
+
+
+def test_fsync_racing_with_a_persist_of_the_same_line_is_durable() -> None:
+    # The persist's clwb takes the line in flight; the fsync's dax_flush of the same (clean) line
+    # and its flush request must persist it although the persisting thread has not fenced yet.
+    scenario = (ScenarioBuilder("race", fs="dax").file("f", size="1p", fill="hole")
+                .setup("m = mmap f 0 1p shared rw sync")
+                .thread("a", "store m 8 B", "persist m 0 64")
+                .thread("b", "fsync f")
+                .build())
+    v = explore_design(scenario, get_design("v6.1"), crash=True)
+    assert v.clean and v.result.stop_reason == "exhausted"
+    assert explore_design(scenario, get_design("v6.1-no-sync-fault"), crash=True).violation_ids == ["durability"]

@@ -8,7 +8,8 @@ every such image, one line choice at a time -- exact, since both are per byte:
 - ``durability``: once an fsync or msync of a file has returned, every store through a shared
   mapping and every write(2) to the file that completed before the sync began is durable: after
   the crash each such byte below EOF holds what the last of them wrote, or what a store not
-  covered by the sync wrote;
+  covered by the sync wrote.  Likewise once a ``persist`` of a range of a MAP_SYNC mapping has
+  returned, for the stores through that mapping into the range;
 - ``torn-metadata``: a block the file's block map reaches holds, after the crash, a line that was
   never zeroed or written durably since the block was allocated (stale data of a freed block).
 
