@@ -396,7 +396,8 @@ def test_no_expectation_is_none() -> None:
 # bad input: exact location and message
 
 
-KINDS = "mmap, munmap, load, store, read, write, truncate, msync, fsync, madvise, mprotect, fallocate, fork, crash"
+KINDS = ("mmap, munmap, load, store, read, write, truncate, msync, fsync, madvise, mprotect, fallocate, fork, "
+         "crash, persist")
 
 
 @pytest.mark.parametrize(

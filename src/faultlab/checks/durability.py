@@ -8,12 +8,15 @@ every such image, one line choice at a time -- exact, since both are per byte:
 - ``durability``: once an fsync or msync of a file has returned, every store through a shared
   mapping and every write(2) to the file that completed before the sync began is durable: after
   the crash each such byte below EOF holds what the last of them wrote, or what a store not
-  covered by the sync wrote;
+  covered by the sync wrote.  Likewise once a ``persist`` of a range of a MAP_SYNC mapping has
+  returned, for the stores through that mapping into the range;
 - ``torn-metadata``: a block the file's block map reaches holds, after the crash, a line that was
   never zeroed or written durably since the block was allocated (stale data of a freed block).
 
-Only DAX files are checked, and the block map itself is taken to be durable (the model has no
-journal): the invariants are about data and the zeroing of new blocks.
+Only DAX files are checked.  The file a crash leaves has the block map and i_size of its last
+commit (faultlab.kernel.state.journal): a covered byte on a block allocated after that commit, or
+past the committed i_size, is lost (``durability``).  ``torn-metadata`` looks at the current map:
+a background commit may have made any block reachable.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from faultlab.kernel.events import Event
-from faultlab.kernel.flags import PAGE_SHIFT, size_in_pages
+from faultlab.kernel.flags import PAGE_SHIFT, VM_SYNC, size_in_pages
 from faultlab.kernel.state.cachelines import LINE, LINES_PER_BLOCK
 
 if TYPE_CHECKING:
@@ -39,6 +42,7 @@ class Store:
     offset: int
     data: bytes
     done: int | None  # sequence number at completion (None: its write(2) has not returned)
+    vma: Any = None  # the mapping a store went through (None: write(2))
 
 
 @dataclass(slots=True)
@@ -46,6 +50,18 @@ class Guard:
     begin: int  # stores completed before this sequence number are covered
     step: int  # the step at which the sync returned
     what: str
+    vma: Any = None  # a persist: only stores through this MAP_SYNC mapping ...
+    lo: int = 0  # ... into file offsets [lo, hi)
+    hi: int = 0
+
+    def covers(self, st: Store, off: int) -> bool:
+        if st.done is None or st.done >= self.begin:
+            return False
+        return self.vma is None or (st.vma is self.vma and self.lo <= off < self.hi)
+
+Need = tuple[int, frozenset[int], int, Guard]
+"""Per covered byte: what the last covered store wrote, what stores not covered wrote, the covered
+store's sequence number, and the guard that covers it."""
 
 
 class DurabilityChecker:
@@ -59,7 +75,11 @@ class DurabilityChecker:
         self.open_writes: dict[int, list[Store]] = {}
         self.syncing: dict[int, tuple[Inode, int, str]] = {}
         self.guards: dict[Inode, Guard] = {}
-        k.events.subscribe(self.on_event, ("store_done", "syscall_exit", "sync_begin", "sync_end", "isize"))
+        # persist on a MAP_SYNC mapping: the guards it left, and the ones under way per thread
+        self.persists: dict[Inode, list[Guard]] = {}
+        self.persisting: dict[int, Guard] = {}
+        k.events.subscribe(self.on_event, ("store_done", "syscall_exit", "sync_begin", "sync_end", "isize",
+                                           "persist_begin", "persist_end"))
 
     # -- following the run ----------------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
@@ -77,6 +97,16 @@ class DurabilityChecker:
             old = self.guards.get(inode)
             if d["ok"] and (old is None or old.begin <= begin):
                 self.guards[inode] = Guard(begin, ev.step, what)
+        elif ev.kind == "persist_begin":
+            vma = d["vma"]
+            if vma.file.fs.dax and vma.flags & VM_SYNC:
+                lo = (vma.pgoff << PAGE_SHIFT) + d["offset"]
+                self.persisting[ev.tid] = Guard(self.seq + 1, 0, "persist", vma, lo, lo + d["length"])
+        elif ev.kind == "persist_end":
+            guard = self.persisting.pop(ev.tid, None)
+            if guard is not None:
+                guard.step = ev.step
+                self.persists.setdefault(guard.vma.file, []).append(guard)
         elif ev.kind == "isize" and d["new"] < d["old"]:
             for st in self.stores.get(d["inode"], ()):
                 if st.offset + len(st.data) > d["new"]:
@@ -86,7 +116,7 @@ class DurabilityChecker:
         inode: Inode = d["inode"]
         if d["kind"] == "private-map" or not inode.fs.dax:
             return
-        st = Store(d["offset"], bytes(d["data"]), None)
+        st = Store(d["offset"], bytes(d["data"]), None, d.get("vma"))
         self.stores.setdefault(inode, []).append(st)
         if d["kind"] == "write":
             self.open_writes.setdefault(tid, []).append(st)
@@ -100,7 +130,7 @@ class DurabilityChecker:
         STATS["crash_points"] += 1
         found: dict[str, str] = {}
         lines = self.k.pmem.lines
-        if not lines.pending and not lines.stale_blocks:
+        if not lines.pending and not lines.stale_blocks and not self.guards and not self.persists:
             return []
         hot = lines.pending.keys() | lines.stale_blocks  # the blocks check_block looks at
         for inode in sorted(self.k.inodes.values(), key=lambda i: i.name):
@@ -108,6 +138,8 @@ class DurabilityChecker:
                 continue
             size = inode.peek_size()
             required = {off: need for off, need in self.required(inode).items() if off < size}
+            if required and "durability" not in found:
+                self.check_committed(inode, required, where, found)
             for index in _pages_maybe_on(inode, hot, size_in_pages(size)):
                 ext = inode.peek_extent(index)
                 if ext is None or ext.unwritten or ext.block not in hot:
@@ -115,27 +147,55 @@ class DurabilityChecker:
                 self.check_block(inode, index, ext.block, required, where, found)
         return sorted(found.items())
 
-    def required(self, inode: Inode) -> dict[int, tuple[int, frozenset[int], int]]:
-        """Per covered byte offset: (what the last covered store wrote, what later stores wrote,
-        the covered store's sequence number)."""
-        guard = self.guards.get(inode)
-        if guard is None:
+    def required(self, inode: Inode) -> dict[int, Need]:
+        """Per covered byte offset: what it must hold after a crash (see :data:`Need`).  A store is
+        covered by the file's last fsync/msync if it completed before that began, and by a persist
+        of a MAP_SYNC mapping if it went through that mapping into the persisted range and
+        completed before the persist began."""
+        guards = ([self.guards[inode]] if inode in self.guards else []) + self.persists.get(inode, [])
+        if not guards:
             return {}
-        last: dict[int, tuple[int, int]] = {}
+        last: dict[int, tuple[int, int, Guard]] = {}
         later: dict[int, set[int]] = {}
         for st in self.stores.get(inode, ()):
-            covered = st.done is not None and st.done < guard.begin
             for i, b in enumerate(st.data):
                 off = st.offset + i
-                if covered:
+                guard = next((g for g in guards if g.covers(st, off)), None)
+                if guard is not None:
                     assert st.done is not None
                     if off not in last or last[off][1] < st.done:
-                        last[off] = (b, st.done)
+                        last[off] = (b, st.done, guard)
                 else:
                     later.setdefault(off, set()).add(b)
-        return {off: (b, frozenset(later.get(off, ())), seq) for off, (b, seq) in last.items()}
+        return {off: (b, frozenset(later.get(off, ())), seq, g) for off, (b, seq, g) in last.items()}
 
-    def check_block(self, inode: Inode, index: int, block: int, required: dict[int, tuple[int, frozenset[int], int]],
+    def check_committed(self, inode: Inode, required: dict[int, Need], where: str,
+                        found: dict[str, str]) -> None:
+        """A covered byte on a block the journal has not committed (allocated after the file's last
+        commit), or past the committed i_size, is not in the file after the crash: it reads as a
+        hole's zero, or not at all."""
+        journal = self.k.journal
+        csize = journal.committed_size(inode)
+        for off in sorted(required):
+            want, later, _seq, guard = required[off]
+            index = off >> PAGE_SHIFT
+            ext = inode.peek_extent(index)
+            if ext is None:  # no block now (punched): what the crash keeps of it is not modelled
+                continue
+            committed = journal.committed_extent(inode, index)
+            if off >= csize:
+                how = f"past the committed i_size {csize}"
+            elif committed is None:
+                if want == 0 or 0 in later:
+                    continue
+                how = f"its block is not in the committed block map (page {index} is a hole after the crash)"
+            else:
+                continue
+            line = (off & ((1 << PAGE_SHIFT) - 1)) // LINE
+            found["durability"] = self.lost(guard, inode, ext.block, line, off, 0, want, where, how)
+            return
+
+    def check_block(self, inode: Inode, index: int, block: int, required: dict[int, Need],
                     where: str, found: dict[str, str]) -> None:
         lines = self.k.pmem.lines
         pending = lines.pending_lines(block)
@@ -166,7 +226,7 @@ class DurabilityChecker:
                 for j, b in enumerate(value):
                     need = required.get(base + j)
                     if need is not None and b != need[0] and b not in need[1]:
-                        found["durability"] = self.lost(inode, block, line, base + j, b, need[0], where, how)
+                        found["durability"] = self.lost(need[3], inode, block, line, base + j, b, need[0], where, how)
                         break
 
     def thread(self, tid: int) -> str:
@@ -178,9 +238,11 @@ class DurabilityChecker:
                 f"(bytes {line * LINE}-{line * LINE + LINE - 1}) can hold data never zeroed or written durably since "
                 f"the block was allocated: {how}")
 
-    def lost(self, inode: Inode, block: int, line: int, off: int, got: int, want: int, where: str, how: str) -> str:
-        guard = self.guards[inode]
-        return (f"crash {where}: {guard.what} of {inode.name} returned at step {guard.step}, but offset {off} can "
+    def lost(self, guard: Guard, inode: Inode, block: int, line: int, off: int, got: int, want: int, where: str,
+             how: str) -> str:
+        what = f"{guard.what} of {inode.name}" if guard.vma is None else \
+            f"persist of {inode.name} offsets {guard.lo}-{guard.hi - 1} (a MAP_SYNC mapping)"
+        return (f"crash {where}: {what} returned at step {guard.step}, but offset {off} can "
                 f"read {got:#04x} after the crash where a store completed before it wrote {want:#04x}; lost line: "
                 f"pmem block {block} line {line} (offsets {off - off % LINE}-{off - off % LINE + LINE - 1} of "
                 f"{inode.name}), {how}")

@@ -57,7 +57,8 @@ class FileOperations:
     """file_operations: read(2)/write(2) (``read_iter``/``write_iter``; write_iter takes i_rwsem
     itself, as generic_file_write_iter does), ``fsync`` (fsync(2) and msync(MS_SYNC)),
     ``fallocate`` (mode, offset, length; punch hole), ``mmap`` (returns the mapping's vm_ops and
-    the vm_flags it adds)."""
+    the vm_flags it adds), ``mmap_supported_flags`` (4.15: the MAP_SHARED_VALIDATE flags the file
+    accepts, MAP_SYNC for ext4)."""
 
     name: str
     read_iter: Callable[[Kernel, Inode, int, int], bytes]
@@ -65,6 +66,7 @@ class FileOperations:
     fsync: Callable[[Kernel, Inode], int]
     mmap: Callable[[Kernel, Inode], tuple[VmOperations, int]]
     fallocate: Callable[[Kernel, Inode, str, int, int], int] | None = None
+    mmap_supported_flags: int = 0
 
 
 @dataclass(frozen=True)

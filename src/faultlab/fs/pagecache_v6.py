@@ -16,6 +16,7 @@ from faultlab.fs import ext4, shmem
 from faultlab.fs.ops import FileSystemType, InodeOperations, VmOperations
 from faultlab.kernel.filemap import filemap_page_mkwrite
 from faultlab.kernel.filemap_folio import filemap_fault, filemap_map_pages, filemap_map_pages_6_18
+from faultlab.kernel.flags import MAP_SYNC
 from faultlab.kernel.mm import VmFault
 from faultlab.kernel.truncate import truncate_pagecache
 
@@ -79,5 +80,6 @@ ext4_file_vm_ops_6_18 = VmOperations("ext4_file_vm_ops", fault=filemap_fault, ma
 SHMEM_6_1: FileSystemType = replace(shmem.FS, f_op=replace(shmem.FS.f_op, mmap=shmem_mmap_6_1))
 SHMEM_6_18: FileSystemType = replace(shmem.FS, f_op=replace(shmem.FS.f_op, mmap=shmem_mmap_6_18))
 EXT4_6_1: FileSystemType = replace(ext4.FS, i_op=InodeOperations("ext4_file_inode_operations", setattr=ext4_setattr),
-                                   f_op=replace(ext4.FS.f_op, mmap=ext4_file_mmap_6_1, fallocate=ext4_fallocate))
+                                   f_op=replace(ext4.FS.f_op, mmap=ext4_file_mmap_6_1, fallocate=ext4_fallocate,
+                                               mmap_supported_flags=MAP_SYNC))
 EXT4_6_18: FileSystemType = replace(EXT4_6_1, f_op=replace(EXT4_6_1.f_op, mmap=ext4_file_mmap_6_18))

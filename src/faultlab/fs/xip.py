@@ -38,6 +38,7 @@ from faultlab.kernel.memory import (
     vm_insert_page,
 )
 from faultlab.kernel.mm import VmFault
+from faultlab.kernel.state.journal import jbd2_complete_transaction
 from faultlab.kernel.state.page import Page, put_page
 from faultlab.kernel.state.pagetable import remove_pte
 from faultlab.kernel.truncate import truncate_setsize
@@ -182,6 +183,10 @@ def xip_file_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
 
 
 def xip_fsync(k: Kernel, inode: Inode) -> int:
+    """ext2_fsync() -> generic_file_fsync() (3.x fs/libfs.c): nothing flushes the CPU cache, but
+    the inode and its indirect blocks are written (sync_inode_metadata()): the block map and
+    i_size are committed."""
+    jbd2_complete_transaction(k, inode, "sync_inode_metadata")
     return 0
 
 

@@ -41,6 +41,8 @@ EVENT_KINDS = (
     "truncate_end",  # inode, size
     "sync_begin",  # inode, what ("fsync"/"msync"): an fsync or msync of a file starts
     "sync_end",  # inode, ok: and returns
+    "persist_begin",  # vma, offset, length: a user-space persist (clwb of each line + sfence) starts
+    "persist_end",  # vma: and returns
     "store_done",  # kind ("shared-map"/"private-map"/"write"), inode, offset, data
     "func_enter",  # name: a kernel function was entered (only in traced runs, for reports)
     "func_exit",  # name: and returned

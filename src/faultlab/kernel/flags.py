@@ -61,6 +61,8 @@ VM_SHARED = 0x00000008
 VM_MAYREAD = 0x00000010
 VM_MAYWRITE = 0x00000020
 VM_MAYSHARE = 0x00000080
+VM_SYNC = 0x00800000  # 4.15: MAP_SYNC, synchronous page faults (DAX)
+MAP_SYNC = 0x80000  # mmap(2) flag (4.15), with MAP_SHARED_VALIDATE; file_operations.mmap_supported_flags
 VM_MIXEDMAP = 0x10000000
 
 

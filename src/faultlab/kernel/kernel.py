@@ -19,6 +19,7 @@ from faultlab.kernel.locking import Lock, Mutex, RWSem
 from faultlab.kernel.mm import AuditedMmStruct, MmStruct
 from faultlab.kernel.state.cell import READ, WRITE, Cell, CellMap
 from faultlab.kernel.state.inode import AuditedInode, Inode
+from faultlab.kernel.state.journal import Journal
 from faultlab.kernel.state.page import Page, PageAllocator, page_fill
 from faultlab.kernel.state.pagecache import AddressSpace, AuditedAddressSpace
 from faultlab.kernel.state.pagetable import Pte
@@ -67,6 +68,7 @@ class Kernel:
         self.retry_limit: int | None = None
         self.retries: dict[tuple[int, str], int] = {}
         self.fstype = image.filesystem(scenario.fs)
+        self.journal = Journal()  # the committed metadata of DAX files
         self.inodes: dict[str, Inode] = {}
         for f in scenario.files:
             self.inodes[f.name] = self._create_file(f)
@@ -98,6 +100,8 @@ class Kernel:
             mapping._audit_sched = self.sched
         mapping.huge = self.pmds and fstype.dax
         inode.mapping = mapping
+        if fstype.dax:
+            self.journal.register(inode)
         return inode
 
     def _initial_page(self, mapping: AddressSpace, index: int) -> Page | None:

@@ -17,6 +17,7 @@ from faultlab.kernel.eras import v4_10 as era  # linked per design: its generic 
 from faultlab.kernel.flags import (
     FAULT_FLAG_USER,
     FAULT_FLAG_WRITE,
+    MAP_SYNC,
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -33,6 +34,7 @@ from faultlab.kernel.flags import (
     VM_MAYWRITE,
     VM_READ,
     VM_SHARED,
+    VM_SYNC,
     VM_WRITE,
 )
 from faultlab.kernel.fork import dup_mmap, exit_mmap
@@ -63,11 +65,12 @@ class FaultTally:
 
 # -- mmap, munmap, madvise ---------------------------------------------------------------------------
 def sys_mmap(k: Kernel, inode: Inode, offset: int, length: int, shared: bool, writable: bool,
-             placement: str = "", addr: int = 0) -> Vma | str:
+             placement: str = "", addr: int = 0, sync: bool = False) -> Vma | str:
     """mmap(2) of a file opened O_RDWR: ->mmap picks the vm_operations_struct (and adds flags such
     as VM_MIXEDMAP for DAX).  Placed at the next 2 MiB-aligned address; ``placement`` ``"at"``:
     at ``addr`` with MAP_FIXED_NOREPLACE (EINVAL unaligned, EEXIST over another mapping);
-    ``"unaligned"``: three pages below a 2 MiB boundary (see :func:`mmap_address`)."""
+    ``"unaligned"``: three pages below a 2 MiB boundary (see :func:`mmap_address`).  ``sync``:
+    MAP_SHARED_VALIDATE|MAP_SYNC (see :func:`map_sync_check`)."""
     if length <= 0 or offset & (PAGE_SIZE - 1):
         return EINVAL
     mm = k.mm
@@ -75,11 +78,17 @@ def sys_mmap(k: Kernel, inode: Inode, offset: int, length: int, shared: bool, wr
     start = mmap_address(k, span, placement, addr)
     if start is None:
         return EINVAL
+    if sync:
+        err = map_sync_check(inode)
+        if err:
+            return err
     flags = VM_READ | VM_MAYREAD | VM_MAYWRITE
     if writable:
         flags |= VM_WRITE
     if shared:
         flags |= VM_SHARED | VM_MAYSHARE
+    if sync:
+        flags |= VM_SYNC  # calc_vm_flag_bits(): _calc_vm_trans(flags, MAP_SYNC, VM_SYNC)
     vm_ops, extra = inode.fs.f_op.mmap(k, inode)
     vma = Vma(mm, start, start + span, offset >> PAGE_SHIFT, inode, flags | extra, vm_ops)
     mm.mmap_sem.down_write(k)
@@ -92,6 +101,24 @@ def sys_mmap(k: Kernel, inode: Inode, offset: int, length: int, shared: bool, wr
     mm.set_vmas(k, (*mm.vmas(k), vma), "insert_vm_struct")
     mm.mmap_sem.up_write(k)
     return vma
+
+
+def map_sync_check(inode: Inode) -> str:
+    """What mmap(MAP_SHARED_VALIDATE|MAP_SYNC) returns before mapping anything ("" for nothing):
+
+    - before 4.15, do_mmap()'s ``switch (flags & MAP_TYPE)`` has no case for 0x03: EINVAL;
+    - from 4.15, do_mmap()'s MAP_SHARED_VALIDATE case: a flag the file's
+      ``f_op->mmap_supported_flags`` lacks is EOPNOTSUPP (tmpfs has none);
+    - then ext4_file_mmap() (4.15 "ext4: Support for synchronous DAX faults"; 6.1 via
+      ``daxdev_mapping_supported()``): VM_SYNC on a file that is not DAX is EOPNOTSUPP.  (The
+      pmem device of the model is synchronous: ``dax_synchronous()`` holds.)"""
+    if not getattr(era, "MAP_SHARED_VALIDATE", False):
+        return EINVAL
+    if not inode.fs.f_op.mmap_supported_flags & MAP_SYNC:
+        return "EOPNOTSUPP"
+    if not inode.fs.dax:
+        return "EOPNOTSUPP"
+    return ""
 
 
 UNALIGNED_PAGES_BELOW_PMD = 3
@@ -261,6 +288,37 @@ def user_access(k: Kernel, vma: Vma, offset: int, length: int, data: bytes | Non
     return Outcome.ok() if data is not None else Outcome.of_data(bytes(out))
 
 
+def user_persist(k: Kernel, vma: Vma, offset: int, length: int, tally: FaultTally) -> Outcome:
+    """libpmem's pmem_persist() (pmem_flush(): clwb of every cache line of the range, then
+    pmem_drain(): sfence), in user space: no kernel entry but the page faults a clwb of an
+    unmapped address takes (as a load).  Each clwb is two steps here, the walk (a load's) and the
+    flush of the lines of the block it found; the sfence makes them durable."""
+    k.events.emit("persist_begin", vma=vma, offset=offset, length=length)
+    addr = vma.start + offset
+    end = addr + length
+    while addr < end:
+        page_addr = addr & PAGE_MASK
+        off = addr - page_addr
+        n = min(PAGE_SIZE - off, end - addr)
+        while True:
+            pte = vma.mm.pt.cpu_access(k, page_addr, False, k.pte_target)
+            if pte is not None:
+                break
+            ret = do_page_fault(k, addr, False, tally)
+            if ret & VM_FAULT_SIGSEGV:
+                return Outcome.signal("SIGSEGV")
+            if ret & (VM_FAULT_SIGBUS | VM_FAULT_HWPOISON):
+                return Outcome.signal("SIGBUS")
+            if ret & VM_FAULT_OOM:
+                return Outcome.signal("SIGKILL")
+        if pte.block is not None:  # a page-cache or anonymous page is DRAM: nothing to persist
+            k.pmem.flush(k, pte.block, "clwb", off, n)
+        addr += n
+    k.pmem.fence(k, "sfence")
+    k.events.emit("persist_end", vma=vma)
+    return Outcome.ok()
+
+
 # -- read(2), write(2), ftruncate(2), fsync(2), msync(2) ----------------------------------------------------
 def _errno(ret: int) -> Outcome:
     return Outcome.errno(ERRNO_NAMES.get(ret, f"E{-ret}")) if ret < 0 else Outcome.ok()
@@ -347,15 +405,18 @@ def run_op(k: Kernel, op: Op, maps: dict[str, Vma], tally: FaultTally) -> Outcom
     """Carry out one scenario operation."""
     kind = op.kind
     if kind == "mmap":
-        mapped = sys_mmap(k, k.inodes[op.file], op.offset, op.length, op.shared, op.writable, op.placement, op.addr)
+        mapped = sys_mmap(k, k.inodes[op.file], op.offset, op.length, op.shared, op.writable, op.placement, op.addr,
+                          op.sync)
         if isinstance(mapped, str):
             return Outcome.errno(mapped)
         maps[op.var] = mapped
         return Outcome.ok()
-    if kind in ("munmap", "load", "store", "msync", "madvise", "mprotect"):
+    if kind in ("munmap", "load", "store", "msync", "madvise", "mprotect", "persist"):
         vma = maps.get(op.map)
         if vma is None:
-            return Outcome.signal("SIGSEGV") if kind in ("load", "store") else Outcome.errno(EINVAL)
+            return Outcome.signal("SIGSEGV") if kind in ("load", "store", "persist") else Outcome.errno(EINVAL)
+        if kind == "persist":
+            return user_persist(k, vma, op.offset, op.length, tally)
         if kind == "munmap":
             return sys_munmap(k, vma)
         if kind == "load":

@@ -95,6 +95,8 @@ def check_probe_supports(scenario: Scenario) -> None:
             where = f"{op.loc.path}:{op.loc.line}" if op.loc.line else scenario.path
             if op.kind not in PROBE_OP_KINDS:
                 raise UnsupportedScenarioError(f"{where}: the probe does not run {op.kind}: `{op.text}`")
+            if op.sync:
+                raise UnsupportedScenarioError(f"{where}: the probe does not map with MAP_SYNC: `{op.text}`")
             if op.owner and made.get((op.owner, op.map), 0) > 1:
                 raise UnsupportedScenarioError(
                     f"{where}: `{op.text}` uses map {op.map!r}, which {op.owner} mmaps more than once: the probe "

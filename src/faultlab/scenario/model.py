@@ -20,7 +20,7 @@ MM_KINDS = ("shared", "per-thread")
 table); ``per-thread``: each thread is a process with its own mm."""
 
 OP_KINDS = ("mmap", "munmap", "load", "store", "read", "write", "truncate", "msync", "fsync", "madvise",
-            "mprotect", "fallocate", "fork", "crash")
+            "mprotect", "fallocate", "fork", "crash", "persist")
 
 SETUP = "[setup]"
 """The thread name under which the ``[setup]`` section's ops are recorded (not a valid thread name,
@@ -128,7 +128,7 @@ class Op:
     """One operation of a thread.
 
     Fields used by kind:
-      mmap:     var, file, offset, length, shared, writable
+      mmap:     var, file, offset, length, shared, writable, sync (MAP_SHARED_VALIDATE|MAP_SYNC)
       munmap:   map
       load:     map, offset, length
       store:    map, offset, data
@@ -139,6 +139,7 @@ class Op:
       fsync:    file
       madvise:  map, advice ("dontneed")
       crash:    (nothing: the machine loses power here)
+      persist:  map, offset, length (user space: clwb of each line, then sfence)
       mprotect: map, writable
       fallocate: file, advice ("punch"), offset, length
       fork:     child (the thread that runs in the new process once the fork returns)
@@ -164,6 +165,7 @@ class Op:
     advice: str = ""
     placement: str = ""
     addr: int = 0
+    sync: bool = False
     owner: str = ""
     child: str = ""
     expect: Outcome | None = None

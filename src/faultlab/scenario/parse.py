@@ -254,10 +254,12 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "fallocate": ("FILE", "punch", "OFFSET", "LENGTH"),
     "fork": ("CHILD",),
     "crash": (),
+    "persist": ("MAP", "OFFSET", "LENGTH"),
 }
 """The arguments of each op, in order. ``[X]`` is optional; BYTES takes the rest of the line.
-``mmap`` may end with a placement, see :data:`MMAP_PLACEMENT`."""
-MMAP_PLACEMENT = "[at ADDR|unaligned]"
+``mmap`` may end with ``sync`` (MAP_SHARED_VALIDATE|MAP_SYNC) and a placement, see
+:data:`MMAP_PLACEMENT`."""
+MMAP_PLACEMENT = "[sync] [at ADDR|unaligned]"
 _HEX_ADDR = re.compile(r"0x[0-9a-fA-F]{1,16}")
 MAX_USER_ADDR = 1 << 47  # x86-64 TASK_SIZE with 4-level page tables
 assert tuple(SIGNATURES) == OP_KINDS
@@ -305,9 +307,17 @@ def parse_op(text: str, *, thread: str, files: Sequence[str], maps: Collection[s
     args = head[1:]
     placement: dict[str, Any] = {}
     if kind == "mmap" and len(args) > len(SIGNATURES["mmap"]):
-        placement = _mmap_placement(args[len(SIGNATURES["mmap"]):], len(args))
+        extra = args[len(SIGNATURES["mmap"]):]
+        if extra[0] == "sync":
+            placement["sync"] = True
+            extra = extra[1:]
+        if extra:
+            placement |= _mmap_placement(extra, len(args))
         args = args[: len(SIGNATURES["mmap"])]
     fields = _op_fields(kind, args, thread, files, maps) | placement
+    if fields.get("sync") and not fields["shared"]:
+        raise _fail("sync needs a shared mapping: MAP_SYNC is a flag of MAP_SHARED_VALIDATE (with MAP_PRIVATE "
+                    "the kernel ignores it): expected 'shared' before it")
     expect = _parse_expect(kind, tokens[arrow[0] + 1 :], fields.get("length", 0)) if arrow else None
     op_text = (f"{var} = " if var else "") + " ".join(head)
     return Op(kind=kind, text=op_text, loc=loc, var=var, expect=expect, **fields)
@@ -325,8 +335,9 @@ def _mmap_placement(extra: Sequence[str], got: int) -> dict[str, Any]:
             raise _fail(f"address {shown(extra[1])} is beyond user space: expected below {MAX_USER_ADDR:#x}")
         return {"placement": "at", "addr": addr}
     if extra[0] not in ("at", "unaligned"):
-        raise _fail(f"bad placement {shown(extra[0])}: expected 'at ADDR' or 'unaligned' after the protection")
-    raise _fail(f"mmap takes {' '.join(SIGNATURES['mmap'])} {MMAP_PLACEMENT} (5 to 7 arguments), got {got}")
+        raise _fail(f"bad placement {shown(extra[0])}: expected 'sync', 'at ADDR' or 'unaligned' after the "
+                    "protection")
+    raise _fail(f"mmap takes {' '.join(SIGNATURES['mmap'])} {MMAP_PLACEMENT} (5 to 8 arguments), got {got}")
 
 
 def _op_kind(head: Sequence[str], var: str) -> str:

@@ -11,6 +11,7 @@ from faultlab.designs.known_bugs import (
     v4_10_iomap_first,
     v4_10_no_wrprotect,
     v4_10_pmd_pte_collision,
+    v6_1_no_sync_fault,
 )
 
 KNOWN_BUGS: tuple[Design, ...] = (
@@ -22,4 +23,5 @@ KNOWN_BUGS: tuple[Design, ...] = (
     v4_10_iomap_first.DESIGN,
     v4_10_no_wrprotect.DESIGN,
     v4_10_pmd_pte_collision.DESIGN,
+    v6_1_no_sync_fault.DESIGN,
 )

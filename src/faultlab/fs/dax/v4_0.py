@@ -34,6 +34,7 @@ from faultlab.kernel.flags import (
 from faultlab.kernel.memory import i_mmap_lock_read, i_mmap_unlock_read, unmap_mapping_range, vm_insert_mixed
 from faultlab.kernel.mm import VmFault
 from faultlab.kernel.state.inode import Extent
+from faultlab.kernel.state.journal import jbd2_complete_transaction
 from faultlab.kernel.state.page import Page, clear_page, lock_page, page_mapping, put_page, unlock_page
 from faultlab.kernel.truncate import invalidate_inode_pages2_range, truncate_setsize
 
@@ -316,7 +317,10 @@ def ext2_dax_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
 def ext2_fsync(k: Kernel, inode: Inode) -> int:
     """generic_file_fsync(): before 4.5 nothing tracks DAX stores and nothing flushes the CPU
     cache, so a store through a mapping (and dax_clear_blocks' zeroing) may still be lost in a
-    crash after fsync returns: the durability gap "dax: add support for fsync/sync" closed in 4.5."""
+    crash after fsync returns: the durability gap "dax: add support for fsync/sync" closed in 4.5.
+    It does write the inode and its indirect blocks (sync_mapping_buffers(), sync_inode_metadata()):
+    the block map and i_size are committed."""
+    jbd2_complete_transaction(k, inode, "sync_inode_metadata")
     return 0
 
 

@@ -61,6 +61,7 @@ from faultlab.kernel.memory import (
 from faultlab.kernel.mm import VmFault
 from faultlab.kernel.state.cell import WRITE
 from faultlab.kernel.state.inode import Extent
+from faultlab.kernel.state.journal import jbd2_complete_transaction
 from faultlab.kernel.state.page import (
     Page,
     SetPageUptodate,
@@ -294,9 +295,11 @@ def dax_mapping_entry_mkclean(k: Kernel, mapping: AddressSpace, index: int, entr
 def ext4_dax_fsync(k: Kernel, inode: Inode) -> int:
     """ext4_sync_file(): filemap_write_and_wait_range() -> dax_writeback_mapping_range(), then the
     flush request to the device (blkdev_issue_flush; the pmem driver's nvdimm_flush() fences the
-    flushed lines)."""
+    flushed lines), and ext4_sync_file() -> jbd2_complete_transaction() commits the block map and
+    i_size."""
     ret = dax_writeback_mapping_range(k, inode.mapping)
     k.pmem.fence(k, "blkdev_issue_flush (nvdimm_flush)")
+    jbd2_complete_transaction(k, inode)
     return ret
 
 

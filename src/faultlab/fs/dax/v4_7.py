@@ -50,6 +50,7 @@ from faultlab.kernel.memory import (
 from faultlab.kernel.mm import VmFault
 from faultlab.kernel.state.cell import WRITE
 from faultlab.kernel.state.inode import Extent
+from faultlab.kernel.state.journal import jbd2_complete_transaction
 from faultlab.kernel.state.page import Page, clear_page, get_page, lock_page, page_mapping, put_page, unlock_page
 from faultlab.kernel.state.pagecache import DaxEntry, Entry
 from faultlab.kernel.truncate import invalidate_inode_pages2_range, truncate_pagecache
@@ -461,8 +462,11 @@ def ext4_dax_write(k: Kernel, inode: Inode, pos: int, data: bytes) -> int:
 
 
 def ext4_dax_fsync(k: Kernel, inode: Inode) -> int:
-    """ext4_sync_file() -> filemap_write_and_wait_range() -> dax_writeback_mapping_range() (4.5)."""
-    return dax_writeback_mapping_range(k, inode.mapping)
+    """ext4_sync_file() -> filemap_write_and_wait_range() -> dax_writeback_mapping_range() (4.5),
+    then jbd2_complete_transaction() commits the block map and i_size."""
+    ret = dax_writeback_mapping_range(k, inode.mapping)
+    jbd2_complete_transaction(k, inode)
+    return ret
 
 
 def ext4_dax_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:

@@ -43,11 +43,14 @@ from faultlab.fs.dax.v4_7 import (
     dax_wake_mapping_entry_waiter,
     ext4_dax_get_block,
     get_unlocked_mapping_entry,
+    lock_slot,
     put_locked_mapping_entry,
+    put_unlocked_mapping_entry,
 )
 from faultlab.fs.dax.v4_10 import (  # unchanged in 6.1
     dax_pte_fault_raced_pmd,
     dax_writeback_mapping_range,
+    dax_writeback_one,
     ext4_dax_read,
     ext4_iomap_begin_pmd,
     grab_mapping_entry,
@@ -56,16 +59,19 @@ from faultlab.fs.dax.v4_10 import (  # unchanged in 6.1
 from faultlab.fs.ops import AddressSpaceOperations, FileOperations, FileSystemType, InodeOperations, VmOperations
 from faultlab.kernel.eras.v6_1 import finish_fault, insert_pfn_pmd
 from faultlab.kernel.flags import (
+    MAP_SYNC,
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SIZE,
     VM_FAULT_DONE_COW,
     VM_FAULT_FALLBACK,
     VM_FAULT_MAJOR,
+    VM_FAULT_NEEDDSYNC,
     VM_FAULT_NOPAGE,
     VM_FAULT_SIGBUS,
     VM_MIXEDMAP,
     VM_SHARED,
+    VM_SYNC,
     size_in_pages,
 )
 from faultlab.kernel.flags import PTRS_PER_PTE as PMD_PAGES
@@ -73,6 +79,7 @@ from faultlab.kernel.huge_memory import is_huge, pmd_lock, pmd_unlock, split_hug
 from faultlab.kernel.memory import unmap_mapping_range, vmf_insert_mixed
 from faultlab.kernel.mm import VmFault
 from faultlab.kernel.state.inode import Extent
+from faultlab.kernel.state.journal import ext4_inode_datasync_dirty, jbd2_complete_transaction
 from faultlab.kernel.state.page import SetPageUptodate, clear_page
 from faultlab.kernel.state.pagecache import DaxEntry, Entry
 from faultlab.kernel.state.pagetable import HugePmd
@@ -85,6 +92,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FS", "dax_delete_mapping_entry", "dax_entry_handed_to_page", "dax_free_blocks", "dax_unlock_mapping_entry",
            "dax_wake_mapping_entry_waiter"]
+
+
+PMD_ORDER = PMD_PAGES.bit_length() - 1
 
 
 def dax_insert_entry(k: Kernel, mapping: AddressSpace, index: int, entry: Entry, block: int | None,
@@ -129,8 +139,27 @@ def dax_fault_cow_page(k: Kernel, vmf: VmFault, ext: Extent | None) -> int:
     return VM_FAULT_DONE_COW if ret == 0 else ret
 
 
-def dax_fault_iter(k: Kernel, vmf: VmFault, ext: Extent | None, entry: Entry, write: bool) -> int:
-    """dax_fault_iter() (6.1), for a PTE: COW, hole, or insert the block's pfn."""
+def dax_fault_is_synchronous(vmf: VmFault, write: bool, iomap_dirty: bool) -> bool:
+    """dax_fault_is_synchronous() (4.15, 6.1 fs/dax.c): "(flags & IOMAP_WRITE) && (vma->vm_flags &
+    VM_SYNC) && (iomap->flags & IOMAP_F_DIRTY)" -- a write through a MAP_SYNC mapping to a file
+    whose metadata is not yet committed."""
+    return write and bool(vmf.vma.flags & VM_SYNC) and iomap_dirty
+
+
+def ext4_iomap_dirty(k: Kernel, inode: Inode, index: int, count: int) -> bool:
+    """IOMAP_F_DIRTY as ext4_iomap_begin() -> ext4_set_iomap() sets it (6.1 fs/ext4/inode.c):
+    "if (ext4_inode_datasync_dirty(inode) || offset + length > i_size_read(inode))"."""
+    if ext4_inode_datasync_dirty(k, inode):
+        return True
+    return (index + count) << PAGE_SHIFT > inode.i_size_read(k)
+
+
+def dax_fault_iter(k: Kernel, vmf: VmFault, ext: Extent | None, entry: Entry, write: bool,
+                   iomap_dirty: bool = False, pfnp: list[int] | None = None) -> int:
+    """dax_fault_iter() (6.1), for a PTE: COW, hole, or insert the block's pfn.  A synchronous
+    fault (MAP_SYNC, metadata not committed) inserts the entry clean ("dirty = write &&
+    !dax_fault_is_synchronous()" in dax_insert_entry) and returns VM_FAULT_NEEDDSYNC with the pfn
+    in ``pfnp`` instead of mapping it (dax_fault_synchronous_pfnp)."""
     mapping = vmf.vma.file.mapping
     if vmf.cow_page is not None:
         return dax_fault_cow_page(k, vmf, ext)
@@ -138,15 +167,29 @@ def dax_fault_iter(k: Kernel, vmf: VmFault, ext: Extent | None, entry: Entry, wr
         return dax_load_hole(k, mapping, vmf.pgoff, entry, vmf)
     if ext is None:  # not IOMAP_MAPPED: "WARN_ON_ONCE(1)"
         return VM_FAULT_SIGBUS
-    dax_insert_entry(k, mapping, vmf.pgoff, entry, ext.block, write)
+    sync = dax_fault_is_synchronous(vmf, write, iomap_dirty)
+    dax_insert_entry(k, mapping, vmf.pgoff, entry, ext.block, write and not sync)
+    if sync:
+        return dax_fault_synchronous_pfnp(pfnp, ext.block)
     return vmf_insert_mixed(k, vmf.vma, vmf.address, ext.block, mkwrite=write)
 
 
-def dax_iomap_pte_fault(k: Kernel, vmf: VmFault) -> int:
+def dax_fault_synchronous_pfnp(pfnp: list[int] | None, block: int) -> int:
+    """dax_fault_synchronous_pfnp() (6.1): "if (WARN_ON_ONCE(!pfnp)) return VM_FAULT_SIGBUS;
+    *pfnp = pfn; return VM_FAULT_NEEDDSYNC"."""
+    if pfnp is None:
+        return VM_FAULT_SIGBUS
+    pfnp.append(block)
+    return VM_FAULT_NEEDDSYNC
+
+
+def dax_iomap_pte_fault(k: Kernel, vmf: VmFault, pfnp: list[int] | None = None) -> int:
     """dax_iomap_pte_fault() (6.1): the i_size check ("Caller is supposed to hold locks serializing
     us with truncate / punch hole so this is a reliable test"), lock the entry, ->iomap_begin
     (IOMAP_WRITE for a write that is not a COW: ext4 allocates a zeroed block, IOMAP_F_NEW, a
-    major fault), dax_fault_iter(), unlock the entry."""
+    major fault), dax_fault_iter(), unlock the entry.  ->iomap_begin's IOMAP_F_DIRTY is computed
+    (ext4_iomap_dirty) only where dax_fault_is_synchronous() reads it: a write through a VM_SYNC
+    mapping."""
     inode = vmf.vma.file
     mapping = inode.mapping
     if vmf.pgoff >= size_in_pages(inode.i_size_read(k)):
@@ -160,7 +203,8 @@ def dax_iomap_pte_fault(k: Kernel, vmf: VmFault) -> int:
     if error:
         ret = dax_fault_return(error, 0)
     else:
-        ret = dax_fault_iter(k, vmf, ext, entry, write)
+        dirty = write and bool(vmf.vma.flags & VM_SYNC) and ext4_iomap_dirty(k, inode, vmf.pgoff, 1)
+        ret = dax_fault_iter(k, vmf, ext, entry, write, dirty, pfnp)
         if ret != VM_FAULT_SIGBUS and new:
             ret |= VM_FAULT_MAJOR
     put_locked_mapping_entry(k, mapping, vmf.pgoff, entry)  # dax_unlock_entry()
@@ -169,13 +213,68 @@ def dax_iomap_pte_fault(k: Kernel, vmf: VmFault) -> int:
 
 def ext4_dax_fault(k: Kernel, vmf: VmFault) -> int:
     """ext4_dax_huge_fault(PE_SIZE_PTE) (6.1): a shared write updates the file time (and starts a
-    journal handle, not modelled); the fault runs under invalidate_lock shared."""
+    journal handle, not modelled); the fault runs under invalidate_lock shared.  "Handling
+    synchronous page fault?": VM_FAULT_NEEDDSYNC -> dax_finish_sync_fault(), still under
+    invalidate_lock."""
     inode = vmf.vma.file
-    if vmf.write and vmf.vma.shared:
+    write = vmf.write and vmf.vma.shared
+    if write:
         inode.file_update_time(k)
     inode.invalidate_lock.down_read(k)
-    ret = dax_iomap_pte_fault(k, vmf)
+    pfn: list[int] = []
+    ret = dax_iomap_pte_fault(k, vmf, pfn)
+    if write and ret & VM_FAULT_NEEDDSYNC:
+        ret = dax_finish_sync_fault(k, vmf, 0, pfn[0])
     inode.invalidate_lock.up_read(k)
+    return ret
+
+
+def dax_finish_sync_fault(k: Kernel, vmf: VmFault, order: int, block: int) -> int:
+    """dax_finish_sync_fault() (4.15, 6.1 fs/dax.c): "err = vfs_fsync_range(vmf->vma->vm_file,
+    start, start + len - 1, 1); if (err) return VM_FAULT_SIGBUS; return dax_insert_pfn_mkwrite(vmf,
+    pfn, order)" -- the allocation is committed before the block is mapped writable."""
+    index = vmf.pgoff & ~((1 << order) - 1)
+    if ext4_sync_file_range(k, vmf.vma.file, index, index + (1 << order) - 1) < 0:
+        return VM_FAULT_SIGBUS
+    return dax_insert_pfn_mkwrite(k, vmf, block, order)
+
+
+def ext4_sync_file_range(k: Kernel, inode: Inode, start: int, end: int) -> int:
+    """vfs_fsync_range() -> ext4_sync_file() (6.1) over pages [start, end]: the DIRTY entries of the
+    range written back (file_write_and_wait_range), the flush request, and the journal commit
+    (ext4_fsync_journal -> jbd2_complete_transaction).  A PMD entry covering ``start`` sits at
+    its aligned index ("the 'index' we use needs to be aligned to the start of the PMD")."""
+    mapping = inode.mapping
+    first = start & ~(PMD_PAGES - 1) if mapping.huge else start
+    for index in mapping.tagged_dirty(k):
+        if start <= index <= end or index == first:
+            dax_writeback_one(k, mapping, index)
+    k.pmem.fence(k, "blkdev_issue_flush (nvdimm_flush)")
+    jbd2_complete_transaction(k, inode)
+    return 0
+
+
+def dax_insert_pfn_mkwrite(k: Kernel, vmf: VmFault, block: int, order: int) -> int:
+    """dax_insert_pfn_mkwrite() (6.1): under the tree lock, wait for the entry to be unlocked; "Did
+    we race with someone splitting entry or so?" (gone, or a PMD entry for a PTE) -> NOPAGE; else
+    tag it DIRTY, lock it, and map the pfn writable (vmf_insert_mixed_mkwrite, or
+    vmf_insert_pfn_pmd for a PMD); unlock the entry."""
+    mapping = vmf.vma.file.mapping
+    index = vmf.pgoff & ~((1 << order) - 1)
+    mapping.tree_lock.lock(k)
+    entry = get_unlocked_mapping_entry(k, mapping, index)
+    if not isinstance(entry, DaxEntry) or (order == 0 and entry.pmd):
+        mapping.tree_lock.unlock(k)
+        put_unlocked_mapping_entry(k, mapping, index, entry)
+        return VM_FAULT_NOPAGE
+    mapping.tag_dirty(k, index)
+    lock_slot(k, mapping, index)
+    mapping.tree_lock.unlock(k)
+    if order == 0:
+        ret = vmf_insert_mixed(k, vmf.vma, vmf.address, block, mkwrite=True)
+    else:
+        ret = insert_pfn_pmd(k, vmf, block, True)
+    dax_unlock_mapping_entry(k, mapping, index)
     return ret
 
 
@@ -195,14 +294,14 @@ def dax_fault_check_fallback(vmf: VmFault, index: int, max_pgoff: int) -> bool:
     return index | (PMD_PAGES - 1) >= max_pgoff  # "If the PMD would extend beyond the file size"
 
 
-def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
+def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault, pfnp: list[int] | None = None) -> int:
     """dax_iomap_pmd_fault() (6.1): i_size (past it SIGBUS), dax_fault_check_fallback(), the PMD
     entry (VM_FAULT_FALLBACK on a conflict with PTE entries), then "if (!pmd_none(*vmf->pmd) &&
     !pmd_trans_huge(*vmf->pmd) && !pmd_devmap(*vmf->pmd)) { ret = 0; goto unlock_entry; }" (a
     PTE fault got there first: retry), ->iomap_begin for 2 MiB (a shorter extent breaks out, a
     fallback) and dax_fault_iter() for a PMD.  A fallback splits the PMD and counts
     THP_FAULT_FALLBACK.  A write over a 2 MiB hole has ext4 allocate a 2 MiB extent
-    (ext4_iomap_begin_pmd)."""
+    (ext4_iomap_begin_pmd).  A write through a VM_SYNC mapping reads IOMAP_F_DIRTY, as for a PTE."""
     vma = vmf.vma
     inode = vma.file
     mapping = inode.mapping
@@ -220,7 +319,8 @@ def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
             else:
                 ext, length, _new = ext4_iomap_begin_pmd(k, inode, index, vmf.write)  # iomap_iter()
                 if length >= PMD_PAGES and not (vmf.write and ext is None):
-                    ret = dax_fault_iter_pmd(k, vmf, index, ext, entry)
+                    dirty = vmf.write and bool(vma.flags & VM_SYNC) and ext4_iomap_dirty(k, inode, index, PMD_PAGES)
+                    ret = dax_fault_iter_pmd(k, vmf, index, ext, entry, dirty, pfnp)
             put_locked_mapping_entry(k, mapping, index, entry)  # dax_unlock_entry()
     if ret == VM_FAULT_FALLBACK:
         split_huge_pmd(k, vma, vmf.address)
@@ -228,17 +328,22 @@ def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
     return ret
 
 
-def dax_fault_iter_pmd(k: Kernel, vmf: VmFault, index: int, ext: Extent | None, entry: DaxEntry) -> int:
+def dax_fault_iter_pmd(k: Kernel, vmf: VmFault, index: int, ext: Extent | None, entry: DaxEntry,
+                       iomap_dirty: bool = False, pfnp: list[int] | None = None) -> int:
     """dax_fault_iter(..., pmd=true) (6.1): a read of a hole maps the huge zero page
     (dax_pmd_load_hole); a block must be 2 MiB aligned (dax_iomap_direct_access: "if
     (pfn_t_to_pfn(*pfnp) & (PHYS_PFN(size)-1)) goto out" -> VM_FAULT_FALLBACK), gets a PMD entry
-    (DIRTY on a write) and is mapped by vmf_insert_pfn_pmd()."""
+    (DIRTY on a write) and is mapped by vmf_insert_pfn_pmd(); a synchronous fault returns
+    VM_FAULT_NEEDDSYNC instead, the entry clean (see dax_fault_iter)."""
     mapping = vmf.vma.file.mapping
     if not vmf.write and not buffer_written(ext):
         return dax_pmd_load_hole(k, vmf, index, entry)
     if ext is None or ext.block & (PMD_PAGES - 1):
         return VM_FAULT_FALLBACK
-    dax_insert_entry(k, mapping, index, entry, ext.block, vmf.write, pmd=True)
+    sync = dax_fault_is_synchronous(vmf, vmf.write, iomap_dirty)
+    dax_insert_entry(k, mapping, index, entry, ext.block, vmf.write and not sync, pmd=True)
+    if sync:
+        return dax_fault_synchronous_pfnp(pfnp, ext.block)
     return insert_pfn_pmd(k, vmf, ext.block, vmf.write)
 
 
@@ -260,12 +365,17 @@ def dax_pmd_load_hole(k: Kernel, vmf: VmFault, index: int, entry: DaxEntry) -> i
 
 def ext4_dax_huge_fault_pmd(k: Kernel, vmf: VmFault) -> int:
     """ext4_dax_huge_fault(vmf, PE_SIZE_PMD) (6.1): as for a PTE, a shared write updates the file
-    time; the fault runs under invalidate_lock shared."""
+    time; the fault runs under invalidate_lock shared, and a synchronous one is finished by
+    dax_finish_sync_fault(PMD_ORDER)."""
     inode = vmf.vma.file
-    if vmf.write and vmf.vma.shared:
+    write = vmf.write and vmf.vma.shared
+    if write:
         inode.file_update_time(k)
     inode.invalidate_lock.down_read(k)
-    ret = dax_iomap_pmd_fault(k, vmf)
+    pfn: list[int] = []
+    ret = dax_iomap_pmd_fault(k, vmf, pfn)
+    if write and ret & VM_FAULT_NEEDDSYNC:
+        ret = dax_finish_sync_fault(k, vmf, PMD_ORDER, pfn[0])
     inode.invalidate_lock.up_read(k)
     return ret
 
@@ -331,9 +441,12 @@ def ext4_dax_setattr(k: Kernel, inode: Inode, newsize: int) -> None:
 
 def ext4_dax_fsync(k: Kernel, inode: Inode) -> int:
     """ext4_sync_file() (6.1): file_write_and_wait_range() -> dax_writeback_mapping_range(), then
-    the flush request (blkdev_issue_flush; pmem_submit_bio -> nvdimm_flush) fences the lines."""
+    the flush request (blkdev_issue_flush; pmem_submit_bio -> nvdimm_flush) fences the lines, and
+    ext4_fsync_journal() -> jbd2_complete_transaction() commits the block map and i_size (the
+    commit record goes out after the flush: data before metadata)."""
     ret = dax_writeback_mapping_range(k, inode.mapping)
     k.pmem.fence(k, "blkdev_issue_flush (nvdimm_flush)")
+    jbd2_complete_transaction(k, inode)
     return ret
 
 
@@ -350,6 +463,6 @@ FS = FileSystemType(
     disk=True,
     i_op=InodeOperations("ext4_file_inode_operations", setattr=ext4_dax_setattr),
     f_op=FileOperations("ext4_dax_file_operations", read_iter=ext4_dax_read, write_iter=ext4_dax_write,
-                        fsync=ext4_dax_fsync, mmap=ext4_dax_mmap),
+                        fsync=ext4_dax_fsync, mmap=ext4_dax_mmap, mmap_supported_flags=MAP_SYNC),
     a_ops=AddressSpaceOperations("ext4_dax_aops"),
 )

@@ -92,6 +92,11 @@ from faultlab.kernel.state.pagetable import HugePmd, Pte
 if TYPE_CHECKING:
     from faultlab.kernel.kernel import Kernel
 
+MAP_SHARED_VALIDATE = True
+"""do_mmap() knows MAP_SHARED_VALIDATE (4.15, Jan Kara, "mm: Define MAP_SHARED_VALIDATE"):
+a flag such as MAP_SYNC is checked against the file's ``mmap_supported_flags``.  Before it, the map
+type 0x03 fell to the ``default: return -EINVAL`` of do_mmap's switch on ``flags & MAP_TYPE``."""
+
 I_MMAP_IS_MUTEX = False
 __all__ = ["copy_page_range", "do_cow_fault", "do_shared_fault", "do_wp_page", "finish_mkwrite_fault",
            "handle_mm_fault", "lock_fault_page", "wp_pfn_shared"]

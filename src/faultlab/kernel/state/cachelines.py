@@ -10,7 +10,8 @@ still get there:
 - ``clwb``/``clflushopt`` (arch_wb_cache_pmem, dax_flush) of a dirty line, and a non-temporal
   store (memcpy_to_pmem, copy_from_iter_nocache, clear_pmem's movnt), put the line's value *in
   flight* for the issuing thread: it reaches media at that thread's next fence (wmb_pmem / pmem_wmb,
-  nvdimm_flush), and may or may not have reached it before;
+  nvdimm_flush), and may or may not have reached it before; a clwb of a clean line that another
+  thread has in flight puts it in flight for this thread too (a flush is of the line);
 - a fence makes the thread's in-flight values the media's.
 
 The value a line holds in flight is captured at the flush, so a store after the flush and before
@@ -131,16 +132,19 @@ class Cachelines:
 
     def flush(self, tid: int, block: int, visible: bytes, off: int = 0, n: int = PAGE_SIZE) -> int:
         """clwb of every line of [off, off+n) in ``block``: a dirty line's value goes in flight for
-        ``tid``.  Returns how many lines were dirty."""
+        ``tid``.  So does a clean line another thread's flush has in flight: a flush is of the line,
+        not of a thread's stores (the x86 persistency model: a clwb of x orders every write to x
+        before it ahead of the flushing thread's next sfence), so this thread's fence persists the
+        line's value even if the other thread never fences.  Returns how many lines were dirty."""
         count = 0
         for line in lines_of(off, n):
             st = self.lines.get((block, line))
-            if st is None or not st.dirty:
+            if st is None or not (st.dirty or st.inflight):
                 continue
+            count += st.dirty
             st.dirty = False
             st.inflight[tid] = (visible[line * LINE : (line + 1) * LINE], st.visible_ok)
             self.unfenced.setdefault(tid, set()).add((block, line))
-            count += 1
         return count
 
     def unfenced_blocks(self, tid: int) -> list[int]:

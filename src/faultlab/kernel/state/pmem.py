@@ -179,12 +179,14 @@ class PmemDevice:
             self.lines.fence(k.tid())
 
     # -- the cache protocol ----------------------------------------------------------------------------
-    def flush(self, k: Kernel, block: int, label: str = "arch_wb_cache_pmem") -> int:
-        """clwb over a whole block (wb_cache_pmem, dax_flush): its dirty lines go in flight for this
-        thread.  Returns how many lines were dirty."""
+    def flush(self, k: Kernel, block: int, label: str = "arch_wb_cache_pmem", off: int = 0,
+              n: int = PAGE_SIZE) -> int:
+        """clwb over a whole block (wb_cache_pmem, dax_flush), or over the lines of bytes
+        [off, off+n) of it: its dirty lines go in flight for this thread.  Returns how many lines
+        were dirty."""
         k.sched.point(self.cells[block], WRITE, label)
         self._audit_lines(block)
-        return self.lines.flush(k.tid(), block, self.peek(block))
+        return self.lines.flush(k.tid(), block, self.peek(block), off, n)
 
     def fence(self, k: Kernel, label: str = "wmb_pmem") -> None:
         """sfence (wmb_pmem, pmem_wmb, nvdimm_flush): this thread's in-flight lines become durable.
