@@ -169,3 +169,60 @@ def test_aligned_files_must_fit_the_device() -> None:
     text = text.replace("[files.data]", '[files.small]\nsize = "1p"\n[files.data]')
     with pytest.raises(ScenarioError, match="expected a pmem_size of at least 4194304"):
         parse_scenario(text, "s.toml")
+
+
+# -- v4.10's PMD fault against the 4.10 text (and the 4.12 stable fixes the design carries) ------
+def labels(result: ModelRunResult) -> list[str]:
+    return [s.label for s in result.steps]
+
+
+def test_the_v4_10_pmd_fault_locks_its_entry_before_iomap_begin() -> None:
+    """fd96b8da68d3's order: i_size, the PMD entry, the PTE-table re-check, then ->iomap_begin."""
+    steps = labels(run(PMD / "read-2m.toml", "v4.10"))
+    i_size = steps.index("i_size_read")
+    entry = steps.index("__radix_tree_insert (empty locked PMD entry)", i_size)
+    recheck = steps.index("!pmd_none && !pmd_trans_huge && !pmd_devmap", entry)
+    assert steps.index("map blocks", i_size) > recheck
+
+
+def test_the_4_10_release_order_maps_blocks_before_it_takes_the_pmd_entry() -> None:
+    steps = labels(run(PMD / "read-2m.toml", "v4.10-iomap-first"))
+    i_size = steps.index("i_size_read")
+    assert steps.index("map blocks", i_size) < steps.index("__radix_tree_insert (empty locked PMD entry)", i_size)
+
+
+def test_the_pmd_downgrade_deletes_and_inserts_in_one_tree_lock_section() -> None:
+    steps = labels(run(PMD / "hole-write-no-room.toml", "v4.10"))
+    delete = steps.index("radix_tree_delete (pmd downgrade)")
+    insert = steps.index("__radix_tree_insert (empty locked entry)", delete)
+    assert "spin_unlock &mapping->tree_lock" not in steps[delete:insert]
+
+
+WRITE_OVER_ZERO_PMD = SHARED.replace('fill = "A"', 'fill = "hole"').replace("{ops}", ", ".join(f'"{o}"' for o in (
+    "m = mmap data 0 2m shared r -> ok", "load m 0 -> \\\\0", "write data 0 HELLO -> ok", "load m 0 -> H",
+    "load m 1p -> \\\\0")))
+
+
+@pytest.mark.parametrize("design", PMD_DESIGNS)
+def test_write_over_the_huge_zero_page_unmaps_it(design: str) -> None:
+    """cd656375f946 (4.12, stable): invalidate_inode_pages2_range deletes the clean zero PMD entry
+    and unmaps it; the next load falls back to PTEs (the range now has a 4 KiB block)."""
+    result = run(WRITE_OVER_ZERO_PMD, design)
+    assert not result.violations, result.violations
+    assert outcomes(result) == ["ok", '"\\x00"', "ok", '"H"', '"\\x00"']
+    assert [op.minflt for op in result.record.ops] == [0, 1, 0, 1, 1]
+    assert faults(result)["pmd"] == 1 and faults(result)["pmd-fallback"] == 1 and not hugepmds(result)
+
+
+def test_a_pmd_read_fault_racing_write_maps_the_zero_page_over_data_in_the_release_order() -> None:
+    """fd96b8da68d3's race, as the explorer found it under the release order: ->iomap_begin sees
+    the hole, write(2) fills page 0, the fault maps the huge zero page over it."""
+    from faultlab.exploring import replay_design
+
+    scenario = load_scenario(str(ROOT / "scenarios/races/pmd-read-fault-vs-write.toml"))
+    schedule = "fl1:9de3abbb8b92570d:v4.10-iomap-first:0x19.1"
+    result = replay_design(scenario, get_design("v4.10-iomap-first"), schedule)
+    assert [v.id for v in result.violations] == ["stale-read"]
+    assert "the huge zero page mapped at" in result.violations[0].message
+    sequential = run(ROOT / "scenarios/races/pmd-read-fault-vs-write.toml", "v4.10")
+    assert not sequential.violations  # the same two threads one after the other: the write unmaps it
