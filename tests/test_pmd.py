@@ -226,3 +226,23 @@ def test_a_pmd_read_fault_racing_write_maps_the_zero_page_over_data_in_the_relea
     assert "the huge zero page mapped at" in result.violations[0].message
     sequential = run(ROOT / "scenarios/races/pmd-read-fault-vs-write.toml", "v4.10")
     assert not sequential.violations  # the same two threads one after the other: the write unmaps it
+
+
+# -- truncate inside a PMD entry ---------------------------------------------------------------------
+@pytest.mark.parametrize("design", PMD_DESIGNS)
+def test_truncate_inside_a_pmd_clears_it_and_deletes_its_2m_entry(design: str) -> None:
+    """The kernel's fault counts (the DAX VM's too, tests/test_oracle_pmd.py): the read's PMD
+    fault; the load past EOF and the load below it each try a PMD, fall back (the PMD would pass
+    EOF), and take a PTE fault (SIGBUS, not counted; a mapped page); the last load a PTE fault."""
+    result = run(PMD / "truncate-inside-pmd.toml", design)
+    assert not result.violations, result.violations
+    assert outcomes(result) == ["ok", '"A"', "ok", "SIGBUS", '"A"', '"A"']
+    assert [op.minflt for op in result.record.ops] == [0, 1, 0, 0, 1, 1]
+    assert faults(result)["pmd"] == 1 and faults(result)["pmd-fallback"] == 2 and faults(result)["total"] == 4
+    assert not hugepmds(result)
+    steps = labels(result)
+    truncate = steps.index("i_size_write")
+    # truncate_inode_pages_range's look-up from page 256 finds the PMD entry at 0 and deletes it,
+    # so the later PTE faults insert PTE entries (no PTE fault works under a stale 2 MiB entry)
+    delete = steps.index("radix_tree_delete (dax entry)", truncate)
+    assert steps[delete:].count("__radix_tree_insert (empty locked entry)") == 2

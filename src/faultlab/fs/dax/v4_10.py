@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from faultlab.fs.dax.v4_0 import EIO, buffer_written, dax_do_io_read, dax_fault_return, dax_free_blocks
 from faultlab.fs.dax.v4_7 import (
-    dax_delete_mapping_entry,
     dax_entry_handed_to_page,
     dax_insert_mapping_entry,
     dax_io_write,
@@ -190,6 +189,27 @@ def dax_invalidate_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -
     if deleted:
         unmap_mapping_range(k, mapping, index << PAGE_SHIFT, PAGE_SIZE, even_cows=False)
     return True
+
+
+def dax_delete_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> None:
+    """dax_delete_mapping_entry() -> __dax_invalidate_mapping_entry(mapping, index, true) (v4.10
+    fs/dax.c; 6.1's __dax_invalidate_entry is the same with the XArray): wait out a fault holding
+    the entry, delete it, wake its waiters.  ``index`` may lie inside a PMD entry (truncate to a
+    size inside its 2 MiB, whose look-up from ``start`` finds the multi-order entry): the delete
+    of any index of it removes the whole entry (4.10's radix_tree_delete of a multi-order entry,
+    6.1's xas_store(NULL) over its siblings), and the waiters are on the entry's queue, keyed by
+    its aligned index (dax_entry_waitqueue: "if (dax_is_pmd_entry(entry)) index &= ~PG_PMD_COLOUR").
+    The wake is 6.1's WAKE_ALL; 4.10's put_unlocked_mapping_entry() woke one (not modelled, as
+    ``v4.7``'s truncate does not)."""
+    mapping.tree_lock.lock(k)
+    entry = get_unlocked_mapping_entry(k, mapping, index)
+    key = index
+    if isinstance(entry, DaxEntry):
+        if entry.pmd:
+            key = index & ~(PMD_PAGES - 1)
+        mapping.delete(k, index, entry, "radix_tree_delete (dax entry)")
+    mapping.tree_lock.unlock(k)
+    dax_wake_mapping_entry_waiter(k, mapping, key, wake_all=True)
 
 
 def ext4_dax_fault(k: Kernel, vmf: VmFault) -> int:
