@@ -6,8 +6,10 @@ entry lock, then returns VM_FAULT_DONE_COW.  Holes are loaded through finish_fau
 ->pfn_mkwrite dirties the entry and makes the PTE writable under the entry lock (f449b936).  The
 entry is locked *before* ``->iomap_begin`` (b1aa812b's order, and again after 13e451fdc1af, tagged
 for stable; the 4.10 release's reverse order, 9f141d6ef625, is the known bug
-``v4.10-iomap-first``), and invalidation waits for a locked entry (4.12, with that fix).  Entry
-locking, writeback and truncate are 4.7's.
+``v4.10-iomap-first``), and invalidation waits for a locked entry and deletes a clean one (4.12,
+with that fix).  Entry locking and writeback are 4.7's; truncate's dax_delete_mapping_entry is
+4.10's, which finds and deletes a PMD entry from any index inside it.  The PMD fault (below) was
+checked against a copy of the v4.10 fs/dax.c.
 """
 
 from __future__ import annotations
