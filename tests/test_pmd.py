@@ -198,16 +198,19 @@ def test_the_pmd_downgrade_deletes_and_inserts_in_one_tree_lock_section() -> Non
     assert "spin_unlock &mapping->tree_lock" not in steps[delete:insert]
 
 
-WRITE_OVER_ZERO_PMD = SHARED.replace('fill = "A"', 'fill = "hole"').replace("{ops}", ", ".join(f'"{o}"' for o in (
-    "m = mmap data 0 2m shared r -> ok", "load m 0 -> \\\\0", "write data 0 HELLO -> ok", "load m 0 -> H",
-    "load m 1p -> \\\\0")))
+def write_over_zero_pmd(at: str) -> str:
+    ops = ("m = mmap data 0 2m shared r -> ok", "load m 0 -> \\\\0", f"write data {at} HELLO -> ok",
+           f"load m {at} -> H", "load m 0 -> \\\\0" if at != "0" else "load m 1p -> \\\\0")
+    return SHARED.replace('fill = "A"', 'fill = "hole"').replace("{ops}", ", ".join(f'"{o}"' for o in ops))
 
 
 @pytest.mark.parametrize("design", PMD_DESIGNS)
-def test_write_over_the_huge_zero_page_unmaps_it(design: str) -> None:
-    """cd656375f946 (4.12, stable): invalidate_inode_pages2_range deletes the clean zero PMD entry
-    and unmaps it; the next load falls back to PTEs (the range now has a 4 KiB block)."""
-    result = run(WRITE_OVER_ZERO_PMD, design)
+@pytest.mark.parametrize("at", ["0", "5p"])
+def test_write_over_the_huge_zero_page_unmaps_it(design: str, at: str) -> None:
+    """cd656375f946 (4.12, stable): invalidate_inode_pages2_range finds the zero PMD entry from the
+    written page (page 0, or inside its 2 MiB), deletes the clean entry and unmaps it; the next
+    load falls back to PTEs (the range now has a 4 KiB block)."""
+    result = run(write_over_zero_pmd(at), design)
     assert not result.violations, result.violations
     assert outcomes(result) == ["ok", '"\\x00"', "ok", '"H"', '"\\x00"']
     assert [op.minflt for op in result.record.ops] == [0, 1, 0, 1, 1]
