@@ -72,7 +72,8 @@ CI_RUNS = int(os.environ.get("FAULTLAB_CONCURRENT_RUNS", "300"))
 CI_VM_RUNS = int(os.environ.get("FAULTLAB_CONCURRENT_VM_RUNS", "60"))
 BOUNDS = {"three-hole-readers.toml": 1, "hole-double-zero.toml": 1, "holetest-2-one-page.toml": 1,
           "holetest-3-one-page.toml": 1, "holetest-3-neighbours.toml": 1, "generic-437-dax.toml": 1,
-          "hole-read-vs-write-fault.toml": 1, "pmd-pte-collision-private.toml": 1}
+          "hole-read-vs-write-fault.toml": 1, "pmd-pte-collision-private.toml": 1,
+          "pmd-read-fault-vs-write.toml": 1}
 """CI explores these DAX races at a small preemption bound (their unbounded exploration runs into
 thousands of schedules); the model set is then a lower bound."""
 V61 = get_design(default_concurrent_design("dax-vm"))

@@ -14,7 +14,7 @@ from faultlab.oracle.errors import CompilerNotFoundError, ProbeBuildError
 from faultlab.scenario import load_scenario
 
 PMD = Path(__file__).resolve().parent.parent / "scenarios/pmd"
-SCENARIOS = ("read-2m", "private-read-then-cow", "hole-read-then-write")
+SCENARIOS = ("read-2m", "private-read-then-cow", "hole-read-then-write", "truncate-inside-pmd")
 
 
 @pytest.fixture(scope="module")

@@ -169,3 +169,83 @@ def test_aligned_files_must_fit_the_device() -> None:
     text = text.replace("[files.data]", '[files.small]\nsize = "1p"\n[files.data]')
     with pytest.raises(ScenarioError, match="expected a pmem_size of at least 4194304"):
         parse_scenario(text, "s.toml")
+
+
+# -- v4.10's PMD fault against the 4.10 text (and the 4.12 stable fixes the design carries) ------
+def labels(result: ModelRunResult) -> list[str]:
+    return [s.label for s in result.steps]
+
+
+def test_the_v4_10_pmd_fault_locks_its_entry_before_iomap_begin() -> None:
+    """fd96b8da68d3's order: i_size, the PMD entry, the PTE-table re-check, then ->iomap_begin."""
+    steps = labels(run(PMD / "read-2m.toml", "v4.10"))
+    i_size = steps.index("i_size_read")
+    entry = steps.index("__radix_tree_insert (empty locked PMD entry)", i_size)
+    recheck = steps.index("!pmd_none && !pmd_trans_huge && !pmd_devmap", entry)
+    assert steps.index("map blocks", i_size) > recheck
+
+
+def test_the_4_10_release_order_maps_blocks_before_it_takes_the_pmd_entry() -> None:
+    steps = labels(run(PMD / "read-2m.toml", "v4.10-iomap-first"))
+    i_size = steps.index("i_size_read")
+    assert steps.index("map blocks", i_size) < steps.index("__radix_tree_insert (empty locked PMD entry)", i_size)
+
+
+def test_the_pmd_downgrade_deletes_and_inserts_in_one_tree_lock_section() -> None:
+    steps = labels(run(PMD / "hole-write-no-room.toml", "v4.10"))
+    delete = steps.index("radix_tree_delete (pmd downgrade)")
+    insert = steps.index("__radix_tree_insert (empty locked entry)", delete)
+    assert "spin_unlock &mapping->tree_lock" not in steps[delete:insert]
+
+
+def write_over_zero_pmd(at: str) -> str:
+    ops = ("m = mmap data 0 2m shared r -> ok", "load m 0 -> \\\\0", f"write data {at} HELLO -> ok",
+           f"load m {at} -> H", "load m 0 -> \\\\0" if at != "0" else "load m 1p -> \\\\0")
+    return SHARED.replace('fill = "A"', 'fill = "hole"').replace("{ops}", ", ".join(f'"{o}"' for o in ops))
+
+
+@pytest.mark.parametrize("design", PMD_DESIGNS)
+@pytest.mark.parametrize("at", ["0", "5p"])
+def test_write_over_the_huge_zero_page_unmaps_it(design: str, at: str) -> None:
+    """cd656375f946 (4.12, stable): invalidate_inode_pages2_range finds the zero PMD entry from the
+    written page (page 0, or inside its 2 MiB), deletes the clean entry and unmaps it; the next
+    load falls back to PTEs (the range now has a 4 KiB block)."""
+    result = run(write_over_zero_pmd(at), design)
+    assert not result.violations, result.violations
+    assert outcomes(result) == ["ok", '"\\x00"', "ok", '"H"', '"\\x00"']
+    assert [op.minflt for op in result.record.ops] == [0, 1, 0, 1, 1]
+    assert faults(result)["pmd"] == 1 and faults(result)["pmd-fallback"] == 1 and not hugepmds(result)
+
+
+def test_a_pmd_read_fault_racing_write_maps_the_zero_page_over_data_in_the_release_order() -> None:
+    """fd96b8da68d3's race, as the explorer found it under the release order: ->iomap_begin sees
+    the hole, write(2) fills page 0, the fault maps the huge zero page over it."""
+    from faultlab.exploring import replay_design
+
+    scenario = load_scenario(str(ROOT / "scenarios/races/pmd-read-fault-vs-write.toml"))
+    schedule = "fl1:9de3abbb8b92570d:v4.10-iomap-first:0x19.1"
+    result = replay_design(scenario, get_design("v4.10-iomap-first"), schedule)
+    assert [v.id for v in result.violations] == ["stale-read"]
+    assert "the huge zero page mapped at" in result.violations[0].message
+    sequential = run(ROOT / "scenarios/races/pmd-read-fault-vs-write.toml", "v4.10")
+    assert not sequential.violations  # the same two threads one after the other: the write unmaps it
+
+
+# -- truncate inside a PMD entry ---------------------------------------------------------------------
+@pytest.mark.parametrize("design", PMD_DESIGNS)
+def test_truncate_inside_a_pmd_clears_it_and_deletes_its_2m_entry(design: str) -> None:
+    """The kernel's fault counts (the DAX VM's too, tests/test_oracle_pmd.py): the read's PMD
+    fault; the load past EOF and the load below it each try a PMD, fall back (the PMD would pass
+    EOF), and take a PTE fault (SIGBUS, not counted; a mapped page); the last load a PTE fault."""
+    result = run(PMD / "truncate-inside-pmd.toml", design)
+    assert not result.violations, result.violations
+    assert outcomes(result) == ["ok", '"A"', "ok", "SIGBUS", '"A"', '"A"']
+    assert [op.minflt for op in result.record.ops] == [0, 1, 0, 0, 1, 1]
+    assert faults(result)["pmd"] == 1 and faults(result)["pmd-fallback"] == 2 and faults(result)["total"] == 4
+    assert not hugepmds(result)
+    steps = labels(result)
+    truncate = steps.index("i_size_write")
+    # truncate_inode_pages_range's look-up from page 256 finds the PMD entry at 0 and deletes it,
+    # so the later PTE faults insert PTE entries (no PTE fault works under a stale 2 MiB entry)
+    delete = steps.index("radix_tree_delete (dax entry)", truncate)
+    assert steps[delete:].count("__radix_tree_insert (empty locked entry)") == 2

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from faultlab.checks.pmd import PMD_PTE_COLLISION, pmd_over_table, pte_under_huge
 from faultlab.kernel.events import Event
-from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, size_in_pages
+from faultlab.kernel.flags import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, size_in_pages
 from faultlab.kernel.locking import SpinLock
 from faultlab.kernel.mm import MmStruct, Vma
 from faultlab.kernel.snapshot import backing_bytes
@@ -129,6 +129,20 @@ class InvariantChecker:
     def on_pmd_set(self, d: dict[str, Any]) -> None:
         if (collision := pmd_over_table(d)) is not None:
             self.report(PMD_PTE_COLLISION, collision)
+        self.check_stale_huge_zero(d["vma"], d["pmd"], d["addr"])
+
+    def check_stale_huge_zero(self, vma: Vma, pmd: Any, table: int) -> None:
+        """The PMD form of check_stale_hole_mapping: the huge zero page mapped over a 2 MiB range
+        where write(2) has put a block (the 4.12 fix fd96b8da68d3)."""
+        inode = vma.file
+        if pmd.block is not None or inode is None or not inode.fs.dax:
+            return
+        first = vma.linear_page_index(table)
+        for pgoff in range(first, first + (PMD_SIZE >> PAGE_SHIFT)):
+            if inode.peek_extent(pgoff) is not None and self.written_since_hole(inode, pgoff):
+                self.report("stale-read", f"the huge zero page mapped at {table:#x} over page {pgoff} of "
+                            f"{inode.name}, which write(2) has filled")
+                return
 
     def on_page_cache_delete(self, d: dict[str, Any]) -> None:
         """A page leaves its page cache (truncate, punch hole, invalidation) only once no PTE
@@ -240,12 +254,27 @@ class InvariantChecker:
                 if not vma.start <= addr < vma.end:
                     continue
                 pte = dict.get(vma.mm.pt.ptes, addr)
+                if pte is None and vma.mm.pt.pmds:
+                    self.check_huge_current(inode, vma, pgoff, addr)
                 if pte is None or (pte.page is not None and pte.page._anon):
                     continue
                 if not self.is_current_backing(inode, pgoff, pte):
                     self.report("stale-read", f"after write(2) to {inode.name} page {pgoff}, {addr:#x} still "
                                 f"maps {pte.describe()}")
                     return
+
+    def check_huge_current(self, inode: Inode, vma: Any, pgoff: int, addr: int) -> None:
+        """The same for a DAX huge PMD over ``addr``: the huge zero page, or another extent, where
+        write(2) has put a block (fd96b8da68d3's race)."""
+        table = addr & ~(PMD_SIZE - 1)
+        huge = dict.get(vma.mm.pt.huge, table)
+        ext = inode.peek_extent(pgoff)
+        if huge is None or ext is None:
+            return
+        if huge.block is None or huge.block + ((addr - table) >> PAGE_SHIFT) != ext.block:
+            what = "the huge zero page" if huge.block is None else f"pmem blocks {huge.block}+"
+            self.report("stale-read", f"after write(2) to {inode.name} page {pgoff}, the huge PMD {table:#x} still "
+                        f"maps {what}")
 
     def is_current_backing(self, inode: Inode, pgoff: int, pte: Pte) -> bool:
         if inode.fs.dax:

@@ -6,8 +6,10 @@ entry lock, then returns VM_FAULT_DONE_COW.  Holes are loaded through finish_fau
 ->pfn_mkwrite dirties the entry and makes the PTE writable under the entry lock (f449b936).  The
 entry is locked *before* ``->iomap_begin`` (b1aa812b's order, and again after 13e451fdc1af, tagged
 for stable; the 4.10 release's reverse order, 9f141d6ef625, is the known bug
-``v4.10-iomap-first``), and invalidation waits for a locked entry (4.12, with that fix).  Entry
-locking, writeback and truncate are 4.7's.
+``v4.10-iomap-first``), and invalidation waits for a locked entry and deletes a clean one (4.12,
+with that fix).  Entry locking and writeback are 4.7's; truncate's dax_delete_mapping_entry is
+4.10's, which finds and deletes a PMD entry from any index inside it.  The PMD fault (below) was
+checked against a copy of the v4.10 fs/dax.c.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from faultlab.fs.dax.v4_0 import EIO, buffer_written, dax_do_io_read, dax_fault_return, dax_free_blocks
 from faultlab.fs.dax.v4_7 import (
-    dax_delete_mapping_entry,
     dax_entry_handed_to_page,
     dax_insert_mapping_entry,
     dax_io_write,
@@ -169,13 +170,48 @@ def dax_load_hole(k: Kernel, mapping: AddressSpace, entry: Entry, vmf: VmFault) 
 
 
 def dax_invalidate_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> bool:
-    """invalidate_inode_pages2_range() meeting a DAX entry (4.12, with 13e451fdc1af): wait for a
-    fault that holds it (it may be about to map a hole page), then have the index looked at again."""
+    """invalidate_inode_pages2_range() meeting a DAX entry, as 4.12 has it with Jan Kara's
+    "mm: Fix data corruption due to stale mmap reads" (cd656375f946, stable, the series of
+    13e451fdc1af): invalidate_exceptional_entry2() -> dax_invalidate_mapping_entry_sync() ->
+    __dax_invalidate_mapping_entry(mapping, index, false): wait for a fault that holds the entry
+    (it may be about to map a hole), then delete it unless it is DIRTY ("if (!trunc &&
+    (radix_tree_tag_get(..., PAGECACHE_TAG_DIRTY) || ...TOWRITE)) goto out"),
+    put_unlocked_mapping_entry() under tree_lock.  That change also has
+    invalidate_inode_pages2_range() unmap the range of a DAX mapping afterwards ("For DAX we
+    invalidate page tables after invalidating radix tree"): done here for the index whose entry
+    was deleted, which is what clears a huge zero PMD that write(2) has put a block under.
+    Returns True: have the index looked at again (a hole page is a page-cache page in 4.x)."""
     mapping.tree_lock.lock(k)
     entry = get_unlocked_mapping_entry(k, mapping, index)
-    mapping.tree_lock.unlock(k)
+    deleted = isinstance(entry, DaxEntry) and not mapping.tagged(k, index)
+    if deleted:
+        mapping.delete(k, index, entry, "radix_tree_delete (dax_invalidate_mapping_entry_sync)")
     put_unlocked_mapping_entry(k, mapping, index, entry)
+    mapping.tree_lock.unlock(k)
+    if deleted:
+        unmap_mapping_range(k, mapping, index << PAGE_SHIFT, PAGE_SIZE, even_cows=False)
     return True
+
+
+def dax_delete_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> None:
+    """dax_delete_mapping_entry() -> __dax_invalidate_mapping_entry(mapping, index, true) (v4.10
+    fs/dax.c; 6.1's __dax_invalidate_entry is the same with the XArray): wait out a fault holding
+    the entry, delete it, wake its waiters.  ``index`` may lie inside a PMD entry (truncate to a
+    size inside its 2 MiB, whose look-up from ``start`` finds the multi-order entry): the delete
+    of any index of it removes the whole entry (4.10's radix_tree_delete of a multi-order entry,
+    6.1's xas_store(NULL) over its siblings), and the waiters are on the entry's queue, keyed by
+    its aligned index (dax_entry_waitqueue: "if (dax_is_pmd_entry(entry)) index &= ~PG_PMD_COLOUR").
+    The wake is 6.1's WAKE_ALL; 4.10's put_unlocked_mapping_entry() woke one (not modelled, as
+    ``v4.7``'s truncate does not)."""
+    mapping.tree_lock.lock(k)
+    entry = get_unlocked_mapping_entry(k, mapping, index)
+    key = index
+    if isinstance(entry, DaxEntry):
+        if entry.pmd:
+            key = index & ~(PMD_PAGES - 1)
+        mapping.delete(k, index, entry, "radix_tree_delete (dax entry)")
+    mapping.tree_lock.unlock(k)
+    dax_wake_mapping_entry_waiter(k, mapping, key, wake_all=True)
 
 
 def ext4_dax_fault(k: Kernel, vmf: VmFault) -> int:
@@ -309,33 +345,37 @@ def ext4_dax_mmap(k: Kernel, inode: Inode) -> tuple[VmOperations, int]:
 
 # -- PMD faults (4.9/4.10: Ross Zwisler's dax_iomap_pmd_fault, ext4 from 4.10) -------------------------
 def grab_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> Entry:
-    """grab_mapping_entry(mapping, index, 0) (4.10): 4.7's, plus the "PMD downgrade": a PTE request
-    meeting a PMD entry with no block (empty, or the huge zero page) locks it, drops tree_lock,
-    unmaps the zero PMD (unmap_mapping_range of the 2 MiB), deletes the PMD entry (wake all) and
-    inserts an empty PTE entry in its place.  A PMD entry with a block is locked and returned: the
-    PTE fault then works under the PMD's entry lock.  A PTE insertion losing a race restarts."""
+    """grab_mapping_entry(mapping, index, 0), as in the v4.10 release's fs/dax.c (read: a copy of
+    the v4.10 file; Ross Zwisler's "dax: add struct iomap based DAX PMD support" v5 and Jan Kara's
+    review of it).  4.7's, plus the "PMD downgrade": a PTE request meeting a PMD entry with no
+    block (RADIX_DAX_EMPTY, or RADIX_DAX_HZP) locks it (lock_slot), drops tree_lock, unmaps a
+    zero PMD ("unmap_mapping_range(mapping, (index << PAGE_SHIFT) & PMD_MASK, PMD_SIZE, 0)"),
+    then, in ONE tree_lock section, deletes the PMD entry (radix_tree_delete, wake all) and
+    inserts the empty locked PTE entry in its place.  A PMD entry with a block is locked and
+    returned: the PTE fault then works under the PMD's entry lock.  A PTE insertion losing a race
+    (-EEXIST) restarts."""
     while True:  # restart:
         mapping.tree_lock.lock(k)
         entry = get_unlocked_mapping_entry(k, mapping, index)
-        if isinstance(entry, DaxEntry) and entry.pmd and entry.block is None:
-            first = index & ~(PMD_PAGES - 1)
-            locked = lock_slot(k, mapping, index)
+        pmd_downgrade = isinstance(entry, DaxEntry) and entry.pmd and entry.block is None
+        if entry is None or pmd_downgrade:
+            if pmd_downgrade:
+                entry = lock_slot(k, mapping, index)  # "Make sure 'entry' remains valid"
             mapping.tree_lock.unlock(k)
-            if locked.zero:
-                unmap_mapping_range(k, mapping, first << PAGE_SHIFT, PMD_SIZE, even_cows=False)
-            mapping.tree_lock.lock(k)
-            lk = entry_lock(mapping, first)
-            mapping.delete(k, first, None, "radix_tree_delete (pmd downgrade)")
-            assert isinstance(lk, BitLock)
-            lk.drop(k)
-            dax_wake_mapping_entry_waiter(k, mapping, first, wake_all=True)
-            entry = None
-        if entry is None:
-            mapping.tree_lock.unlock(k)  # radix_tree_preload()
-            mapping.tree_lock.lock(k)
+            if pmd_downgrade and isinstance(entry, DaxEntry) and entry.zero:
+                unmap_mapping_range(k, mapping, (index & ~(PMD_PAGES - 1)) << PAGE_SHIFT, PMD_SIZE,
+                                    even_cows=False)
+            mapping.tree_lock.lock(k)  # after radix_tree_preload()
+            if pmd_downgrade:
+                first = index & ~(PMD_PAGES - 1)
+                lk = entry_lock(mapping, first)
+                mapping.delete(k, index, None, "radix_tree_delete (pmd downgrade)")
+                assert isinstance(lk, BitLock)
+                lk.drop(k)
+                dax_wake_mapping_entry_waiter(k, mapping, first, wake_all=True)
             lk = entry_lock(mapping, index)
             new = DaxEntry(None, locked=True)
-            inserted, _old = mapping.insert(k, index, new, "radix_tree_insert (empty locked entry)",
+            inserted, _old = mapping.insert(k, index, new, "__radix_tree_insert (empty locked entry)",
                                             more=((lk, WRITE),))
             if not inserted:
                 mapping.tree_lock.unlock(k)
@@ -407,14 +447,28 @@ def dax_pmd_fault_raced_pte(k: Kernel, vmf: VmFault) -> bool:
 
 
 def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
-    """dax_iomap_pmd_fault() (4.10), in its order: "Fall back to PTEs if we're going to COW"; the
-    PMD within the VMA; i_size ("Caller is supposed to hold locks serializing us with truncate /
-    punch hole"): past it SIGBUS, a PMD past EOF falls back; ->iomap_begin for 2 MiB (an extent
-    shorter than that falls back); the PMD entry (-EEXIST falls back); the 4.12 re-check of the PMD
-    (dax_pmd_fault_raced_pte); then a block maps a huge pfn PMD (dax_pmd_insert_mapping) and a hole
-    the huge zero page (dax_pmd_load_hole).  A fallback splits the PMD (split_huge_pmd) and counts
-    THP_FAULT_FALLBACK.  A write over a 2 MiB hole has ext4 allocate a 2 MiB extent
-    (ext4_iomap_begin_pmd)."""
+    """dax_iomap_pmd_fault() of the v4.10 release (read: a copy of the v4.10 fs/dax.c, and the
+    context lines of Dave Jiang's 4.11 "mm, dax: make pmd_fault() and friends be the same as
+    fault()", which quote it), with the two 4.12 fixes tagged for stable that ``v4.10`` carries:
+    Ross Zwisler's "dax: Fix PMD data corruption when fault races with write" (fd96b8da68d3,
+    Message-ID 20170510172700.18991-1-ross.zwisler@linux.intel.com, "Fixes: 9f141d6ef625": the
+    entry is locked BEFORE ->iomap_begin, as 13e451fdc1af does for the PTE fault) and "dax: Fix
+    race between colliding PMD & PTE entries" (the re-check of the PMD).  In that order:
+
+    "Fall back to PTEs if we're going to COW"; "If the PMD would extend outside the VMA"
+    (``pmd_addr < vm_start``, ``pmd_addr + PMD_SIZE > vm_end``); then ``pgoff`` and ``max_pgoff =
+    (i_size_read(inode) - 1) >> PAGE_SHIFT`` (i_size read here, after the VMA checks: "Caller is
+    supposed to hold locks serializing us with truncate / punch hole"), ``pgoff > max_pgoff``
+    returns VM_FAULT_SIGBUS at once (no fallback, no split), ``(pgoff | PG_PMD_COLOUR) >
+    max_pgoff`` falls back; ``grab_mapping_entry(mapping, pgoff, RADIX_DAX_PMD)`` (an error
+    falls back); the PTE-table re-check (result 0: "the fault will be retried");
+    ``->iomap_begin(pos, PMD_SIZE)`` (an error: ``goto unlock_entry``); "if (iomap.offset +
+    iomap.length < pos + PMD_SIZE) goto finish_iomap"; IOMAP_MAPPED -> dax_pmd_insert_mapping,
+    a hole -> "if (WARN_ON_ONCE(write)) break;" else dax_pmd_load_hole; ``finish_iomap:``
+    ->iomap_end; ``unlock_entry:`` put_locked_mapping_entry; ``fallback:`` split_huge_pmd and
+    THP_FAULT_FALLBACK.  The v4.10 release itself called ->iomap_begin first ("if (error) goto
+    fallback"), and grabbed the entry after the length check ("if (IS_ERR(entry)) goto
+    finish_iomap"); the known bug ``v4.10-iomap-first`` has that order for the PTE fault only."""
     vma = vmf.vma
     inode = vma.file
     mapping = inode.mapping
@@ -431,20 +485,27 @@ def dax_iomap_pmd_fault(k: Kernel, vmf: VmFault) -> int:
         return VM_FAULT_SIGBUS
     if pgoff | (PMD_PAGES - 1) > max_pgoff:  # "If the PMD would extend beyond the file size"
         return dax_pmd_fallback(k, vmf, result)
-    ext, length, _new = ext4_iomap_begin_pmd(k, inode, pgoff, write)  # ->iomap_begin(pos, PMD_SIZE, ...)
-    if length < PMD_PAGES or (write and ext is None):
-        return dax_pmd_fallback(k, vmf, result)
-    entry = grab_mapping_entry_pmd(k, mapping, pgoff)
-    if entry is None:
+    entry = dax_pmd_fault_lookup_entry(k, mapping, pgoff)
+    if entry is None:  # IS_ERR(entry): -EEXIST, a PTE entry or a page in the range
         return dax_pmd_fallback(k, vmf, result)
     if dax_pmd_fault_raced_pte(k, vmf):
         result = 0
-    elif ext is not None:
-        result = dax_pmd_insert_mapping(k, vmf, pgoff, ext.block, write, entry)
     else:
-        result = dax_pmd_load_hole(k, vmf, pgoff, entry)
-    put_locked_mapping_entry(k, mapping, pgoff, entry)
+        ext, length, _new = ext4_iomap_begin_pmd(k, inode, pgoff, write)  # ->iomap_begin(pos, PMD_SIZE, ...)
+        if length >= PMD_PAGES:  # else "goto finish_iomap"
+            if ext is not None:  # IOMAP_MAPPED
+                result = dax_pmd_insert_mapping(k, vmf, pgoff, ext.block, write, entry)
+            elif not write:  # IOMAP_HOLE; "if (WARN_ON_ONCE(write)) break;"
+                result = dax_pmd_load_hole(k, vmf, pgoff, entry)
+        # finish_iomap: ->iomap_end (ext4's has nothing to undo for a fault: not modelled)
+    put_locked_mapping_entry(k, mapping, pgoff, entry)  # unlock_entry:
     return dax_pmd_fallback(k, vmf, result)
+
+
+def dax_pmd_fault_lookup_entry(k: Kernel, mapping: AddressSpace, pgoff: int) -> DaxEntry | None:
+    """The PMD fault's grab_mapping_entry(mapping, pgoff, RADIX_DAX_PMD), before ->iomap_begin
+    (fd96b8da68d3's order)."""
+    return grab_mapping_entry_pmd(k, mapping, pgoff)
 
 
 def ext4_iomap_begin_pmd(k: Kernel, inode: Inode, index: int, write: bool) -> tuple[Extent | None, int, bool]:
@@ -487,9 +548,12 @@ def dax_pmd_fallback(k: Kernel, vmf: VmFault, result: int) -> int:
 
 
 def dax_pmd_insert_mapping(k: Kernel, vmf: VmFault, pgoff: int, block: int, write: bool, entry: DaxEntry) -> int:
-    """dax_pmd_insert_mapping() (4.10): the pfn must be 2 MiB aligned ("if (pfn_t_to_pfn(pfn) &
-    PG_PMD_COLOUR) goto unmap_fallback"); the radix entry becomes a PMD entry for the block (DIRTY
-    on a write); then vmf_insert_pfn_pmd()."""
+    """dax_pmd_insert_mapping() (v4.10 fs/dax.c, as read for dax_iomap_pmd_fault): dax_map_atomic()
+    of PMD_SIZE, the pfn must be 2 MiB aligned ("if (pfn_t_to_pfn(dax.pfn) & PG_PMD_COLOUR) goto
+    unmap_fallback"); dax_insert_mapping_entry(..., RADIX_DAX_PMD): a huge-zero-page entry is
+    unmapped first ("replacing huge zero page with PMD block mapping": unmap_mapping_range of the
+    2 MiB, before tree_lock), then under tree_lock a zero or empty entry is replaced by the
+    block's PMD entry and a write tags it DIRTY; then vmf_insert_pfn_pmd()."""
     if block & (PMD_PAGES - 1):
         return VM_FAULT_FALLBACK
     mapping = vmf.vma.file.mapping
@@ -507,16 +571,20 @@ def dax_pmd_insert_mapping(k: Kernel, vmf: VmFault, pgoff: int, block: int, writ
 
 
 def dax_pmd_load_hole(k: Kernel, vmf: VmFault, pgoff: int, entry: DaxEntry) -> int:
-    """dax_pmd_load_hole() (4.10): a huge-zero-page entry (RADIX_DAX_HZP), then under the PMD lock
-    "if (!pmd_none(*pmd)) { spin_unlock(ptl); goto fallback; }" and set_pmd_at() of the huge zero
-    page, read-only."""
+    """dax_pmd_load_hole() (v4.10 fs/dax.c, as read for dax_iomap_pmd_fault): mm_get_huge_zero_page(),
+    a huge-zero-page entry (RADIX_DAX_HZP) through dax_insert_mapping_entry(), then under the PMD
+    lock "if (!pmd_none(*pmd)) { spin_unlock(ptl); return VM_FAULT_FALLBACK; }" and set_pmd_at()
+    of the huge zero page (mk_pmd(zero_page, vma->vm_page_prot): read-only in the model)."""
     vma = vmf.vma
     mapping = vma.file.mapping
-    if not entry.zero:
-        mapping.tree_lock.lock(k)
+    # dax_insert_mapping_entry(mapping, vmf, entry, 0, RADIX_DAX_PMD | RADIX_DAX_HZP): a zero
+    # entry meeting the HZP flag is not unmapped; "else if (dax_is_zero_entry(entry) ||
+    # dax_is_empty_entry(entry))" it is replaced under tree_lock, a zero entry by a zero entry.
+    mapping.tree_lock.lock(k)
+    if entry.block is None:
         mapping.modify(k, pgoff, lambda _e: DaxEntry(None, locked=True, zero=True, pmd=True),
                        "__radix_tree_replace (huge zero page)")
-        mapping.tree_lock.unlock(k)
+    mapping.tree_lock.unlock(k)
     pmd_lock(k, vma)
     if vma.mm.pt.pmd_read(k, vmf.address, "dax_pmd_load_hole: pmd_none") is not None:
         pmd_unlock(k, vma)

@@ -37,7 +37,6 @@ from faultlab.fs.dax.v4_0 import (
     dax_truncate_page,
 )
 from faultlab.fs.dax.v4_7 import (
-    dax_delete_mapping_entry,
     dax_entry_handed_to_page,
     dax_unlock_mapping_entry,
     dax_wake_mapping_entry_waiter,
@@ -48,6 +47,7 @@ from faultlab.fs.dax.v4_7 import (
     put_unlocked_mapping_entry,
 )
 from faultlab.fs.dax.v4_10 import (  # unchanged in 6.1
+    dax_delete_mapping_entry,
     dax_pte_fault_raced_pmd,
     dax_writeback_mapping_range,
     dax_writeback_one,

@@ -94,7 +94,10 @@ def handle_mm_fault(k: Kernel, vma: Vma, address: int, flags: int) -> int:
 
 
 def create_huge_pmd(k: Kernel, vmf: VmFault) -> int:
-    """create_huge_pmd() (4.10): a file VMA's ->pmd_fault, else VM_FAULT_FALLBACK."""
+    """create_huge_pmd() (4.10 mm/memory.c, as quoted by Dave Jiang's 4.11 pmd_fault() patch): "if
+    (vma_is_anonymous(vma)) return do_huge_pmd_anonymous_page(vmf); if (vma->vm_ops->pmd_fault)
+    return vma->vm_ops->pmd_fault(vma, vmf->address, vmf->pmd, vmf->flags); return
+    VM_FAULT_FALLBACK;"."""
     pmd_fault = vmf.vma.vm_ops.huge_fault
     if pmd_fault is None:
         return VM_FAULT_FALLBACK
@@ -105,14 +108,18 @@ def create_huge_pmd(k: Kernel, vmf: VmFault) -> int:
 
 
 def wp_huge_pmd(k: Kernel, vmf: VmFault, orig_pmd: HugePmd) -> int:
-    """wp_huge_pmd() (4.10): a file VMA's ->pmd_fault does the write (a DAX one falls back for a
-    COW, splitting the PMD)."""
+    """wp_huge_pmd() (4.10 mm/memory.c, the same source): a file VMA's ->pmd_fault does the write
+    (a DAX one falls back for a COW and splits the PMD at its ``fallback:``); the "COW handled on
+    pte level: split pmd" tail is for VMAs without ->pmd_fault, which never have a huge PMD here."""
     return create_huge_pmd(k, vmf)
 
 
 def insert_pfn_pmd(k: Kernel, vmf: VmFault, block: int, write: bool) -> int:
-    """vmf_insert_pfn_pmd() -> insert_pfn_pmd() (4.10): under the PMD lock, set_pmd_at() of a huge
-    devmap PMD (young, dirty and writable on a write) -- whatever the PMD held: 4.10 does not look."""
+    """vmf_insert_pfn_pmd() -> insert_pfn_pmd() (4.10 mm/huge_memory.c, read in a copy of the 4.10-era
+    file, ``vmf_insert_pfn_pmd(vma, addr, pmd, pfn, write)``): "ptl = pmd_lock(mm, pmd); entry =
+    pmd_mkhuge(pfn_t_pmd(pfn, prot)); ... if (write) { entry = pmd_mkyoung(pmd_mkdirty(entry));
+    entry = maybe_pmd_mkwrite(entry, vma); } set_pmd_at(...)" -- whatever the PMD held: 4.10 does
+    not look (``prot`` is vm_page_prot; its address-in-VMA check cannot fail here)."""
     vma = vmf.vma
     pmd = HugePmd(None, block, (write and bool(vma.flags & VM_WRITE)) or vma.page_prot_writable(), write)
     pmd_lock(k, vma)
