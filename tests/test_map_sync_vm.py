@@ -98,14 +98,6 @@ def test_the_model_side_of_the_comparison() -> None:
     assert model("dax", "hole", False) == "mmap=ok minflt=0 majflt=1"
 
 
-@pytest.fixture(scope="module")
-def assets() -> vm.VmAssets:
-    try:
-        return vm.setup(log=lambda s: print(s))
-    except vm.VmUnavailableError as e:
-        pytest.skip(f"DAX VM unavailable: {e}")
-
-
 @pytest.mark.vm
 def test_map_sync_on_the_dax_vm_as_the_model_says(assets: vm.VmAssets, tmp_path: Path) -> None:
     gcc = shutil.which("gcc")

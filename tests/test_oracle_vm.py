@@ -280,14 +280,6 @@ def test_setup_without_root_names_missing_packages(monkeypatch: pytest.MonkeyPat
 # the real VM
 
 
-@pytest.fixture(scope="module")
-def assets() -> vm.VmAssets:
-    try:
-        return vm.setup(log=lambda s: print(s))
-    except vm.VmUnavailableError as e:
-        pytest.skip(f"DAX VM unavailable: {e}")
-
-
 @pytest.mark.vm
 def test_vm_dax_private_and_shared_stores(assets: vm.VmAssets, tmp_path: Path) -> None:
     probe = build_test_probe(tmp_path)
