@@ -2,8 +2,8 @@
 that work, in one run:
 
     git worktree add ../before e04d03d
-    (cd ../before && python -m venv .venv && .venv/bin/pip install -q -e .)
-    python bench/bench_speed.py --before ../before [--reps 3] [--quick]
+    git worktree add ../last LAST_COMMIT        # optional: a second column, e.g. the last release
+    python bench/bench_speed.py --before ../before [--before ../last] [--reps 3] [--quick]
 
 Rows: explorer schedules and steps/s on the seed (the four clean designs) and on hole-double-zero
 under v4.7 and v4.10 (complete searches), the CPU seconds of the hole-double-zero searches (the
@@ -17,8 +17,9 @@ process (``jobs=1``): the split search's speed-up is its own row.  Each figure i
 ``--quick`` caps the hole-double-zero searches at 2,000 schedules.  Explorer steps/s are steps per
 CPU second of the exploring process (wall-clock rates on a shared machine say more about the other
 load than about faultlab); the end-to-end and split-search rows are wall-clock times.  Each
-checkout's interpreter runs with ``PYTHONPATH`` set to that checkout's ``src``, so that it measures
-that checkout's sources whatever its environment has installed."""
+checkout's interpreter (its own ``.venv`` if it has one, else this one) runs with ``PYTHONPATH`` set
+to that checkout's ``src``, so that it measures that checkout's sources whatever its environment
+has installed."""
 
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ else:
     path, designs = {"seed": ("scenarios/seed/cow-vs-truncate.toml", ["v7", "v4.0", "v4.7", "v4.10"]),
                      "hdz47": ("scenarios/races/hole-double-zero.toml", ["v4.7"]),
                      "hdz410": ("scenarios/races/hole-double-zero.toml", ["v4.10"])}[what]
+    if what == "seed":  # a short search: one untimed round first (the designs' images are linked then)
+        search(path, designs)
     rows = [search(path, designs) for _ in range(reps if what == "seed" else 1)]
     out = {"steps": rows[0][0], "schedules": rows[0][1],
            "steps_per_s": statistics.median(r[0] / r[3] for r in rows),
@@ -119,67 +122,84 @@ def parallel_ratio(cap: int | None) -> tuple[float, float, int, int, bool]:
     return t1, tn, one.result.schedules, many.result.schedules, one.json() == many.json()
 
 
+def interpreter(root: Path) -> str:
+    """A checkout's own venv if it has one, else this interpreter (PYTHONPATH picks the sources)."""
+    own = root / ".venv/bin/python"
+    return str(own) if own.exists() else sys.executable
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--before", required=True, help="a checkout of the commit before (with its own .venv)")
+    ap.add_argument("--before", required=True, action="append",
+                    help="a checkout of an earlier commit (repeat for more columns; ratios are against each)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="cap the hole-double-zero searches at 2,000 schedules")
     args = ap.parse_args()
-    before = Path(args.before).resolve()
-    before_py = str(before / ".venv/bin/python")
-    if not Path(before_py).exists():
-        sys.exit(f"bench_speed: no {before_py}: create it with "
-                 f"(cd {args.before} && python -m venv .venv && .venv/bin/pip install -q -e .)")
+    befores = [Path(b).resolve() for b in args.before]
+    for b in befores:
+        if not (b / "src/faultlab").is_dir():
+            sys.exit(f"bench_speed: {b} is not a faultlab checkout (no src/faultlab)")
+    names = [subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=b, capture_output=True, text=True,
+                            check=False).stdout.strip() or b.name for b in befores]
     now_py = sys.executable
     cap = 2000 if args.quick else None
     load0 = os.getloadavg()
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, list[str], str, str]] = []  # label, befores, now, ratios
 
-    def ratio(a: float, b: float) -> str:
-        return f"{a / b:.1f}x" if b else "-"
+    def ratios(values: list[float], now: float, higher_is_better: bool, unit: str = "x") -> str:
+        out = []
+        for name, v in zip(names, values, strict=True):
+            r = (now / v if higher_is_better else v / now) if v and now else 0.0
+            out.append(f"{r:.2f}{unit} vs {name}")
+        return ", ".join(out)
 
     for what, label in (("seed", "explorer, seed, 4 clean designs"),
                         ("hdz47", "explorer, hole-double-zero v4.7"),
                         ("hdz410", "explorer, hole-double-zero v4.10")):
-        b = probe(before, before_py, what, args.reps, None if what == "seed" else cap)
+        # Interleaved: each checkout's figure is taken next to the others', under the same load.
+        bs = [probe(b, interpreter(b), what, args.reps, None if what == "seed" else cap) for b in befores]
         n = probe(HERE, now_py, what, args.reps, None if what == "seed" else cap)
-        # The schedule counts differ: the soundness work after e04d03d added scheduling points, so
-        # the same search has more (or fewer) schedules now.  Both counts are shown; the rates and
-        # the CPU per complete search are what compare.
-        rows.append((f"{label}, schedules", f"{int(b['schedules']):,}", f"{int(n['schedules']):,}", ""))
-        rows.append((f"{label}, steps/s", f"{b['steps_per_s']:,.0f}",
-                     f"{n['steps_per_s']:,.0f}", ratio(n["steps_per_s"], b["steps_per_s"])))
+        # The schedule counts may differ: the soundness work after e04d03d added scheduling points,
+        # so the same search has more (or fewer) schedules now.  The rates and the CPU per complete
+        # search are what compare.
+        rows.append((f"{label}, schedules", [f"{int(b['schedules']):,}" for b in bs], f"{int(n['schedules']):,}", ""))
+        rows.append((f"{label}, steps/s", [f"{b['steps_per_s']:,.0f}" for b in bs], f"{n['steps_per_s']:,.0f}",
+                     ratios([b["steps_per_s"] for b in bs], n["steps_per_s"], True)))
         if what != "seed":
             rows.append((f"{label}, CPU s" + (" (capped)" if cap else " (complete search)"),
-                         f"{b['cpu']:.1f}", f"{n['cpu']:.1f}", ratio(b["cpu"], n["cpu"]) + " less"))
+                         [f"{b['cpu']:.1f}" for b in bs], f"{n['cpu']:.1f}",
+                         ratios([b["cpu"] for b in bs], n["cpu"], False, "x less")))
     sys.path.insert(0, str(HERE / "bench"))
     from bench_model import kernel_ns_per_fault
 
-    mb = probe(before, before_py, "model", args.reps, None)
+    mbs = [probe(b, interpreter(b), "model", args.reps, None) for b in befores]
     mn = probe(HERE, now_py, "model", args.reps, None)
-    for kind in mb:
+    for kind in mn:
         kernel = kernel_ns_per_fault(kind, 16384)
         if kernel:
-            rows.append((f"model/kernel per fault, {kind}", f"{mb[kind] / kernel:.0f}x", f"{mn[kind] / kernel:.0f}x",
-                         ratio(mb[kind], mn[kind]) + " less"))
+            rows.append((f"model/kernel per fault, {kind}", [f"{mb[kind] / kernel:.0f}x" for mb in mbs],
+                         f"{mn[kind] / kernel:.0f}x", ratios([mb[kind] for mb in mbs], mn[kind], False, "x less")))
         else:
-            rows.append((f"model ns per fault, {kind} (no kernel timing)", f"{mb[kind]:,.0f}", f"{mn[kind]:,.0f}",
-                         ratio(mb[kind], mn[kind]) + " less"))
-    with tempfile.TemporaryDirectory() as cb, tempfile.TemporaryDirectory() as cn:
-        eb = end_to_end(before, before_py, max(args.reps, 5), cb)
+            rows.append((f"model ns per fault, {kind} (no kernel timing)", [f"{mb[kind]:,.0f}" for mb in mbs],
+                         f"{mn[kind]:,.0f}", ratios([mb[kind] for mb in mbs], mn[kind], False, "x less")))
+    ebs = []
+    for b in befores:
+        with tempfile.TemporaryDirectory() as cb:
+            ebs.append(end_to_end(b, interpreter(b), max(args.reps, 5), cb))
+    with tempfile.TemporaryDirectory() as cn:
         en = end_to_end(HERE, now_py, max(args.reps, 5), cn)
-    rows.append(("faultlab explore seed --design xip, end to end (s)", f"{eb:.2f}", f"{en:.2f}",
-                 f"{en / eb:.2f}x the time"))
+    rows.append(("faultlab explore seed --design xip, end to end (s)", [f"{e:.2f}" for e in ebs], f"{en:.2f}",
+                 ", ".join(f"{en / e:.2f}x the time of {name}" for name, e in zip(names, ebs, strict=True))))
     t1, tn, s1, sn, same = parallel_ratio(cap)
-    rows.append((f"hole-double-zero v4.7: --jobs 1 vs default jobs (s){' (capped)' if cap else ''}",
-                 f"{t1:.1f}", f"{tn:.1f}", f"{t1 / tn:.2f}x faster, schedules {s1:,} / {sn:,}, "
-                 f"{'same result' if same else 'DIFFERENT RESULT'}"))
+    rows.append((f"hole-double-zero v4.7: --jobs 1 (before columns) vs default jobs (s){' (capped)' if cap else ''}",
+                 [f"{t1:.1f}"] + [""] * (len(befores) - 1), f"{tn:.1f}",
+                 f"{t1 / tn:.2f}x faster, schedules {s1:,} / {sn:,}, {'same result' if same else 'DIFFERENT RESULT'}"))
     load1 = os.getloadavg()
     w = max(len(r[0]) for r in rows)
-    print(f"| {'measurement':<{w}} | before (e04d03d) | now | ratio |")
-    print(f"|{'-' * (w + 2)}|---:|---:|---|")
-    for r in rows:
-        print(f"| {r[0]:<{w}} | {r[1]} | {r[2]} | {r[3]} |")
+    print(f"| {'measurement':<{w}} | " + " | ".join(names) + " | now | ratio |")
+    print(f"|{'-' * (w + 2)}|" + "---:|" * len(names) + "---:|---|")
+    for label, bvals, now, rat in rows:
+        print(f"| {label:<{w}} | " + " | ".join(bvals) + f" | {now} | {rat} |")
     print(f"\nload average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; "
           f"after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} ({os.cpu_count()} cores)")
 

@@ -52,6 +52,17 @@ class Violation:
     step: int | None
 
 
+_HANDLER_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _handler_names(cls: type) -> tuple[str, ...]:
+    """The ``on_<event kind>`` methods of a checker class, sorted (a run makes a checker: dir() once)."""
+    names = _HANDLER_NAMES.get(cls)
+    if names is None:
+        names = _HANDLER_NAMES[cls] = tuple(n for n in sorted(dir(cls)) if n.startswith("on_") and n != "on_event")
+    return names
+
+
 class InvariantChecker:
     """Subscribes to one Kernel's events; collects violations (each id reported once per run)."""
 
@@ -62,10 +73,8 @@ class InvariantChecker:
         self.shadow: dict[Inode, dict[int, int]] = {}
         self.deleted: set[Page] = set()  # pages that left a page cache (compared by identity)
         self._seen: set[str] = set()
-        self._handlers = {
-            name[3:]: getattr(self, name) for name in dir(self) if name.startswith("on_") and name != "on_event"
-        }
-        k.events.subscribe(self.on_event, tuple(sorted(self._handlers)))
+        self._handlers = {name[3:]: getattr(self, name) for name in _handler_names(type(self))}
+        k.events.subscribe(self.on_event, tuple(self._handlers))
 
     # -- reporting ---------------------------------------------------------------------------------
     def report(self, vid: str, message: str, step: int | None = None) -> None:

@@ -42,7 +42,7 @@ class LockDep:
     def add(self, a: str, b: str, where: str) -> str | None:
         if a == b or b in self.edges.get(a, {}):
             return None
-        path = self.path(b, a)
+        path = self.path(b, a) if self.reaches(b, a) else None
         self.edges.setdefault(a, {})[b] = where
         if path is None:
             return None
@@ -53,6 +53,21 @@ class LockDep:
         report = self.describe(a, b, path)
         self.reports.append(report)
         return report
+
+    def reaches(self, src: str, dst: str) -> bool:
+        """Whether dst can be reached from src (a quick test before :meth:`path`, which is sorted)."""
+        edges = self.edges
+        seen = {src}
+        todo = [src]
+        while todo:
+            node = todo.pop()
+            if node == dst:
+                return True
+            for nxt in edges.get(node, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
 
     def path(self, src: str, dst: str) -> list[str] | None:
         """A chain of recorded dependencies from src to dst (breadth first, sorted: deterministic)."""

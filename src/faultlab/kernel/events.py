@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faultlab.sched.core import Scheduler
 
 
 @dataclass(slots=True)
@@ -56,14 +59,13 @@ class EventBus:
     """Fans events out to listeners, each subscribed to the kinds it wants (or to all of them).
     An event nobody wants costs one dictionary lookup."""
 
-    __slots__ = ("routes", "every", "step_of", "tid_of", "audit")
+    __slots__ = ("routes", "every", "sched", "audit")
 
-    def __init__(self, step_of: Callable[[], int], tid_of: Callable[[], int], audit: Any = None) -> None:
+    def __init__(self, sched: Scheduler) -> None:
         self.routes: dict[str, list[Listener]] = {}
         self.every: list[Listener] = []
-        self.step_of = step_of
-        self.tid_of = tid_of
-        self.audit = audit  # the scheduler when it audits: listeners read state freely
+        self.sched = sched  # an event's thread is the running one, its step the last committed
+        self.audit = sched if sched.audit else None  # when auditing: listeners read state freely
 
     def subscribe(self, fn: Listener, kinds: tuple[str, ...] | None = None) -> None:
         """Call ``fn`` for events of ``kinds`` (None: every event), in subscription order."""
@@ -80,7 +82,9 @@ class EventBus:
         fns = self.routes.get(kind, self.every)
         if not fns:
             return
-        ev = Event(kind, self.tid_of(), self.step_of(), data)
+        sched = self.sched
+        cur = sched.current
+        ev = Event(kind, -1 if cur is None else cur.tid, sched.nsteps - 1, data)
         audit = self.audit
         if audit is None:
             for fn in fns:

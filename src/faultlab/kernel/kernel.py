@@ -42,7 +42,7 @@ class Kernel:
         self.image = image
         self.sched = sched
         self.audit = sched.audit
-        self.events = EventBus(lambda: sched.nsteps - 1, self.tid, sched if sched.audit else None)
+        self.events = EventBus(sched)
         self.alloc = PageAllocator(sched, scenario.memory_limit_pages)
         self.pmem = PmemDevice(sched, scenario.pmem_size)
         # pmem_align = "2m": extents are 2 MiB aligned and DAX mappings may map PMDs.
@@ -187,25 +187,33 @@ class Kernel:
         return [self.mms[t] for t in sorted(self.mms)] + forked
 
     # -- lock bookkeeping (what the checks see) ---------------------------------------------------
+    # (These run at every lock operation: the running thread's id is read inline.)
     def lock_attempt(self, lock: Lock, mode: str, exclude: tuple[Lock, ...] = ()) -> None:
-        held = self.held.get(self.tid())
+        cur = self.sched.current
+        held = self.held.get(-1 if cur is None else cur.tid)
         if held:
-            held = [h for h in held if h[0] not in exclude] if exclude else list(held)
+            held = [h for h in held if h[0] not in exclude] if exclude else held.copy()
             if held:
                 self.events.emit("lock_attempt", lock=lock, cls=lock.cls, mode=mode, held=held)
 
     def lock_acquired(self, lock: Lock, mode: str, trylock: bool = False) -> None:
-        held = self.held.setdefault(self.tid(), [])
+        cur = self.sched.current
+        tid = -1 if cur is None else cur.tid
+        held = self.held.get(tid)
+        if held is None:
+            held = self.held[tid] = []
         self.lock_counts[lock.cls] += 1
-        self.events.emit("lock_acquire", lock=lock, cls=lock.cls, mode=mode, held=list(held), trylock=trylock)
+        self.events.emit("lock_acquire", lock=lock, cls=lock.cls, mode=mode, held=held.copy(), trylock=trylock)
         held.append((lock, mode))
 
     def lock_released(self, lock: Lock, mode: str) -> None:
-        held = self.held.get(self.tid(), [])
-        for i in range(len(held) - 1, -1, -1):
-            if held[i][0] is lock:
-                del held[i]
-                break
+        cur = self.sched.current
+        held = self.held.get(-1 if cur is None else cur.tid)
+        if held:
+            for i in range(len(held) - 1, -1, -1):
+                if held[i][0] is lock:
+                    del held[i]
+                    break
         self.events.emit("lock_release", lock=lock, cls=lock.cls, mode=mode)
 
     def lock_bad_release(self, lock: Lock, mode: str, why: str) -> None:

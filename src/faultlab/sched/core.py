@@ -331,7 +331,12 @@ class Scheduler:
         if self._sequential and t.ready():  # the default chooser keeps a thread that can go on
             self._commit(t)
             return
-        chosen = self._pick()
+        # _pick(), inlined: this runs at every scheduling point
+        ready = [u for u in self.threads
+                 if not u.finished and u.sleeping_on is None and (u.ready_fn is None or u.ready_fn())]
+        chosen = self.chooser.choose(self, ready) if ready else None
+        if chosen is not None and chosen not in ready:
+            raise SchedulerError(f"chooser picked thread {chosen.name}, which cannot move")
         if chosen is t:
             self._commit(t)
             return

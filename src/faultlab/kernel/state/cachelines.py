@@ -65,70 +65,120 @@ def lines_of(off: int, n: int) -> range:
 
 class Cachelines:
     """Per-line persistence state of a pmem device.  Only lines that were ever stored to have a
-    LineState; a line without one is durable (media = what the CPUs see)."""
+    LineState; a line without one is durable (media = what the CPUs see).
+
+    The states are kept per block (block -> line -> state).  A non-temporal store of a whole block
+    that has no line states (clear_pmem of a new block, the common case) is kept as one record
+    (``whole``) until something else touches the block: its fence then needs no per-line work.
+
+    A line state that is neither dirty nor in flight says only whether its media is initialised
+    (its media value is never read again: the next store replaces it); when that agrees with the
+    block's staleness, it is the same as no state at all."""
+
+    __slots__ = ("blocks", "whole", "pending", "unfenced", "stale_blocks")
 
     def __init__(self) -> None:
-        self.lines: dict[tuple[int, int], LineState] = {}
+        self.blocks: dict[int, dict[int, LineState]] = {}
+        # block -> (thread, content before, content after) of a whole-block non-temporal store not
+        # yet fenced, for a block without line states (its lines are in flight for that thread)
+        self.whole: dict[int, tuple[int, bytes, bytes]] = {}
         # block -> line indices that are dirty or in flight (kept sorted when read)
         self.pending: dict[int, set[int]] = {}
-        # thread -> (block, line) it has in flight, waiting for its fence
-        self.unfenced: dict[int, set[tuple[int, int]]] = {}
+        # thread -> block -> line indices it has in flight, waiting for its fence
+        self.unfenced: dict[int, dict[int, set[int]]] = {}
         self.stale_blocks: set[int] = set()
 
-    def _state(self, block: int, line: int) -> LineState:
-        st = self.lines.get((block, line))
-        if st is None:
-            ok = block not in self.stale_blocks
-            st = self.lines[(block, line)] = LineState(media_ok=ok, visible_ok=ok)
-        return st
+    def _lines(self, block: int) -> dict[int, LineState]:
+        if block in self.whole:
+            self._expand(block)
+        states = self.blocks.get(block)
+        if states is None:
+            states = self.blocks[block] = {}
+        return states
 
-    def _track(self, block: int, line: int, st: LineState) -> None:
-        if st.pending():
-            self.pending.setdefault(block, set()).add(line)
-        else:
-            lines = self.pending.get(block)
-            if lines is not None:
-                lines.discard(line)
-                if not lines:
-                    del self.pending[block]
+    def _expand(self, block: int) -> None:
+        """Turn a whole-block record into the line states it stands for."""
+        tid, before, after = self.whole.pop(block)
+        ok = block not in self.stale_blocks
+        self.blocks[block] = {
+            line: LineState(before[line * LINE : (line + 1) * LINE], ok, False, True,
+                            {tid: (after[line * LINE : (line + 1) * LINE], True)})
+            for line in range(LINES_PER_BLOCK)
+        }
+
+    def _pending_of(self, block: int) -> set[int]:
+        lines = self.pending.get(block)
+        if lines is None:
+            lines = self.pending[block] = set()
+        return lines
+
+    def _settled(self, block: int, line: int) -> None:
+        """The line is neither dirty nor in flight any more."""
+        lines = self.pending.get(block)
+        if lines is not None:
+            lines.discard(line)
+            if not lines:
+                del self.pending[block]
 
     # -- what the model's steps do -----------------------------------------------------------------
     def allocated(self, block: int) -> None:
         """The block was handed to a file: its media and its cached contents are stale until
         initialised (a fresh block was never written; a reused one holds its last owner's data,
         and its dirty and in-flight lines stay what they were)."""
+        if block in self.whole:
+            self._expand(block)
         self.stale_blocks.add(block)
-        for line in range(LINES_PER_BLOCK):
-            st = self.lines.get((block, line))
-            if st is not None:
-                st.media_ok = False
-                st.visible_ok = False
-                st.inflight = {t: (v, False) for t, (v, _ok) in st.inflight.items()}
+        for st in self.blocks.get(block, {}).values():
+            st.media_ok = False
+            st.visible_ok = False
+            st.inflight = {t: (v, False) for t, (v, _ok) in st.inflight.items()}
 
     def stored(self, block: int, off: int, n: int, before: bytes) -> None:
         """A cached store changed bytes [off, off+n) of ``block``; ``before`` is the block's whole
         previous content (a line clean until now has that as its media value)."""
-        for line in lines_of(off, n):
-            st = self._state(block, line)
-            if not st.pending():
-                st.media = before[line * LINE : (line + 1) * LINE]
+        states = self._lines(block)
+        fresh_ok = block not in self.stale_blocks
+        span = lines_of(off, n)
+        for line in span:
+            st = states.get(line)
+            lo = line * LINE
+            if st is None:
+                states[line] = LineState(before[lo : lo + LINE], fresh_ok, True, True, {})
+                continue
+            if not (st.dirty or st.inflight):
+                st.media = before[lo : lo + LINE]
                 st.media_ok = st.visible_ok
             st.dirty = True
             st.visible_ok = True
-            self._track(block, line, st)
+        if span:
+            self._pending_of(block).update(span)
 
     def stored_nt(self, tid: int, block: int, off: int, n: int, before: bytes, after: bytes) -> None:
         """A non-temporal store (the line bypasses the cache): in flight for ``tid`` until its fence."""
-        for line in lines_of(off, n):
-            st = self._state(block, line)
-            if not st.pending():
-                st.media = before[line * LINE : (line + 1) * LINE]
+        if off == 0 and n == PAGE_SIZE and not self.blocks.get(block) and block not in self.whole:
+            self.whole[block] = (tid, before, after)
+            self.pending[block] = set(range(LINES_PER_BLOCK))
+            self.unfenced.setdefault(tid, {})[block] = set(range(LINES_PER_BLOCK))
+            return
+        states = self._lines(block)
+        fresh_ok = block not in self.stale_blocks
+        span = lines_of(off, n)
+        for line in span:
+            st = states.get(line)
+            lo = line * LINE
+            if st is None:
+                states[line] = LineState(before[lo : lo + LINE], fresh_ok, False, True,
+                                         {tid: (after[lo : lo + LINE], True)})
+                continue
+            if not (st.dirty or st.inflight):
+                st.media = before[lo : lo + LINE]
                 st.media_ok = st.visible_ok
             st.dirty = False
             st.visible_ok = True
-            st.inflight[tid] = (after[line * LINE : (line + 1) * LINE], True)
-            self.unfenced.setdefault(tid, set()).add((block, line))
-            self._track(block, line, st)
+            st.inflight[tid] = (after[lo : lo + LINE], True)
+        if span:
+            self._pending_of(block).update(span)
+            self.unfenced.setdefault(tid, {}).setdefault(block, set()).update(span)
 
     def flush(self, tid: int, block: int, visible: bytes, off: int = 0, n: int = PAGE_SIZE) -> int:
         """clwb of every line of [off, off+n) in ``block``: a dirty line's value goes in flight for
@@ -136,40 +186,62 @@ class Cachelines:
         not of a thread's stores (the x86 persistency model: a clwb of x orders every write to x
         before it ahead of the flushing thread's next sfence), so this thread's fence persists the
         line's value even if the other thread never fences.  Returns how many lines were dirty."""
+        if block in self.whole:
+            self._expand(block)
+        states = self.blocks.get(block)
+        if not states:
+            return 0
         count = 0
+        flushed: set[int] | None = None
         for line in lines_of(off, n):
-            st = self.lines.get((block, line))
+            st = states.get(line)
             if st is None or not (st.dirty or st.inflight):
                 continue
             count += st.dirty
             st.dirty = False
             st.inflight[tid] = (visible[line * LINE : (line + 1) * LINE], st.visible_ok)
-            self.unfenced.setdefault(tid, set()).add((block, line))
+            if flushed is None:
+                flushed = self.unfenced.setdefault(tid, {}).setdefault(block, set())
+            flushed.add(line)
         return count
 
     def unfenced_blocks(self, tid: int) -> list[int]:
         """The blocks a fence by ``tid`` would make durable lines of (sorted)."""
-        return sorted({b for b, _line in self.unfenced.get(tid, ())})
+        return sorted(self.unfenced.get(tid, ()))
 
     def fence(self, tid: int) -> None:
         """sfence after clwb/movnt (wmb_pmem, pmem_wmb, nvdimm_flush): the thread's in-flight
         values reach media."""
-        for block, line in sorted(self.unfenced.pop(tid, ())):
-            st = self.lines[(block, line)]
-            got = st.inflight.pop(tid, None)
-            if got is None:
+        for block, lines in self.unfenced.pop(tid, {}).items():
+            whole = self.whole.get(block)
+            if whole is not None and whole[0] == tid:
+                # Every line's media becomes its value, initialised, and none is pending: the same
+                # as no line states in a block that is not stale.
+                del self.whole[block]
+                del self.pending[block]
+                self.stale_blocks.discard(block)
                 continue
-            st.media, st.media_ok = got
-            self._track(block, line, st)
+            states = self.blocks[block]
+            for line in lines:
+                st = states[line]
+                got = st.inflight.pop(tid, None)
+                if got is None:
+                    continue
+                st.media, st.media_ok = got
+                if not (st.dirty or st.inflight):
+                    self._settled(block, line)
 
     # -- for the crash checks -----------------------------------------------------------------------
     def pending_lines(self, block: int) -> list[int]:
         return sorted(self.pending.get(block, ()))
 
     def state(self, block: int, line: int) -> LineState | None:
-        return self.lines.get((block, line))
+        if block in self.whole:
+            self._expand(block)
+        states = self.blocks.get(block)
+        return states.get(line) if states is not None else None
 
     def durable_ok(self, block: int, line: int) -> bool:
         """Whether a line that is not pending holds initialised data on media."""
-        st = self.lines.get((block, line))
+        st = self.state(block, line)
         return st.visible_ok if st is not None else block not in self.stale_blocks
