@@ -4,6 +4,7 @@ depth and the number of workers."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ from hypothesis import strategies as st
 
 from faultlab.designs import get_design
 from faultlab.explore import toys
+from faultlab.explore.collector import Collector
+from faultlab.explore.dfs import tree_search
 from faultlab.explore.explorer import explore
-from faultlab.explore.parallel import InlineExecutor, PoolExecutor
+from faultlab.explore.parallel import InlineExecutor, PoolExecutor, SplitSearch, Task, TaskResult, run_task
 from faultlab.exploring import ScenarioProgram, SearchOptions, explore_design
 from faultlab.scenario import load_scenario
 from tests.test_explore_property import COMMON, programs
@@ -98,3 +101,44 @@ def test_first_run_cut_by_the_retry_bound_splits_like_one_process() -> None:
     two = explore_design(scenario, get_design("v4.0"), retry_bound=0, options=SearchOptions(jobs=2))
     assert one.json() == two.json()
     assert not one.result.complete and one.result.why_incomplete() == "the retry bound cut runs"
+
+
+def test_races_streamed_while_a_task_runs_start_its_siblings_and_change_nothing() -> None:
+    """Workers stream each task's nodes and races as found; the coordinator settles those of the
+    task it commits next at once, so the branches they add start while that task still runs.  The
+    runs, their order and the final states are still exactly one process's."""
+    prog = toys.counter(3, padding=1)
+    one = Collector("dpor", stop_on_first=False, keep_schedules=True)
+    tree_search(prog, one, reduce=True)
+    for top in (1, 2, 4):
+        two = Collector("dpor", stop_on_first=False, keep_schedules=True)
+        search = SplitSearch(prog, PoolExecutor(prog, 2), True, None, top, stop_on_first=False, keep_schedules=True)
+        assert search.search(two) == (True, "exhausted", False)
+        assert two.schedules_list == one.schedules_list and two.final_states == one.final_states
+        assert search.streamed > 0  # the early settling happened
+
+
+class _GiveBackFirst(InlineExecutor):
+    """Gives its first task back unexplored (as AdaptiveExecutor does when its workers start)."""
+
+    def __init__(self, program: toys.ToyProgram) -> None:
+        super().__init__(program)
+        self.given = 0
+
+    def submit(self, task: Task) -> Future[TaskResult]:
+        if self.given:
+            return super().submit(task)
+        self.given += 1
+        res = run_task(self.program, Task(**{**task.__dict__, "give_back_at": 0.0}))
+        assert res.given_back and not res.runs
+        fut: Future[TaskResult] = Future()
+        fut.set_result(res)
+        return fut
+
+
+def test_a_task_given_back_is_run_again_and_counts_once() -> None:
+    prog = toys.counter(3)
+    one = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True)
+    again = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True,
+                    executor=_GiveBackFirst(prog), split_top=1)
+    _same(one, again)

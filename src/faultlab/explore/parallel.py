@@ -20,6 +20,14 @@ those of one process (``jobs=1``), by construction, whatever the number of worke
 depth.  No task is run that one process would not run, except after a search stops early (a
 violation with stop-on-first, a limit): tasks computed ahead are then dropped.
 
+Workers in a local pool also *stream* each task's coordinator nodes (after its first run) and its
+races (after each run) as they are found.  The coordinator settles those of the task it commits
+next as they arrive, so the branches they add start on free workers while that task still runs;
+those of later tasks wait until they are next.  This changes no result: the races settled early
+are those the commit settles, in the same order (the commit rebuilds the nodes from the task's
+result and settles all its races again, which re-adds the same branches, with the same sleep sets,
+in the same order), so a branch started early is exactly the one the commit adds.
+
 State kept across runs (lockdep) is split the same way: a program may define ``begin_task()``
 (called in the worker before a task), ``end_task()`` (its contribution, a list, returned with the
 result), ``task_mark()`` (the contribution's length so far, noted after every run, so that a
@@ -29,6 +37,8 @@ search that stops inside a task takes only the runs before the stop) and
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import itertools
 import os
 import time
@@ -64,6 +74,8 @@ class Task:
     keep_schedules: bool
     max_runs: int | None = None
     deadline: float | None = None  # wall clock (time.time()), for a time budget
+    give_back_at: float | None = None  # wall clock: past it, stop and return the task unexplored
+    ident: int = 0  # which submission this is (a task's streamed messages name it)
 
 
 @dataclass
@@ -82,6 +94,7 @@ class TaskResult:
     contribution: Any = None
     stopped: bool = False  # stopped early (violation, max_runs, deadline): the rest was not run
     interrupted: bool = False  # stopped by a signal: the task must be run again
+    given_back: bool = False  # stopped at ``give_back_at``: nothing of it counts, it is run again
     sizes: tuple[int, int] = (0, 0)  # its BranchSizes (first, later), for the estimate of the total
 
 
@@ -108,10 +121,17 @@ def _run_task(program: Program, task: Task) -> TaskResult:
     schedules: list[tuple[int, ...]] | None = [] if task.keep_schedules else None
     nodes: list[NodeData] | None = None
     stopped = False
+    stream = _STREAM
+    streamed = 0
     while True:
         trace, result, _ = ts.run_one()
         if nodes is None:
             nodes = [(n.state(), n.sig) for n in ts.path[ts.fixed : task.top]]
+            if stream is not None:
+                stream.put((task.ident, nodes, None))
+        if stream is not None and len(exported) > streamed:
+            stream.put((task.ident, None, exported[streamed:]))
+            streamed = len(exported)
         if schedules is not None:
             schedules.append(tuple(trace))
         marks.append((len(exported), ts.pruned, mark() if mark is not None else 0))
@@ -139,6 +159,8 @@ def _run_task(program: Program, task: Task) -> TaskResult:
             break
         if not ts.advance():
             break
+        if task.give_back_at is not None and time.time() >= task.give_back_at:
+            return TaskResult([], [], [], {}, None, [], [], False, None, True, given_back=True)
     end = getattr(program, "end_task", None)
     if interrupt.requested():
         return TaskResult([], [], [], {}, None, [], [], False, None, True, True)
@@ -148,13 +170,17 @@ def _run_task(program: Program, task: Task) -> TaskResult:
 
 class Executor(Protocol):
     """Runs tasks: ``submit`` returns a future; ``slots`` is how many run at once; a ``lazy``
-    executor runs a task only when its result is asked for (so nothing is run ahead)."""
+    executor runs a task only when its result is asked for (so nothing is run ahead); ``stream``,
+    if not None, is where its workers put each task's nodes and races as they are found."""
 
     @property
     def slots(self) -> int: ...
 
     @property
     def lazy(self) -> bool: ...
+
+    @property
+    def stream(self) -> Any: ...
 
     def submit(self, task: Task) -> Future[TaskResult]: ...
 
@@ -166,6 +192,7 @@ class InlineExecutor:
 
     slots = 1
     lazy = True
+    stream = None
 
     def __init__(self, program: Program) -> None:
         self.program = program
@@ -190,11 +217,19 @@ class _LazyFuture(Future):
 
 
 _WORKER_PROGRAM: Program | None = None
+_STREAM: Any = None  # in a pool worker: the queue its tasks' nodes and races go to as found
 
 
 def _worker_run(task: Task) -> TaskResult:
     assert _WORKER_PROGRAM is not None
     return run_task(_WORKER_PROGRAM, task)
+
+
+def _init_worker(stream: Any) -> None:
+    global _STREAM
+    _STREAM = stream
+    interrupt.ignore_in_worker()
+    gc.freeze()  # what the fork inherited is never collected here: the collector would copy its pages
 
 
 class PoolExecutor:
@@ -208,8 +243,10 @@ class PoolExecutor:
         _WORKER_PROGRAM = program  # inherited by the forked workers
         self.slots = jobs
         self.lazy = False
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
-                                        initializer=interrupt.ignore_in_worker)
+        context = multiprocessing.get_context("fork")
+        self.stream = context.SimpleQueue()
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                                        initargs=(self.stream,))
 
     def submit(self, task: Task) -> Future[TaskResult]:
         return self.pool.submit(_worker_run, task)
@@ -227,15 +264,18 @@ class PoolExecutor:
 
 class AdaptiveExecutor:
     """Runs tasks in this process until the search has taken ``after`` seconds, then on a pool of
-    ``jobs`` processes: a small search does not pay for starting workers.  (The result does not
-    depend on where tasks run, so switching part way changes nothing in it.)"""
+    ``jobs`` processes: a small search does not pay for starting workers.  A task still running in
+    this process then is given back (what it ran is dropped) and run again on the pool, so a large
+    first task does not keep the workers from starting.  (The result does not depend on where
+    tasks run, so switching part way changes nothing in it.)"""
 
-    def __init__(self, program: Program, jobs: int, after: float = 0.3) -> None:
+    def __init__(self, program: Program, jobs: int, after: float = 0.1) -> None:
         self.program = program
         self.jobs = jobs
         self.inline = InlineExecutor(program)
         self.pool: PoolExecutor | None = None
         self.switch_at = time.monotonic() + after
+        self.give_back_at = time.time() + after
 
     @property
     def lazy(self) -> bool:
@@ -247,8 +287,14 @@ class AdaptiveExecutor:
     def slots(self) -> int:
         return self.jobs if self.pool is not None else 1
 
+    @property
+    def stream(self) -> Any:
+        return self.pool.stream if self.pool is not None else None
+
     def submit(self, task: Task) -> Future[TaskResult]:
-        return self.pool.submit(task) if self.pool is not None else self.inline.submit(task)
+        if self.pool is not None:
+            return self.pool.submit(task)
+        return self.inline.submit(dataclasses.replace(task, give_back_at=self.give_back_at))
 
     def close(self) -> None:
         if self.pool is not None:
@@ -268,6 +314,7 @@ class _Spec:
     prefix: tuple[int, ...]
     branch_sleep: int
     future: Future[TaskResult] | None = None
+    ident: int = 0  # of the submission running it
 
 
 @dataclass
@@ -295,6 +342,10 @@ class SplitSearch:
     runs: int = 0
     current: int = 1
     base: int = 0
+    # What workers streamed for tasks not yet next to commit: per task, (nodes, races) messages.
+    early: dict[tuple[int, ...], list[tuple[Any, Any]]] = field(default_factory=dict)
+    idents: dict[int, _Spec] = field(default_factory=dict)  # submissions not yet committed or dropped
+    streamed: int = 0  # streamed messages applied before their task's commit (to see it happen)
 
     @property
     def sleep_sets(self) -> bool:
@@ -302,8 +353,11 @@ class SplitSearch:
 
     def _task(self, spec: _Spec, committed: int) -> Task:
         cap = None if self.max_schedules is None else max(self.max_schedules - committed, 1)
+        self.tasks_run += 1
+        spec.ident = self.tasks_run
+        self.idents[spec.ident] = spec
         return Task(spec.prefix, spec.branch_sleep, self.top, self.reduce, self.bound, self.stop_on_first,
-                    self.keep_schedules, cap, self.deadline)
+                    self.keep_schedules, cap, self.deadline, ident=spec.ident)
 
     def _pending(self) -> Iterator[_Spec]:
         """Branches added to the path's nodes and not yet committed, in the order they will be
@@ -317,12 +371,47 @@ class SplitSearch:
                 if self.sleep_sets and (node.sleep >> t) & 1:
                     continue
                 key = base + (t,)
-                spec = self.specs.get(key)
-                if spec is None:
-                    z = (node.sleep | done) if self.sleep_sets else 0
-                    spec = self.specs[key] = _Spec(key, z)
+                spec = self._spec(key, (node.sleep | done) if self.sleep_sets else 0)
                 done |= 1 << t
                 yield spec
+
+    def _spec(self, key: tuple[int, ...], branch_sleep: int) -> _Spec:
+        """The task of a branch; one made earlier is used only if it starts with the same sleep set
+        (it always does: see the module's docstring; this keeps a mistake there from counting)."""
+        spec = self.specs.get(key)
+        if spec is None or spec.branch_sleep != branch_sleep:
+            if spec is not None and spec.future is not None:
+                spec.future.cancel()
+                self.idents.pop(spec.ident, None)
+                self.early.pop(key, None)
+            spec = self.specs[key] = _Spec(key, branch_sleep)
+        return spec
+
+    def _drain(self, spec: _Spec) -> bool:
+        """Take what workers streamed; apply that of ``spec`` (the task committed next) to the
+        path now, keep that of later tasks until they are next.  Returns whether it applied any."""
+        stream = self.executor.stream
+        if stream is not None:
+            while not stream.empty():
+                ident, nodes, races = stream.get()
+                owner = self.idents.get(ident)
+                if owner is not None:  # (a task committed or dropped since says nothing more)
+                    self.early.setdefault(owner.prefix, []).append((nodes, races))
+        messages = self.early.pop(spec.prefix, None)
+        if not messages:
+            return False
+        self.streamed += len(messages)
+        for nodes, races in messages:
+            if nodes is not None:
+                del self.path[len(spec.prefix) :]
+                for st, sig in nodes:
+                    node = _Node.from_state(st)
+                    node.sig = sig
+                    node.start = node.bstart = self.runs
+                    self.path.append(node)
+            else:  # (whether the bound pruned is settled at the commit, which settles them all again)
+                settle(self.path, races, 0, self.bound, self.sleep_sets, None)
+        return True
 
     def _fill(self, spec: _Spec, committed: int) -> None:
         """Keep every slot of the executor busy: ``spec`` (needed next) first, then the pending
@@ -336,7 +425,6 @@ class SplitSearch:
                 return
             if s.future is None:
                 s.future = self.executor.submit(self._task(s, committed))
-                self.tasks_run += 1
                 running.add(s.future)
 
     def _advance(self) -> _Spec | None:
@@ -360,11 +448,7 @@ class SplitSearch:
                 node.chosen = t
                 node.block = path[d - 1].block if d > 0 and t == node.prev else d
                 del path[d + 1 :]
-                key = tuple(n.chosen for n in path)
-                spec = self.specs.get(key)
-                if spec is None:
-                    spec = self.specs[key] = _Spec(key, z)
-                return spec
+                return self._spec(tuple(n.chosen for n in path), z)
             self.sizes.finished(node, self.runs)
             node.pos = len(order) - 1
             d -= 1
@@ -424,20 +508,28 @@ class SplitSearch:
                 if self.executor.lazy:
                     if spec.future is None:
                         spec.future = self.executor.submit(self._task(spec, collector.schedules))
-                        self.tasks_run += 1
                 else:
+                    self._drain(spec)
                     self._fill(spec, collector.schedules)
+                    poll = 0.2 if self.executor.stream is None else 0.005
                     while spec.future is not None and not spec.future.done():
-                        wait(self.running, timeout=0.2, return_when=FIRST_COMPLETED)
+                        done, _ = wait(self.running, timeout=poll, return_when=FIRST_COMPLETED)
                         if interrupt.requested():
                             return self._stop(spec, collector, checkpoint, INTERRUPTED)
-                        self._fill(spec, collector.schedules)
+                        if self._drain(spec) or done:  # (new branches, or a free worker)
+                            self._fill(spec, collector.schedules)
                 assert spec.future is not None
                 res = spec.future.result()
+                if res.given_back:  # run again, on the workers started meanwhile
+                    self.idents.pop(spec.ident, None)
+                    spec.future = None
+                    continue
                 if res.interrupted:  # the task stopped part way: it is run again on resume
                     spec.future = None
                     return self._stop(spec, collector, checkpoint, INTERRUPTED)
                 del self.specs[spec.prefix]
+                self.idents.pop(spec.ident, None)
+                self.early.pop(spec.prefix, None)
                 reason = self._commit(spec, res, collector, merge)
                 if reason is not None:
                     return False, reason, self.pruned
@@ -493,10 +585,14 @@ class SplitSearch:
         return None
 
 
-def split_depth(first_run_steps: int) -> int:
-    """Where the coordinator's nodes end: far enough down that tasks are many, high enough that
-    each is a subtree worth sending (DPOR's branches gather near the ends of runs)."""
-    return max(1, first_run_steps * 2 // 3)
+def split_depth(first_run_steps: int, workers: bool) -> int:
+    """Where the coordinator's nodes end.  With workers, a sixth of the first run: tasks are then
+    few and large, and the races a task streams while it runs add its siblings early, which keeps
+    the workers busy; splitting deep made a thousand small tasks each waiting for the one before it
+    (hole-double-zero v4.7/v4.10 on 2 workers: 12.7/32.8 s at two thirds of the run, 6.4/20.3 s at
+    a sixth; 11.8/36 s in one process; docs/scaling.md).  In one process (a checkpointed search),
+    two thirds: a commit, and so a checkpoint, then comes every few runs."""
+    return max(1, first_run_steps // 6 if workers else first_run_steps * 2 // 3)
 
 
 def first_run_steps(program: Program) -> int:
@@ -524,7 +620,7 @@ def parallel_search(program: Program, collector: Collector, *, reduce: bool, bou
     if saved is not None:
         top = saved["top"]
     if top is None:
-        top = split_depth(first_run_steps(program))
+        top = split_depth(first_run_steps(program), workers=not isinstance(executor, InlineExecutor))
     deadline = time.time() + budget_seconds if budget_seconds is not None else None
     search = SplitSearch(program, executor, reduce, bound, top, stop_on_first, keep_schedules, max_schedules,
                          deadline)

@@ -32,6 +32,7 @@ class RayExecutor:
     """Tasks as Ray remote calls; ``jobs`` caps how many run at once (default: the cluster's CPUs)."""
 
     lazy = False
+    stream = None  # (results come back whole: the coordinator settles a task's races at its commit)
 
     def __init__(self, program: Program, *, address: str | None = None, jobs: int | None = None,
                  init_kwargs: dict[str, Any] | None = None) -> None:
