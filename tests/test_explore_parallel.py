@@ -142,3 +142,21 @@ def test_a_task_given_back_is_run_again_and_counts_once() -> None:
     again = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True,
                     executor=_GiveBackFirst(prog), split_top=1)
     _same(one, again)
+
+
+def test_the_progress_bar_counts_the_runs_of_tasks_still_running() -> None:
+    import io
+
+    from rich.console import Console
+
+    from faultlab.explore.results import Stats
+    from faultlab.report import progress as bar
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=200)
+    shown = bar.ExploreProgress(console, "v4.7", None, True)
+    shown.started -= bar.SHOW_AFTER_SECONDS + 1
+    shown.update(Stats("dpor", 10, 0, 100, 0, 1, estimate=12, running=5))
+    assert shown.progress is not None
+    description = shown.progress.tasks[0].description
+    shown.progress.stop()
+    assert description.startswith("v4.7: 15 of ~15 ") and "schedules" in description

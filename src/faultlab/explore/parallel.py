@@ -123,15 +123,19 @@ def _run_task(program: Program, task: Task) -> TaskResult:
     stopped = False
     stream = _STREAM
     streamed = 0
+    told = 0.0  # when the runs done were last streamed (for the progress bar)
     while True:
         trace, result, _ = ts.run_one()
-        if nodes is None:
+        first = nodes is None
+        if first:
             nodes = [(n.state(), n.sig) for n in ts.path[ts.fixed : task.top]]
-            if stream is not None:
-                stream.put((task.ident, nodes, None))
-        if stream is not None and len(exported) > streamed:
-            stream.put((task.ident, None, exported[streamed:]))
-            streamed = len(exported)
+        if stream is not None:
+            races = exported[streamed:] if len(exported) > streamed else None
+            now = time.monotonic()
+            if first or races is not None or now - told >= 0.1:
+                stream.put((task.ident, nodes if first else None, races, len(runs) + 1))  # (+1: this run)
+                streamed = len(exported)
+                told = now
         if schedules is not None:
             schedules.append(tuple(trace))
         marks.append((len(exported), ts.pruned, mark() if mark is not None else 0))
@@ -346,6 +350,7 @@ class SplitSearch:
     early: dict[tuple[int, ...], list[tuple[Any, Any]]] = field(default_factory=dict)
     idents: dict[int, _Spec] = field(default_factory=dict)  # submissions not yet committed or dropped
     streamed: int = 0  # streamed messages applied before their task's commit (to see it happen)
+    inflight: dict[int, int] = field(default_factory=dict)  # submission -> runs it has done so far
 
     @property
     def sleep_sets(self) -> bool:
@@ -383,9 +388,15 @@ class SplitSearch:
             if spec is not None and spec.future is not None:
                 spec.future.cancel()
                 self.idents.pop(spec.ident, None)
+                self.inflight.pop(spec.ident, None)
                 self.early.pop(key, None)
             spec = self.specs[key] = _Spec(key, branch_sleep)
         return spec
+
+    def _show_running(self, collector: Collector) -> None:
+        """The progress bar, with the runs of tasks not yet committed."""
+        if collector.progress is not None and self.inflight:
+            collector.progress(dataclasses.replace(collector.stats(), running=sum(self.inflight.values())))
 
     def _drain(self, spec: _Spec) -> bool:
         """Take what workers streamed; apply that of ``spec`` (the task committed next) to the
@@ -393,9 +404,12 @@ class SplitSearch:
         stream = self.executor.stream
         if stream is not None:
             while not stream.empty():
-                ident, nodes, races = stream.get()
+                ident, nodes, races, runs = stream.get()
                 owner = self.idents.get(ident)
-                if owner is not None:  # (a task committed or dropped since says nothing more)
+                if owner is None:  # (a task committed or dropped since says nothing more)
+                    continue
+                self.inflight[ident] = runs
+                if nodes is not None or races is not None:
                     self.early.setdefault(owner.prefix, []).append((nodes, races))
         messages = self.early.pop(spec.prefix, None)
         if not messages:
@@ -409,7 +423,7 @@ class SplitSearch:
                     node.sig = sig
                     node.start = node.bstart = self.runs
                     self.path.append(node)
-            else:  # (whether the bound pruned is settled at the commit, which settles them all again)
+            if races is not None:  # (whether the bound pruned is settled at the commit, which settles all again)
                 settle(self.path, races, 0, self.bound, self.sleep_sets, None)
         return True
 
@@ -518,10 +532,12 @@ class SplitSearch:
                             return self._stop(spec, collector, checkpoint, INTERRUPTED)
                         if self._drain(spec) or done:  # (new branches, or a free worker)
                             self._fill(spec, collector.schedules)
+                        self._show_running(collector)
                 assert spec.future is not None
                 res = spec.future.result()
                 if res.given_back:  # run again, on the workers started meanwhile
                     self.idents.pop(spec.ident, None)
+                    self.inflight.pop(spec.ident, None)
                     spec.future = None
                     continue
                 if res.interrupted:  # the task stopped part way: it is run again on resume
@@ -529,6 +545,7 @@ class SplitSearch:
                     return self._stop(spec, collector, checkpoint, INTERRUPTED)
                 del self.specs[spec.prefix]
                 self.idents.pop(spec.ident, None)
+                self.inflight.pop(spec.ident, None)
                 self.early.pop(spec.prefix, None)
                 reason = self._commit(spec, res, collector, merge)
                 if reason is not None:

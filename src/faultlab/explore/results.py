@@ -30,6 +30,9 @@ class Stats:
     # A running estimate of the schedules of the whole search (exhaustive strategies; None for
     # samples or before the first run), never below ``schedules``: see faultlab.explore.estimate.
     estimate: int | None = None
+    # Runs that tasks still running have finished (a search on workers), not yet in ``schedules``:
+    # they are counted there when their task is committed.
+    running: int = 0
 
 
 @dataclass

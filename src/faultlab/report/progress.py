@@ -45,11 +45,13 @@ class ExploreProgress:
                                      console=self.console, transient=True)
             self.progress.start()
             self.task = self.progress.add_task(self.label)
-        rate = stats.schedules / elapsed if elapsed > 0 else 0.0
+        done = stats.schedules + stats.running
+        rate = done / elapsed if elapsed > 0 else 0.0
         left = "" if self.budget is None else f", budget left {max(self.budget - elapsed, 0):.0f}s"
         total = ""
         if stats.estimate is not None and rate > 0:
-            to_go = max(stats.estimate - stats.schedules, 0) / rate
-            total = f" of ~{stats.estimate} (~{to_go:.0f}s to go)"
-        self.progress.update(self.task, description=f"{self.label}: {stats.schedules}{total} schedules, "
+            estimate = max(stats.estimate, done)
+            to_go = (estimate - done) / rate
+            total = f" of ~{estimate} (~{to_go:.0f}s to go)"
+        self.progress.update(self.task, description=f"{self.label}: {done}{total} schedules, "
                              f"{rate:.0f}/s, {stats.violations} violating{left}")
