@@ -160,3 +160,20 @@ def test_the_progress_bar_counts_the_runs_of_tasks_still_running() -> None:
     description = shown.progress.tasks[0].description
     shown.progress.stop()
     assert description.startswith("v4.7: 15 of ~15 ") and "schedules" in description
+
+
+def test_a_search_stopped_at_the_last_run_of_the_tree_is_complete_with_any_split() -> None:
+    """One process calls a search complete when the run it stops at (a violation, the schedule
+    limit) was the tree's last; the split search must say the same (it used to say incomplete)."""
+    scenario = load_scenario(str(ROOT / "scenarios/races/cow-unlock-mismatch.toml"))
+    one = explore_design(scenario, get_design("v4.3-cow-unlock-mismatch"), options=SearchOptions(jobs=1))
+    two = explore_design(scenario, get_design("v4.3-cow-unlock-mismatch"), options=SearchOptions(jobs=2))
+    assert one.result.complete and one.result.stop_reason == "violation"
+    assert one.json() == two.json()
+    for prog in (toys.counter(3), toys.ordering()):
+        total = explore(prog, "dpor", stop_on_first=False, minimise=False).schedules
+        for top in (1, 3):
+            ref = explore(prog, "dpor", stop_on_first=False, minimise=False, max_schedules=total)
+            split = explore(prog, "dpor", stop_on_first=False, minimise=False, max_schedules=total,
+                            executor=InlineExecutor(prog), split_top=top)
+            assert ref.complete and split.summary() == ref.summary()

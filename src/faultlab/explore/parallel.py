@@ -95,6 +95,7 @@ class TaskResult:
     stopped: bool = False  # stopped early (violation, max_runs, deadline): the rest was not run
     interrupted: bool = False  # stopped by a signal: the task must be run again
     given_back: bool = False  # stopped at ``give_back_at``: nothing of it counts, it is run again
+    exhausted: bool = False  # its subtree has nothing left after its last run
     sizes: tuple[int, int] = (0, 0)  # its BranchSizes (first, later), for the estimate of the total
 
 
@@ -121,6 +122,7 @@ def _run_task(program: Program, task: Task) -> TaskResult:
     schedules: list[tuple[int, ...]] | None = [] if task.keep_schedules else None
     nodes: list[NodeData] | None = None
     stopped = False
+    exhausted = False  # nothing of the subtree is left after the last run
     stream = _STREAM
     streamed = 0
     told = 0.0  # when the runs done were last streamed (for the progress bar)
@@ -152,9 +154,11 @@ def _run_task(program: Program, task: Task) -> TaskResult:
                     list(result.thread_names)))
             if ids and task.stop_on_first:
                 stopped = True
+                exhausted = not ts.advance()
                 break
         if task.max_runs is not None and len(runs) >= task.max_runs:
             stopped = True
+            exhausted = not ts.advance()
             break
         if task.deadline is not None and time.time() >= task.deadline:
             stopped = True
@@ -162,6 +166,7 @@ def _run_task(program: Program, task: Task) -> TaskResult:
         if interrupt.requested():
             break
         if not ts.advance():
+            exhausted = True
             break
         if task.give_back_at is not None and time.time() >= task.give_back_at:
             return TaskResult([], [], [], {}, None, [], [], False, None, True, given_back=True)
@@ -169,7 +174,8 @@ def _run_task(program: Program, task: Task) -> TaskResult:
     if interrupt.requested():
         return TaskResult([], [], [], {}, None, [], [], False, None, True, True)
     return TaskResult(runs, marks, list(states), firsts, schedules, nodes or [], exported, ts.pruned,
-                      end() if end is not None else None, stopped, sizes=(ts.sizes.first, ts.sizes.later))
+                      end() if end is not None else None, stopped, sizes=(ts.sizes.first, ts.sizes.later),
+                      exhausted=exhausted)
 
 
 class Executor(Protocol):
@@ -351,6 +357,7 @@ class SplitSearch:
     idents: dict[int, _Spec] = field(default_factory=dict)  # submissions not yet committed or dropped
     streamed: int = 0  # streamed messages applied before their task's commit (to see it happen)
     inflight: dict[int, int] = field(default_factory=dict)  # submission -> runs it has done so far
+    done_at_stop: bool = False  # the search stopped (a violation, a limit) at the tree's last run
 
     @property
     def sleep_sets(self) -> bool:
@@ -549,7 +556,7 @@ class SplitSearch:
                 self.early.pop(spec.prefix, None)
                 reason = self._commit(spec, res, collector, merge)
                 if reason is not None:
-                    return False, reason, self.pruned
+                    return self.done_at_stop and not self.pruned, reason, self.pruned
                 self.tasks_committed += 1
                 spec = self._advance()
                 if checkpoint is not None and (spec is None or checkpoint.due()):
@@ -591,6 +598,9 @@ class SplitSearch:
                     self.pruned = True
                 if merge is not None and isinstance(res.contribution, list):
                     merge(res.contribution[:m])
+                # Complete if that run was the last of the whole tree, as one process says when its
+                # last run is the one it stops at.
+                self.done_at_stop = i == len(res.runs) - 1 and res.exhausted and self._advance() is None
                 return reason
         if res.stopped:  # only a worker's own clock (time budget) can stop it before the collector
             return TIME_BUDGET
