@@ -136,22 +136,7 @@ class Cachelines:
     def stored(self, block: int, off: int, n: int, before: bytes) -> None:
         """A cached store changed bytes [off, off+n) of ``block``; ``before`` is the block's whole
         previous content (a line clean until now has that as its media value)."""
-        states = self._lines(block)
-        fresh_ok = block not in self.stale_blocks
-        span = lines_of(off, n)
-        for line in span:
-            st = states.get(line)
-            lo = line * LINE
-            if st is None:
-                states[line] = LineState(before[lo : lo + LINE], fresh_ok, True, True, {})
-                continue
-            if not (st.dirty or st.inflight):
-                st.media = before[lo : lo + LINE]
-                st.media_ok = st.visible_ok
-            st.dirty = True
-            st.visible_ok = True
-        if span:
-            self._pending_of(block).update(span)
+        self._store(block, off, n, before, None, b"")
 
     def stored_nt(self, tid: int, block: int, off: int, n: int, before: bytes, after: bytes) -> None:
         """A non-temporal store (the line bypasses the cache): in flight for ``tid`` until its fence."""
@@ -160,25 +145,33 @@ class Cachelines:
             self.pending[block] = set(range(LINES_PER_BLOCK))
             self.unfenced.setdefault(tid, {})[block] = set(range(LINES_PER_BLOCK))
             return
+        span = self._store(block, off, n, before, tid, after)
+        if span:
+            self.unfenced.setdefault(tid, {}).setdefault(block, set()).update(span)
+
+    def _store(self, block: int, off: int, n: int, before: bytes, tid: int | None, after: bytes) -> range:
+        """The lines a store touches: one clean until now keeps ``before`` as its media value; a
+        cached store (``tid`` None) leaves it dirty, a non-temporal one in flight for ``tid`` with
+        its value in ``after``."""
         states = self._lines(block)
         fresh_ok = block not in self.stale_blocks
+        cached = tid is None
         span = lines_of(off, n)
         for line in span:
             st = states.get(line)
             lo = line * LINE
             if st is None:
-                states[line] = LineState(before[lo : lo + LINE], fresh_ok, False, True,
-                                         {tid: (after[lo : lo + LINE], True)})
-                continue
-            if not (st.dirty or st.inflight):
+                st = states[line] = LineState(before[lo : lo + LINE], fresh_ok, cached, True, {})
+            elif not (st.dirty or st.inflight):
                 st.media = before[lo : lo + LINE]
                 st.media_ok = st.visible_ok
-            st.dirty = False
+            st.dirty = cached
             st.visible_ok = True
-            st.inflight[tid] = (after[lo : lo + LINE], True)
+            if tid is not None:
+                st.inflight[tid] = (after[lo : lo + LINE], True)
         if span:
             self._pending_of(block).update(span)
-            self.unfenced.setdefault(tid, {}).setdefault(block, set()).update(span)
+        return span
 
     def flush(self, tid: int, block: int, visible: bytes, off: int = 0, n: int = PAGE_SIZE) -> int:
         """clwb of every line of [off, off+n) in ``block``: a dirty line's value goes in flight for
