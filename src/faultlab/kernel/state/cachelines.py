@@ -88,10 +88,14 @@ class Cachelines:
         self.unfenced: dict[int, dict[int, set[int]]] = {}
         self.stale_blocks: set[int] = set()
 
-    def _lines(self, block: int) -> dict[int, LineState]:
+    def _states(self, block: int) -> dict[int, LineState] | None:
+        """The block's line states (None: it has none), with a whole-block record expanded first."""
         if block in self.whole:
             self._expand(block)
-        states = self.blocks.get(block)
+        return self.blocks.get(block)
+
+    def _lines(self, block: int) -> dict[int, LineState]:
+        states = self._states(block)
         if states is None:
             states = self.blocks[block] = {}
         return states
@@ -125,10 +129,9 @@ class Cachelines:
         """The block was handed to a file: its media and its cached contents are stale until
         initialised (a fresh block was never written; a reused one holds its last owner's data,
         and its dirty and in-flight lines stay what they were)."""
-        if block in self.whole:
-            self._expand(block)
+        states = self._states(block) or {}  # (expanded while the block is not stale yet)
         self.stale_blocks.add(block)
-        for st in self.blocks.get(block, {}).values():
+        for st in states.values():
             st.media_ok = False
             st.visible_ok = False
             st.inflight = {t: (v, False) for t, (v, _ok) in st.inflight.items()}
@@ -179,9 +182,7 @@ class Cachelines:
         not of a thread's stores (the x86 persistency model: a clwb of x orders every write to x
         before it ahead of the flushing thread's next sfence), so this thread's fence persists the
         line's value even if the other thread never fences.  Returns how many lines were dirty."""
-        if block in self.whole:
-            self._expand(block)
-        states = self.blocks.get(block)
+        states = self._states(block)
         if not states:
             return 0
         count = 0
@@ -229,9 +230,7 @@ class Cachelines:
         return sorted(self.pending.get(block, ()))
 
     def state(self, block: int, line: int) -> LineState | None:
-        if block in self.whole:
-            self._expand(block)
-        states = self.blocks.get(block)
+        states = self._states(block)
         return states.get(line) if states is not None else None
 
     def durable_ok(self, block: int, line: int) -> bool:
