@@ -121,3 +121,37 @@ def test_run_and_explore_take_audit_and_report_a_failure_in_one_line(tmp_path: P
             assert "Traceback" not in res.output
     finally:
         faultlab.execution.AUDIT = True
+
+
+def test_a_lock_model_that_says_it_holds_a_lock_it_does_not_guard_is_caught() -> None:
+    # DPOR reverses a lock's races at its acquire, counting on Scheduler.took(): while a thread
+    # holds the lock, no other thread's blocking step on it can move.  A lock whose readiness
+    # ignores its holder breaks that, and the audit stops the run at the first scheduling point
+    # where it shows.
+    from faultlab.sched.core import Access, Scheduler
+
+    lock = ("lock", "L")
+    sched = Scheduler(_Alternate(), audit=True)  # type: ignore[arg-type]
+
+    def body() -> None:
+        sched.point(lock, Access.WRITE, "lock L", ready=lambda: True)  # never waits: wrong
+        sched.took(lock)
+        sched.point(("var", "x"), Access.WRITE, "write x")
+        sched.point(lock, Access.WRITE, "unlock L")
+        sched.dropped(lock)
+
+    sched.spawn("a", body)
+    sched.spawn("b", body)
+    with pytest.raises(AuditError, match=r"b's blocking step 'lock L' .* can move while a holds it"):
+        sched.run()
+
+
+class _Alternate:
+    """Thread a twice (its start and its acquire), then b as long as it can move."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def choose(self, sched: object, ready: list) -> object:  # type: ignore[type-arg]
+        self.n += 1
+        return ready[0] if self.n <= 2 or len(ready) == 1 else ready[-1]

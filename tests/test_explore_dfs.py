@@ -259,3 +259,47 @@ def test_race_that_cannot_be_reversed_adds_every_thread_that_can_move() -> None:
     assert n2.order == [0, 2]
     add_race(n2, initials=0b0011, p=1, sleep_sets=True)
     assert n2.order == [0, 2]
+
+
+def _critical_sections(n: int, inner: list[str]) -> toys.ToyProgram:
+    """n threads, each: lock A, write each of ``inner`` ("own": a variable of its own), unlock A,
+    read z."""
+    threads = []
+    for t in range(n):
+        ops: list[toys.Op] = [toys.Lock("A")]
+        ops.extend(toys.Write(v if v != "own" else f"v{t}", t + 1) for v in inner)
+        ops += [toys.Unlock("A"), toys.Read("z")]
+        threads.append(tuple(ops))
+    return toys.ToyProgram(tuple(threads))
+
+
+@pytest.mark.parametrize("inner", [[], ["x"], ["own"]])
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_lock_race_is_reversed_at_the_acquire(n: int, inner: list[str]) -> None:
+    # The acquire of A races with the release that let it go; it cannot move before that release
+    # while A is held, so DPOR reverses the race before the holder's acquire
+    # (_TreeChooser._acquires_instead): one run per order of the critical sections (n!), none
+    # abandoned sleep-set blocked.  Reversed before the release, the branch walked the thread up
+    # to the held lock and often ended blocked: 3 runs (1 blocked) for 2 threads, 10 (4) for 3.
+    prog = _critical_sections(n, inner)
+    plain = explore(prog, "dfs", stop_on_first=False, minimise=False)
+    dpor = explore(prog, "dpor", stop_on_first=False, minimise=False)
+    assert dpor.complete
+    assert dpor.schedules == (2 if n == 2 else 6)
+    assert dpor.sleep_blocked == 0
+    assert dpor.final_states == plain.final_states
+    assert dpor.final_state_count == (n if inner == ["x"] else 1)
+
+
+def test_a_lock_race_the_acquirer_cannot_reverse_is_dropped() -> None:
+    # t1 waits for t0's flag before it takes A, so its acquire happens after t0's acquire in every
+    # run: the race with t0's release cannot be reversed, and DPOR adds no branch for it.
+    prog = toys.ToyProgram((
+        (toys.Lock("A"), toys.Signal("E"), toys.Write("x", 1), toys.Unlock("A")),
+        (toys.Wait("E"), toys.Lock("A"), toys.Write("x", 2), toys.Unlock("A")),
+    ))
+    plain = explore(prog, "dfs", stop_on_first=False, minimise=False)
+    dpor = explore(prog, "dpor", stop_on_first=False, minimise=False)
+    assert dpor.final_states == plain.final_states
+    assert dpor.final_state_count == 1
+    assert dpor.sleep_blocked == 0

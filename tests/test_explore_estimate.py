@@ -60,7 +60,7 @@ def _estimates(spec: str, jobs: int) -> tuple[int, list[tuple[int, int | None]]]
     return verdict.result.schedules, seen
 
 
-@pytest.mark.parametrize("spec", ["scenarios/races/generic-503-dax.toml:v4.7",
+@pytest.mark.parametrize("spec", ["scenarios/races/mkwrite-vs-truncate.toml:v4.7",
                                   "scenarios/races/hole-write-fault-vs-write.toml:v4.7"])
 def test_estimate_of_a_complete_search_at_10_percent_is_within_2x(spec: str) -> None:
     real, seen = _estimates(spec, jobs=1)

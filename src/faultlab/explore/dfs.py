@@ -33,6 +33,17 @@ since it).
   (no initial thread is ready there: ``e`` released the lock or woke the sleeper) falls back to
   FG05's conservative rule, adding every ready thread there.  Releases and wake-ups are WRITEs on
   the lock or queue, so they are dependent with the waiter's step.
+* **Locks.**  A blocking step on a lock (an acquire) races with the release that let it go, but it
+  cannot move in any state between the releasing thread's acquire and that release.  When the
+  model's lock log (:meth:`faultlab.sched.core.Scheduler.took`) shows the releasing thread holding
+  the lock from an acquire to the release, the race is reversed before that acquire instead, with
+  ``u`` taken from there; if the acquiring thread already happens after that acquire, no run can
+  put it first and the race is dropped.  Reversed before the release, the branch only brought the
+  thread up to the held lock, where it waited (the run then often ended sleep-set blocked), and
+  reached the acquire from there: on ``hole-double-zero`` under ``v4.7`` 1,100 of 8,932 runs
+  were blocked; now none of 7,832 are.  (In every run where the acquire goes first it also goes
+  before the holder's acquire, so the reversed runs are those a branch there starts.)  The audit
+  checks the lock log at every scheduling point.
 
 Sleep sets: after the branch for thread ``t`` at a node is done, ``t`` sleeps in the later branches
 until a step dependent with ``t``'s pending step runs; a run where every ready thread is asleep is
@@ -707,8 +718,46 @@ class _TreeChooser:
                 for e in uniq
                 if not any(e2 != e and evclock[e2][trace[e]] >= evclock[e][trace[e]] for e2 in uniq)
             ]
+        sched = self.sched
+        if sched is not None and sched.lock_ops and sched.threads[p].ready_fn is not None:
+            cands = self._acquires_instead(cands, acc[0][0], vp)
         for e in cands:
             self._race(e, p, k, pclock)
+
+    def _acquires_instead(self, cands: list[int], lock: Hashable, vp: list[int]) -> list[int]:
+        """The races of a blocking step on ``lock`` (an acquire), with each release among ``cands``
+        replaced by the acquire it ends.
+
+        The step cannot move in any state between the releasing thread's acquire and its release
+        (the lock is held), so a run where it goes first differs before that acquire: the race is
+        reversed there.  Reversed before the release, as any other race is, the branch only brings
+        the thread up to the held lock, where it waits (the run then often ends sleep-set blocked),
+        and the acquire is reached from there at the cost of those runs.  When the step already
+        happens after the acquire (its thread saw something the lock holder did after taking it),
+        no run can put it first, and the race is dropped.  A race is left as it is when the lock
+        log (Scheduler.took) does not show the releasing thread holding the lock from an acquire to
+        the release."""
+        assert self.sched is not None
+        lock_ops = self.sched.lock_ops
+        trace = self.trace
+        evclock = self.evclock
+        out: list[int] = []
+        for e in cands:
+            te = trace[e]
+            ops = lock_ops.get((te, lock))
+            if ops is not None:
+                j = len(ops) - 1
+                while j >= 0 and ops[j][0] > e:
+                    j -= 1
+                # a release at e, and the thread's lock operation before it an acquire
+                if j >= 1 and ops[j] == (e, False) and ops[j - 1][1]:
+                    took_at = ops[j - 1][0]
+                    if vp[te] >= evclock[took_at][te]:
+                        continue  # it comes after the acquire, so after the release: not reversible
+                    e = took_at
+            if e not in out:
+                out.append(e)
+        return out
 
     def _race(self, i: int, p: int, k: int, pclock: list[int] | None) -> None:
         """Step ``i`` races with thread ``p``'s pending step in state ``k`` (``pclock``: that step's

@@ -17,6 +17,10 @@ What the explorer relies on (and what the model must guarantee):
 * **Honest blocking.**  Whether a thread's pending step is ready may change only through a WRITE step
   on the object that step announced: a lock release is a WRITE on the lock, a wake-up is a WRITE on
   the wait queue the sleeper announced.
+* **Honest locks.**  A step that sets a lock's owner says so (``Scheduler.took``), and the step that
+  clears it too (``Scheduler.dropped``); while a thread holds a lock, no other thread's blocking
+  step on it is ready (a READ one may be, if it is held shared).  DPOR reverses a lock's races at
+  the acquire on that word; a lock that does not report itself is only searched less cleverly.
 * **Choosers' errors pass through.**  A chooser raises SchedulerError subclasses (a schedule naming a
   blocked thread, nondeterminism) and :class:`faultlab.explore.common.AbortRun` (a BaseException);
   ``run`` must let both propagate rather than turn them into violations.

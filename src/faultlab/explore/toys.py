@@ -216,11 +216,13 @@ def _body(sched: Scheduler, st: _State, tid: int, ops: tuple[Op, ...]) -> Callab
             elif isinstance(op, Lock):
                 sched.point(("lock", op.name), Access.WRITE, f"lock {op.name}", ready=_free(st, op.name))
                 st.holders[op.name] = tid
+                sched.took(("lock", op.name))
             elif isinstance(op, Unlock):
                 sched.point(("lock", op.name), Access.WRITE, f"unlock {op.name}")
                 if st.holders.get(op.name) != tid:
                     raise ValueError(f"t{tid} unlocks {op.name}, which it does not hold")
                 del st.holders[op.name]
+                sched.dropped(("lock", op.name))
             elif isinstance(op, Signal):
                 wq = queue(op.event)
                 sched.point(wq, Access.WRITE, f"signal {op.event}")

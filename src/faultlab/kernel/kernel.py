@@ -203,6 +203,7 @@ class Kernel:
         if held is None:
             held = self.held[tid] = []
         self.lock_counts[lock.cls] += 1
+        self.sched.took(lock, shared=mode == "R")
         self.events.emit("lock_acquire", lock=lock, cls=lock.cls, mode=mode, held=held.copy(), trylock=trylock)
         held.append((lock, mode))
 
@@ -214,6 +215,7 @@ class Kernel:
                 if held[i][0] is lock:
                     del held[i]
                     break
+        self.sched.dropped(lock)
         self.events.emit("lock_release", lock=lock, cls=lock.cls, mode=mode)
 
     def lock_bad_release(self, lock: Lock, mode: str, why: str) -> None:

@@ -196,6 +196,10 @@ class Scheduler:
         # The threads that had not finished when another thread's exception ended the run (a
         # crash, an error): each stopped at its pending step, as a blocked thread is.
         self.halted: list[ModelThread] = []
+        # Which steps of a thread took or dropped a lock: (tid, lock) -> [(step, took)], in order
+        # (see took()).
+        self.lock_ops: dict[tuple[int, Hashable], list[tuple[int, bool]]] = {}
+        self._holders: dict[Hashable, list[tuple[int, bool]]] = {}  # (audit) lock -> (tid, shared)
         self.step_limit = STEP_LIMIT
         self.last_thread: ModelThread | None = None  # the thread the main loop last ran (an error's)
         self.running = False  # inside run() (the watchdog raises into a run only then)
@@ -279,6 +283,49 @@ class Scheduler:
         t.queued_on = None
         t.sleeping_on = None
 
+    def took(self, lock: Hashable, shared: bool = False) -> None:
+        """The running step has taken ``lock`` (``shared``: for read).  Until the thread's step
+        that :meth:`dropped` it, no other thread's *blocking* step on ``lock`` can move (a READ one
+        can, if the lock is held shared).  DPOR counts on exactly that (a race of such a step with
+        the release is reversed before this step instead: faultlab.explore.dfs), so a lock's model
+        says it when, and only when, it sets its owner; the audit checks it at every scheduling
+        point."""
+        t = self.current
+        if t is not None:
+            ops = self.lock_ops.get((t.tid, lock))
+            if ops is None:
+                ops = self.lock_ops[(t.tid, lock)] = []
+            ops.append((self.nsteps - 1, True))
+            if self.audit:
+                self._holders.setdefault(lock, []).append((t.tid, shared))
+
+    def dropped(self, lock: Hashable) -> None:
+        """The running step has released ``lock`` (see :meth:`took`)."""
+        t = self.current
+        if t is not None:
+            ops = self.lock_ops.get((t.tid, lock))
+            if ops is None:
+                ops = self.lock_ops[(t.tid, lock)] = []
+            ops.append((self.nsteps - 1, False))
+            if self.audit:
+                held = self._holders.get(lock, [])
+                for i, (tid, _) in enumerate(held):
+                    if tid == t.tid:
+                        del held[i]
+                        break
+
+    def _audit_locks(self, ready: list[ModelThread]) -> None:
+        """Audit: a blocking step on a lock another thread holds (as took() says) cannot move."""
+        for t in ready:
+            if t.ready_fn is None:
+                continue
+            for tid, shared in self._holders.get(t.pending_obj, ()):
+                if tid != t.tid and not (shared and t.pending_access == Access.READ):
+                    raise AuditError(
+                        f"{t.name}'s blocking step {t.pending_label!r} on {t.pending_obj!r} can move while "
+                        f"{self.threads[tid].name} holds it{' shared' if shared else ''}: the lock's model "
+                        f"reports taking or dropping it wrongly (Scheduler.took)")
+
     def wake_up(self, wq: WaitQueue, nr_exclusive: int) -> int:
         """__wake_up(): wake every non-exclusive sleeper and ``nr_exclusive`` exclusive ones
         (0 = all), in queue order; returns how many were woken."""
@@ -322,6 +369,8 @@ class Scheduler:
         ready = self._ready()
         if not ready:
             return None
+        if self.audit and self._holders:
+            self._audit_locks(ready)
         chosen = self.chooser.choose(self, ready)
         if chosen not in ready:
             raise SchedulerError(f"chooser picked thread {chosen.name}, which cannot move")
@@ -334,6 +383,8 @@ class Scheduler:
         # _pick(), inlined: this runs at every scheduling point
         ready = [u for u in self.threads
                  if not u.finished and u.sleeping_on is None and (u.ready_fn is None or u.ready_fn())]
+        if self.audit and self._holders:
+            self._audit_locks(ready)
         chosen = self.chooser.choose(self, ready) if ready else None
         if chosen is not None and chosen not in ready:
             raise SchedulerError(f"chooser picked thread {chosen.name}, which cannot move")
