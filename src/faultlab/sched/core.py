@@ -292,10 +292,7 @@ class Scheduler:
         point."""
         t = self.current
         if t is not None:
-            ops = self.lock_ops.get((t.tid, lock))
-            if ops is None:
-                ops = self.lock_ops[(t.tid, lock)] = []
-            ops.append((self.nsteps - 1, True))
+            self.lock_ops.setdefault((t.tid, lock), []).append((self.nsteps - 1, True))
             if self.audit:
                 self._holders.setdefault(lock, []).append((t.tid, shared))
 
@@ -303,10 +300,7 @@ class Scheduler:
         """The running step has released ``lock`` (see :meth:`took`)."""
         t = self.current
         if t is not None:
-            ops = self.lock_ops.get((t.tid, lock))
-            if ops is None:
-                ops = self.lock_ops[(t.tid, lock)] = []
-            ops.append((self.nsteps - 1, False))
+            self.lock_ops.setdefault((t.tid, lock), []).append((self.nsteps - 1, False))
             if self.audit:
                 held = self._holders.get(lock, [])
                 for i, (tid, _) in enumerate(held):
