@@ -60,8 +60,14 @@ def _estimates(spec: str, jobs: int) -> tuple[int, list[tuple[int, int | None]]]
     return verdict.result.schedules, seen
 
 
-@pytest.mark.parametrize("spec", ["scenarios/races/mkwrite-vs-truncate.toml:v4.7",
-                                  "scenarios/races/hole-write-fault-vs-write.toml:v4.7"])
+@pytest.mark.parametrize("spec", [
+    # Since DPOR reverses lock races at the acquire, this search is 66 schedules and the estimate at
+    # 10% is 243 (3.7x): the issue's target is missed here, and the test says so until it is met.
+    pytest.param("scenarios/races/generic-503-dax.toml:v4.7",
+                 marks=pytest.mark.xfail(strict=True, reason="estimate 3.7x off at 10% (issue 13, not met)")),
+    "scenarios/races/mkwrite-vs-truncate.toml:v4.7",
+    "scenarios/races/hole-write-fault-vs-write.toml:v4.7",
+])
 def test_estimate_of_a_complete_search_at_10_percent_is_within_2x(spec: str) -> None:
     real, seen = _estimates(spec, jobs=1)
     assert len(seen) == real
