@@ -16,7 +16,7 @@ import pytest
 
 from faultlab.errors import UserError
 from faultlab.explore import interrupt, toys
-from faultlab.explore.checkpoint import Checkpoint
+from faultlab.explore.checkpoint import FORMAT, Checkpoint
 from faultlab.explore.explorer import explore
 from faultlab.explore.results import Stats
 
@@ -66,8 +66,12 @@ def test_bad_checkpoint_files_are_user_errors(tmp_path: Path) -> None:
         Checkpoint(str(junk), resume=True)
     other = tmp_path / "other"
     other.write_bytes(pickle.dumps({"format": "something-else"}))
-    with pytest.raises(UserError, match="is not a faultlab-checkpoint-1 file"):
+    with pytest.raises(UserError, match=f"is not a {FORMAT} file"):
         Checkpoint(str(other), resume=True)
+    older = tmp_path / "older"
+    older.write_bytes(pickle.dumps({"format": "faultlab-checkpoint-1", "entries": {}}))
+    with pytest.raises(UserError, match="is a faultlab-checkpoint-1 file, from another version of faultlab"):
+        Checkpoint(str(older), resume=True)
     with pytest.raises(UserError, match="directory"):
         Checkpoint(str(tmp_path / "no" / "such" / "dir"), resume=False)
 

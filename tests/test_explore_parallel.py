@@ -100,7 +100,9 @@ def test_first_run_cut_by_the_retry_bound_splits_like_one_process() -> None:
     one = explore_design(scenario, get_design("v4.0"), retry_bound=0, options=SearchOptions(jobs=1))
     two = explore_design(scenario, get_design("v4.0"), retry_bound=0, options=SearchOptions(jobs=2))
     assert one.json() == two.json()
-    assert not one.result.complete and one.result.why_incomplete() == "the retry bound cut runs"
+    cut = one.result.retry_cut
+    assert cut > 0 and one.result.sleep_blocked == 0
+    assert not one.result.complete and one.result.why_incomplete() == f"the retry bound cut {cut} runs"
 
 
 def test_races_streamed_while_a_task_runs_start_its_siblings_and_change_nothing() -> None:

@@ -81,6 +81,8 @@ class DesignVerdict:
             "retry_bound": self.retry_bound,
             "seed": r.seed,
             "final_states": r.final_state_count,
+            "coverage": None if r.coverage is None else {
+                "sleep_set_blocked": r.sleep_blocked, "cut_by_retry_bound": r.retry_cut, **r.coverage.json()},
             "verdict": "clean" if self.clean else self.violation_ids[0],
             "lock_order": self.lock_order,
             "violations": [
@@ -264,6 +266,8 @@ def _explore_design(scenario: Scenario, design: Design, program: ScenarioProgram
         "cpu_seconds": round(cpu, 3),
         "steps_per_second": round(result.steps / elapsed) if elapsed > 0 else None,
         "schedules_per_second": round(result.schedules / elapsed) if elapsed > 0 else None,
+        "estimated_schedules": result.estimate,
+        "seconds_to_go": _seconds_to_go(result, elapsed),
         "jobs": opts.jobs if exhaustive else 1,
         "engine": opts.engine if exhaustive else "process",
     }
@@ -286,6 +290,14 @@ def _explore_design(scenario: Scenario, design: Design, program: ScenarioProgram
             )
         )
     return verdict
+
+
+def _seconds_to_go(result: ExploreResult, elapsed: float) -> float | None:
+    """What the rest of the search would take at the rate it ran (0 once complete; None for a
+    sample, or before any schedule)."""
+    if result.estimate is None or not result.schedules or elapsed <= 0:
+        return None
+    return round((result.estimate - result.schedules) * elapsed / result.schedules, 1)
 
 
 def replay_design(scenario: Scenario, design: Design, schedule: str, crash: bool = False) -> ModelRunResult:

@@ -23,7 +23,7 @@ from typing import Any
 
 from faultlab.errors import UserError
 
-FORMAT = "faultlab-checkpoint-1"
+FORMAT = "faultlab-checkpoint-2"  # 2: nodes keep the threads the bound cut; the coverage counts
 DEFAULT_INTERVAL = 10.0  # seconds between saves while a search runs (FAULTLAB_CHECKPOINT_INTERVAL)
 
 
@@ -78,7 +78,11 @@ def load_entries(path: Path) -> dict[str, Any]:
         raise UserError(f"checkpoint {path} does not exist") from None
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as e:
         raise UserError(f"checkpoint {path} cannot be read: {e}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    fmt = doc.get("format") if isinstance(doc, dict) else None
+    if isinstance(fmt, str) and fmt.startswith("faultlab-checkpoint-") and fmt != FORMAT:
+        raise UserError(f"checkpoint {path} is a {fmt} file, from another version of faultlab (this one reads "
+                        f"{FORMAT}): run the search again with --checkpoint")
+    if fmt != FORMAT:
         raise UserError(f"checkpoint {path} is not a {FORMAT} file")
     entries = doc.get("entries")
     if not isinstance(entries, dict):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faultlab.explore import interrupt
+from faultlab.explore.coverage import Coverage
 from faultlab.explore.program import RunResultLike
 from faultlab.explore.results import FIRST_VIOLATION, INTERRUPTED, MAX_SCHEDULES, MAX_STEPS, TIME_BUDGET, Stats
 
@@ -45,6 +46,8 @@ class Collector:
         self.progress = progress
         self.schedules = 0
         self.sleep_blocked = 0
+        self.retry_cut = 0  # runs the program's retry bound cut (RunCut)
+        self.coverage = Coverage()  # of an exhaustive search's decision points (its search fills it)
         self.steps = 0
         self.violating_runs = 0
         self.longest_run = 0
@@ -57,16 +60,18 @@ class Collector:
         # The estimated runs of the whole exhaustive search (set by the search; see Stats.estimate).
         self.total: Callable[[], float] | None = None
 
-    def add(self, trace: list[int], result: RunResultLike | None) -> None:
-        """Record one run (``result`` None: abandoned, sleep-set blocked)."""
+    def add(self, trace: list[int], result: RunResultLike | None, retry_cut: bool = False) -> None:
+        """Record one run (``result`` None: abandoned, sleep-set blocked or, with ``retry_cut``, cut by
+        the retry bound)."""
         if result is None:
-            self.add_run(len(trace), trace, None, (), None)
+            self.add_run(len(trace), trace, None, (), None, retry_cut)
         else:
             self.add_run(len(trace), trace, result.final_state, [v.id for v in result.violations], result)
 
     def add_run(self, steps: int, trace: Sequence[int] | None, final_state: Hashable | None,
-                violation_ids: Sequence[str], result: RunResultLike | None) -> None:
-        """Record one run from its parts (``final_state`` None: abandoned).  ``trace`` and ``result``
+                violation_ids: Sequence[str], result: RunResultLike | None, retry_cut: bool = False) -> None:
+        """Record one run from its parts (``final_state`` None: abandoned; ``retry_cut``: by the retry
+        bound, else sleep-set blocked).  ``trace`` and ``result``
         may be None for a run that is not the first to show a violation (a split search sends
         only those); they are needed for the first one, and the trace for ``keep_schedules``."""
         self.schedules += 1
@@ -77,7 +82,10 @@ class Collector:
             assert trace is not None
             self.schedules_list.append(tuple(trace))
         if final_state is None:
-            self.sleep_blocked += 1
+            if retry_cut:
+                self.retry_cut += 1
+            else:
+                self.sleep_blocked += 1
         else:
             self.final_states.add(final_state)
             if violation_ids:
@@ -95,7 +103,8 @@ class Collector:
     def snapshot(self) -> dict[str, object]:
         """The counts so far, for a checkpoint."""
         return {
-            "schedules": self.schedules, "sleep_blocked": self.sleep_blocked, "steps": self.steps,
+            "schedules": self.schedules, "sleep_blocked": self.sleep_blocked, "retry_cut": self.retry_cut,
+            "coverage": self.coverage.counts(), "steps": self.steps,
             "violating_runs": self.violating_runs, "longest_run": self.longest_run,
             "final_states": list(self.final_states),
             "hits": {vid: (h.found_at, h.trace, h.result, h.count) for vid, h in self.hits.items()},
@@ -106,6 +115,9 @@ class Collector:
         """Go on from a :meth:`snapshot`."""
         self.schedules = snap["schedules"]
         self.sleep_blocked = snap["sleep_blocked"]
+        self.retry_cut = snap["retry_cut"]
+        self.coverage = Coverage()
+        self.coverage.merge(snap["coverage"])
         self.steps = snap["steps"]
         self.violating_runs = snap["violating_runs"]
         self.longest_run = snap["longest_run"]

@@ -70,6 +70,7 @@ from collections.abc import Hashable, Sequence
 from faultlab.errors import UserError
 from faultlab.explore.collector import Collector
 from faultlab.explore.common import AbortRun, RunCut
+from faultlab.explore.coverage import Coverage
 from faultlab.explore.estimate import BranchSizes, estimate_total
 from faultlab.explore.program import NondeterminismError, Program, RunResultLike, ScheduleError
 from faultlab.explore.results import EXHAUSTED
@@ -95,7 +96,7 @@ class _Node:
     a search be split without changing what it explores (see :mod:`faultlab.explore.parallel`)."""
 
     __slots__ = ("enabled", "chosen", "done", "backtrack", "order", "pos", "sleep", "preempt", "prev", "block",
-                 "sig", "start", "bstart", "nexp", "first")
+                 "cut", "sig", "start", "bstart", "nexp", "first")
 
     def __init__(
         self, enabled: int, chosen: int, sleep: int, backtrack: int, preempt: int, prev: int, start: int = 0
@@ -110,6 +111,7 @@ class _Node:
         self.preempt = preempt  # preemptions on the path before this node
         self.prev = prev  # thread of the previous step, -1 at the root
         self.block = 0  # index of the first node of the block of same-thread steps ending here
+        self.cut = 0  # threads the preemption bound kept from being explored here (for the coverage)
         self.sig: tuple[Access, str] | None = None  # (access, label) of the chosen step, for replay checks
         # For the estimate of the total (faultlab.explore.estimate): the runs finished before this
         # node was made and before its current branch began, how many of its branches are finished,
@@ -130,14 +132,14 @@ class _Node:
             mask ^= low
             self.order.append(low.bit_length() - 1)
 
-    def state(self) -> tuple[int, int, int, list[int], int, int, int, int, int]:
+    def state(self) -> tuple[int, int, int, list[int], int, int, int, int, int, int]:
         """Everything but the replay signature, for checkpoints."""
         return (self.enabled, self.chosen, self.sleep, list(self.order), self.pos, self.preempt, self.prev,
-                self.block, self.done)
+                self.block, self.done, self.cut)
 
     @classmethod
     def from_state(cls, st: Sequence[object]) -> _Node:
-        enabled, chosen, sleep, order, pos, preempt, prev, block, done = st
+        enabled, chosen, sleep, order, pos, preempt, prev, block, done, cut = st
         node = cls(int(enabled), int(chosen), int(sleep), 0, int(preempt), int(prev))  # type: ignore[call-overload]
         node.order = [int(t) for t in order]  # type: ignore[attr-defined]
         node.backtrack = 0
@@ -146,6 +148,7 @@ class _Node:
         node.pos = int(pos)  # type: ignore[call-overload]
         node.block = int(block)  # type: ignore[call-overload]
         node.done = int(done)  # type: ignore[call-overload]
+        node.cut = int(cut)  # type: ignore[call-overload]
         return node
 
 
@@ -304,6 +307,7 @@ def add_race_bounded(node: _Node, p: int, bound: int | None) -> bool:
         if within_bound(node, low.bit_length() - 1, bound):
             node.insert(low)
         else:
+            node.cut |= low
             pruned = True
     return pruned
 
@@ -373,16 +377,19 @@ class TreeSearch:
         self.history: _History | None = None  # DPOR's state along the path, kept between runs
         self.runs = 0  # runs finished (each a leaf of the tree)
         self.sizes = BranchSizes()  # for the estimate of the total
+        self.coverage = Coverage()  # of the nodes finished here (tree_search: the collector's)
+        self.retry_cut = False  # whether the program's retry bound cut the last run (RunCut)
 
     def run_one(self) -> tuple[list[int], RunResultLike | None, bool]:
         """Run the next schedule: (its choices, its result or None if abandoned, cut at ``cutoff``)."""
         chooser = _TreeChooser(self)
+        self.retry_cut = False
         try:
             result = self.program().run(chooser)
         except AbortRun as e:
             self.runs += 1
             if isinstance(e, RunCut):  # the program's own bound cut the run: not a proof beyond it
-                self.pruned = True
+                self.pruned = self.retry_cut = True
             self._settle(chooser.requests)
             return chooser.trace, None, chooser.cut
         self.runs += 1
@@ -420,6 +427,7 @@ class TreeSearch:
                 self.replay_len = d + 1
                 return True
             self.sizes.finished(node, self.runs)
+            self.coverage.finished(node)
             node.pos = n - 1
             d -= 1
         return False
@@ -632,15 +640,19 @@ class _TreeChooser:
             self.stopped = True
             raise AbortRun()
         tid = prev if prev >= 0 and (avail >> prev) & 1 else (avail & -avail).bit_length() - 1
+        cut = 0
         if self.reduce:
             backtrack = 0
         else:
             backtrack = avail
             if s.bound is not None and self.preempts >= s.bound and prev >= 0 and (enabled >> prev) & 1:
-                if backtrack & ~(1 << prev):
+                cut = backtrack & ~(1 << prev)
+                if cut:
                     s.pruned = True
                 backtrack &= 1 << prev
-        return _Node(enabled, tid, sleep, backtrack, self.preempts, prev, s.runs)
+        node = _Node(enabled, tid, sleep, backtrack, self.preempts, prev, s.runs)
+        node.cut = cut
+        return node
 
     # -- DPOR race analysis -----------------------------------------------------------------------
     def _account(self, i: int) -> None:
@@ -923,10 +935,11 @@ def tree_search(
     Returns ``(complete, stop_reason, pruned_by_bound)``; complete means the whole (reduced) tree
     under the prefix was explored and the bound pruned nothing."""
     ts = TreeSearch(program, reduce=reduce, bound=bound, prefix=prefix, sleep_sets=reduce)
+    ts.coverage = collector.coverage
     collector.total = ts.estimate
     while True:
         trace, result, _ = ts.run_one()
-        collector.add(trace, result)
+        collector.add(trace, result, ts.retry_cut)
         reason = collector.stop_reason()
         more = ts.advance()
         if not more:

@@ -28,7 +28,7 @@ from faultlab.explore.pct import pct_search
 from faultlab.explore.program import Program
 from faultlab.explore.random_walk import random_search
 from faultlab.explore.replay import replay_traced
-from faultlab.explore.results import INTERRUPTED, ExploreResult, FoundViolation, Stats
+from faultlab.explore.results import EXHAUSTED, INTERRUPTED, ExploreResult, FoundViolation, Stats
 from faultlab.sched import watchdog
 
 STRATEGIES = ("dpor", "dfs", "pct", "random")
@@ -169,4 +169,7 @@ def _explore(program: Program, strategy: str, collector: Collector, *, bound: in
         longest_run=collector.longest_run,
         prefix=list(prefix),
         schedules_list=collector.schedules_list,
+        retry_cut=collector.retry_cut,
+        coverage=None if sampling else collector.coverage,
+        estimate=None if sampling else (collector.schedules if reason == EXHAUSTED else collector.stats().estimate),
     )

@@ -51,13 +51,14 @@ from faultlab.explore import interrupt
 from faultlab.explore.checkpoint import Checkpoint
 from faultlab.explore.collector import Collector
 from faultlab.explore.common import RunCut
+from faultlab.explore.coverage import Coverage
 from faultlab.explore.dfs import Request, TreeSearch, _Node, settle
 from faultlab.explore.estimate import BranchSizes, estimate_total
 from faultlab.explore.program import Program, RunResult, Violation
 from faultlab.explore.results import EXHAUSTED, INTERRUPTED, TIME_BUDGET
 from faultlab.sched import watchdog
 
-NodeData = tuple[tuple[int, int, int, list[int], int, int, int, int, int], Any]
+NodeData = tuple[tuple[int, int, int, list[int], int, int, int, int, int, int], Any]
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,11 @@ class Task:
 class TaskResult:
     """What a task explored, in its own order."""
 
-    runs: list[tuple[int, int, tuple[str, ...]]]  # per run: steps, final-state index (-1 blocked), ids
-    marks: list[tuple[int, bool, int]]  # per run, so far: races exported, whether the bound pruned,
-    # and the length of the program's contribution (``task_mark()``)
+    runs: list[tuple[int, int, tuple[str, ...]]]  # per run: steps, final-state index (-1 sleep-set
+    # blocked, -2 cut by the retry bound), violation ids
+    marks: list[tuple[int, bool, int, tuple[int, int, int, int]]]  # per run, so far: races exported,
+    # whether the bound pruned, the length of the program's contribution (``task_mark()``), and the
+    # coverage of the nodes finished before it (after the run before it)
     final_states: list[Hashable]
     firsts: dict[int, tuple[list[int], RunResult]]  # run index -> trace and result, for first hits
     schedules: list[tuple[int, ...]] | None
@@ -97,6 +100,7 @@ class TaskResult:
     given_back: bool = False  # stopped at ``give_back_at``: nothing of it counts, it is run again
     exhausted: bool = False  # its subtree has nothing left after its last run
     sizes: tuple[int, int] = (0, 0)  # its BranchSizes (first, later), for the estimate of the total
+    coverage: tuple[int, int, int, int] = (0, 0, 0, 0)  # Coverage.counts() of the nodes it finished
 
 
 def run_task(program: Program, task: Task) -> TaskResult:
@@ -113,7 +117,7 @@ def _run_task(program: Program, task: Task) -> TaskResult:
     ts = TreeSearch(program, reduce=task.reduce, bound=task.bound, prefix=task.prefix, sleep_sets=task.reduce,
                     top=task.top, branch_sleep=task.branch_sleep, export=True)
     runs: list[tuple[int, int, tuple[str, ...]]] = []
-    marks: list[tuple[int, bool, int]] = []
+    marks: list[tuple[int, bool, int, tuple[int, int, int, int]]] = []
     mark = getattr(program, "task_mark", None)
     exported: list[Request] = ts.exported  # type: ignore[assignment]
     states: dict[Hashable, int] = {}
@@ -140,9 +144,9 @@ def _run_task(program: Program, task: Task) -> TaskResult:
                 told = now
         if schedules is not None:
             schedules.append(tuple(trace))
-        marks.append((len(exported), ts.pruned, mark() if mark is not None else 0))
+        marks.append((len(exported), ts.pruned, mark() if mark is not None else 0, ts.coverage.counts()))
         if result is None:
-            runs.append((len(trace), -1, ()))
+            runs.append((len(trace), -2 if ts.retry_cut else -1, ()))
         else:
             idx = states.setdefault(result.final_state, len(states))
             ids = tuple(v.id for v in result.violations)
@@ -175,7 +179,7 @@ def _run_task(program: Program, task: Task) -> TaskResult:
         return TaskResult([], [], [], {}, None, [], [], False, None, True, True)
     return TaskResult(runs, marks, list(states), firsts, schedules, nodes or [], exported, ts.pruned,
                       end() if end is not None else None, stopped, sizes=(ts.sizes.first, ts.sizes.later),
-                      exhausted=exhausted)
+                      coverage=ts.coverage.counts(), exhausted=exhausted)
 
 
 class Executor(Protocol):
@@ -349,6 +353,7 @@ class SplitSearch:
     # The estimate of the total: the nodes' start/bstart count committed runs (``runs``); ``current``
     # is the size of the task being committed, ``base`` the runs before a resume (not in any node).
     sizes: BranchSizes = field(default_factory=BranchSizes)
+    coverage: Coverage = field(default_factory=Coverage)  # the collector's, once the search runs
     runs: int = 0
     current: int = 1
     base: int = 0
@@ -471,6 +476,7 @@ class SplitSearch:
                 del path[d + 1 :]
                 return self._spec(tuple(n.chosen for n in path), z)
             self.sizes.finished(node, self.runs)
+            self.coverage.finished(node)
             node.pos = len(order) - 1
             d -= 1
         return None
@@ -521,6 +527,7 @@ class SplitSearch:
         ``checkpoint.interval`` seconds, at the end, and when a signal stops the search."""
         spec: _Spec | None = start if start is not None else self.specs.setdefault((), _Spec((), 0))
         collector.interruptible = False
+        self.coverage = collector.coverage
         collector.total = lambda: self.base + estimate_total(self.path, self.sizes, self.sleep_sets, self.current)
         try:
             while spec is not None:
@@ -588,12 +595,14 @@ class SplitSearch:
             first = res.firsts.get(i)
             trace = res.schedules[i] if res.schedules is not None else (first[0] if first else None)
             collector.add_run(steps, trace, None if fs < 0 else res.final_states[fs], ids,
-                              first[1] if first else None)
+                              first[1] if first else None, fs == -2)
             reason = collector.stop_reason()
             if reason is not None:
                 # As one process would: the races of the runs so far are settled (only whether the
                 # bound pruned is still looked at).
-                n, pruned, m = res.marks[i]
+                n, pruned, m, _ = res.marks[i]
+                # the nodes one process finishes before it stops: those finished after this run
+                self.coverage.merge(res.marks[i + 1][3] if i + 1 < len(res.marks) else res.coverage)
                 if settle(self.path, res.exported[:n], 0, self.bound, self.sleep_sets, None) or pruned:
                     self.pruned = True
                 if merge is not None and isinstance(res.contribution, list):
@@ -602,6 +611,7 @@ class SplitSearch:
                 # last run is the one it stops at.
                 self.done_at_stop = i == len(res.runs) - 1 and res.exhausted and self._advance() is None
                 return reason
+        self.coverage.merge(res.coverage)
         if res.stopped:  # only a worker's own clock (time budget) can stop it before the collector
             return TIME_BUDGET
         if settle(self.path, res.exported, 0, self.bound, self.sleep_sets, None) or res.pruned:

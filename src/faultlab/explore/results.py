@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+from faultlab.explore.coverage import Coverage
 from faultlab.explore.program import RunResultLike, ViolationLike
 
 # Why a search stopped.
@@ -64,6 +65,12 @@ class ExploreResult:
     longest_run: int  # steps in the longest run
     prefix: list[int] = field(default_factory=list)
     schedules_list: list[tuple[int, ...]] | None = None  # every schedule run, if asked for
+    retry_cut: int = 0  # runs the retry bound cut (abandoned, as the sleep-set-blocked ones)
+    coverage: Coverage | None = None  # of an exhaustive search's decision points (None: a sample)
+    # The estimated schedules of the whole search when it stopped (exhaustive strategies; the
+    # schedules run if it is complete).  It depends on how the search was split: not for reports
+    # that must be the same whatever the jobs.
+    estimate: int | None = None
 
     @property
     def final_state_count(self) -> int:
@@ -77,6 +84,13 @@ class ExploreResult:
         """Why a search that is not complete stopped, in words for a verdict line."""
         if self.stop_reason != EXHAUSTED:
             return f"stopped: {self.stop_reason}"
+        cuts = []
+        if self.coverage is not None and self.coverage.bound:
+            cuts.append(f"the preemption bound {self.bound} pruned {self.coverage.bound} alternatives")
+        if self.retry_cut:
+            cuts.append(f"the retry bound cut {self.retry_cut} runs")
+        if cuts:
+            return " and ".join(cuts)
         if self.bound is not None:
             return f"the preemption bound {self.bound} or the retry bound cut schedules"
         return "the retry bound cut runs"
@@ -84,13 +98,16 @@ class ExploreResult:
     def summary(self) -> str:
         """A deterministic, human-readable summary (no timings)."""
         lines = [
-            f"strategy {self.strategy}: {self.schedules} schedules ({self.sleep_blocked} sleep-set blocked), "
+            f"strategy {self.strategy}: {self.schedules} schedules ({self.sleep_blocked} sleep-set blocked"
+            + (f", {self.retry_cut} cut by the retry bound" if self.retry_cut else "") + "), "
             f"{self.steps} steps, {self.final_state_count} distinct final states",
             f"stopped: {self.stop_reason}; complete: {'yes' if self.complete else 'no'}"
             + (f"; preemption bound {self.bound}" if self.bound is not None else "")
             + ("; the bound pruned schedules" if self.pruned_by_bound else "")
             + (f"; seed {self.seed}" if self.seed is not None else ""),
         ]
+        if self.coverage is not None:
+            lines.append(f"coverage: {self.coverage.describe()}")
         if self.prefix:
             lines.append(f"prefix: {self.prefix}")
         if not self.violations:
