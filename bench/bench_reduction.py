@@ -63,7 +63,7 @@ def main() -> None:
     diffs = []
     complete = [0, 0]
     sums = [0, 0, 0, 0]  # schedules and blocked, before and now, of searches complete in both
-    fewer = 0
+    fewer = more = 0
     for k in keys:
         b, n = before[k], now[k]
         if b is None or n is None:
@@ -78,6 +78,7 @@ def main() -> None:
             sums[2] += b[4]
             sums[3] += n[4]
             fewer += n[3] < b[3]
+            more += n[3] > b[3]
             if b[1:3] != n[1:3]:
                 diffs.append(f"{k}: violations/end states {b[1:3]} before, {n[1:3]} now")
         elif b[1] != n[1] and (b[0] or n[0] or (b[1] and n[1])):
@@ -85,7 +86,7 @@ def main() -> None:
         if [c[:2] for c in b[5]] != [c[:2] for c in n[5]]:
             diffs.append(f"{k}: counterexamples {[c[:2] for c in b[5]]} before, {[c[:2] for c in n[5]]} now")
     print(f"{len(keys)} searches capped at {args.cap} schedules; complete: {complete[0]} before, {complete[1]} now")
-    print(f"complete in both: schedules {sums[0]:,} before, {sums[1]:,} now ({fewer} searches fewer); "
+    print(f"complete in both: schedules {sums[0]:,} before, {sums[1]:,} now ({fewer} searches fewer, {more} more); "
           f"sleep-set blocked {sums[2]:,} before, {sums[3]:,} now")
     print(f"differences in what they find: {len(diffs)}")
     for d in diffs:

@@ -155,3 +155,26 @@ class _Alternate:
     def choose(self, sched: object, ready: list) -> object:  # type: ignore[type-arg]
         self.n += 1
         return ready[0] if self.n <= 2 or len(ready) == 1 else ready[-1]
+
+
+def test_a_dax_entry_unlocked_without_tree_lock_is_caught() -> None:
+    """A DAX entry look-up announces the entry's wait queue only if it will wait there, by the
+    entry's lock bit as the look-up is announced: sound because the bit changes only under
+    tree_lock, which the look-up holds.  An unlock that does not take tree_lock breaks that, and
+    the look-up that finds the bit changed stops the run."""
+    from faultlab.explore.explorer import explore
+    from faultlab.fs.dax import v4_7
+    from faultlab.kernel.state.cell import WRITE
+
+    def dax_unlock_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> None:
+        lk = v4_7.entry_lock(mapping, index)
+        mapping.modify(k, index, v4_7._unlocked, "unlock_slot", more=((lk, WRITE),))  # no tree_lock
+        lk.drop(k)  # type: ignore[attr-defined]
+        v4_7.dax_wake_mapping_entry_waiter(k, mapping, index, wake_all=False)
+
+    bad = get_design("v4.7").variant("unlock-without-tree-lock", "", "",
+                                     {v4_7.dax_unlock_mapping_entry: dax_unlock_mapping_entry})
+    scenario = load_scenario(str(ROOT / "scenarios/races/hole-double-zero.toml"))
+    with pytest.raises(AuditError, match="changed without tree_lock held"):
+        explore(lambda: ModelExecution(scenario, bad), "dpor", stop_on_first=False, minimise=False,
+                max_schedules=3000)

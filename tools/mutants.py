@@ -224,6 +224,18 @@ MUTATIONS: list[Mutation] = [
       "            pass\n        chosen = self.chooser.choose(self, ready) if ready",
       "the audit lets a blocking step on a lock move while another thread holds it",
       tests=("tests/test_audit.py",)),
+    M("dax-lookup-never-announces-its-queue", "fs/dax/v4_7.py",
+      'more=queues if waits else ())', 'more=())',
+      "a DAX entry look-up that waits on the entry's queue does not announce it",
+      tests=("tests/test_race_scenarios.py", "tests/test_explore_dpor_vs_plain.py"),
+      unreachable="a wake that can find the waiter is ordered after its look-up through the slot's lock "
+                  "bit already (the look-up read it locked; the waker's unlock or delete wrote it, or its own "
+                  "look-up read it unlocked after that write): no end state depends on the queue's announcement"),
+    M("dax-lookup-peek-unchecked", "fs/dax/v4_7.py",
+      "        if (isinstance(entry, DaxEntry) and entry.locked) != waits:\n",
+      "        if False:\n",
+      "a DAX entry look-up announced from a stale peek goes unnoticed",
+      tests=("tests/test_audit.py",)),
     M("coverage-coordinator-nodes-uncounted", "explore/parallel.py",
       "            self.coverage.finished(node)\n            node.pos = len(order) - 1",
       "            node.pos = len(order) - 1",

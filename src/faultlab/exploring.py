@@ -297,7 +297,7 @@ def _seconds_to_go(result: ExploreResult, elapsed: float) -> float | None:
     sample, or before any schedule)."""
     if result.estimate is None or not result.schedules or elapsed <= 0:
         return None
-    return round((result.estimate - result.schedules) * elapsed / result.schedules, 1)
+    return round((result.estimate - result.schedules) * elapsed / result.schedules, 3)
 
 
 def replay_design(scenario: Scenario, design: Design, schedule: str, crash: bool = False) -> ModelRunResult:

@@ -41,7 +41,7 @@ since it).
   put it first and the race is dropped.  Reversed before the release, the branch only brought the
   thread up to the held lock, where it waited (the run then often ended sleep-set blocked), and
   reached the acquire from there: on ``hole-double-zero`` under ``v4.7`` 1,100 of 8,932 runs
-  were blocked; now none of 7,832 are.  (In every run where the acquire goes first it also goes
+  were blocked; with the change, none of 7,832 were.  (In every run where the acquire goes first it also goes
   before the holder's acquire, so the reversed runs are those a branch there starts.)  The audit
   checks the lock log at every scheduling point.
 

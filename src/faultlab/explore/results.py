@@ -95,6 +95,17 @@ class ExploreResult:
             return f"the preemption bound {self.bound} or the retry bound cut schedules"
         return "the retry bound cut runs"
 
+    def coverage_summary(self) -> str | None:
+        """What an exhaustive search covered, in one line (None for a sample): its abandoned runs,
+        and the alternatives at its decision points (see faultlab.explore.coverage)."""
+        if self.coverage is None:
+            return None
+        runs = f"{self.sleep_blocked} runs sleep-set blocked"
+        if self.retry_cut:
+            runs += f", {self.retry_cut} cut by the retry bound"
+        so_far = "" if self.stop_reason == EXHAUSTED else " so far"
+        return f"coverage{so_far}: {runs}; {self.coverage.describe()}"
+
     def summary(self) -> str:
         """A deterministic, human-readable summary (no timings)."""
         lines = [
@@ -106,8 +117,9 @@ class ExploreResult:
             + ("; the bound pruned schedules" if self.pruned_by_bound else "")
             + (f"; seed {self.seed}" if self.seed is not None else ""),
         ]
-        if self.coverage is not None:
-            lines.append(f"coverage: {self.coverage.describe()}")
+        coverage = self.coverage_summary()
+        if coverage is not None:
+            lines.append(coverage)
         if self.prefix:
             lines.append(f"prefix: {self.prefix}")
         if not self.violations:

@@ -6,7 +6,6 @@ from rich.console import Console
 from rich.text import Text
 
 from faultlab.execution import ModelRunResult
-from faultlab.explore.results import EXHAUSTED
 from faultlab.exploring import Counterexample, DesignVerdict
 from faultlab.report.swimlanes import elide, lane_rows, swimlane_table
 
@@ -23,17 +22,6 @@ def verdict_line(v: DesignVerdict) -> Text:
         return Text.assemble((f"{v.design:<24}", "bold"), ("clean", "green"), f"  after {how}; {done}")
     ids = ", ".join(v.violation_ids)
     return Text.assemble((f"{v.design:<24}", "bold"), (f"VIOLATION {ids}", "bold red"), f"  after {how}")
-
-
-def coverage_line(v: DesignVerdict) -> str:
-    """What an exhaustive search covered: its runs, and the alternatives at its decision points."""
-    r = v.result
-    assert r.coverage is not None
-    runs = f"{r.sleep_blocked} runs sleep-set blocked"
-    if r.retry_cut:
-        runs += f", {r.retry_cut} cut by the retry bound"
-    so_far = "" if r.stop_reason == EXHAUSTED else " so far"
-    return f"coverage{so_far}: {runs}; {r.coverage.describe()}"
 
 
 def print_counterexample(out: Console, design: str, c: Counterexample) -> None:
@@ -56,8 +44,9 @@ def print_exploration(out: Console, scenario_path: str, title: str, strategy: st
     out.print(Text(f"{title}  [{scenario_path}]  strategy {strategy}", style="bold"), soft_wrap=True)
     for v in verdicts:
         out.print(verdict_line(v), soft_wrap=True)
-        if v.result.coverage is not None:
-            out.print(Text(f"{'':<24}{coverage_line(v)}", style="dim"), soft_wrap=True)
+        coverage = v.result.coverage_summary()
+        if coverage is not None:
+            out.print(Text(f"{'':<24}{coverage}", style="dim"), soft_wrap=True)
     for v in verdicts:
         for c in v.counterexamples:
             print_counterexample(out, v.design, c)

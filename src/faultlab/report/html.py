@@ -104,6 +104,9 @@ def verdicts_table(verdicts: list[DesignVerdict], anchors: dict[tuple[str, str],
             how = "complete: proof by exhaustion" if r.complete else f"not complete ({r.why_incomplete()})"
         else:
             how = " ".join(f'<a href="#{anchors[(v.design, c.id)]}">{escape(c.id)}</a>' for c in v.counterexamples)
+        coverage = r.coverage_summary()
+        if coverage is not None:
+            detail += f"; {coverage}"
         detail = escape(detail.replace("\n", " "))
         rows.append(f'<tr><td class="nowrap"><b>{escape(v.design)}</b></td><td>{verdict_pill(v)}</td>'
                     f'<td class="n">{r.schedules}</td><td>{detail}</td><td>{how}</td></tr>')

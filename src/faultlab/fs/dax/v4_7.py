@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from faultlab.errors import AuditError
 from faultlab.fs.dax.v4_0 import (
     EIO,
     GetBlock,
@@ -48,7 +49,7 @@ from faultlab.kernel.memory import (
     vm_insert_mixed,
 )
 from faultlab.kernel.mm import VmFault
-from faultlab.kernel.state.cell import WRITE
+from faultlab.kernel.state.cell import UPDATE, WRITE
 from faultlab.kernel.state.inode import Extent
 from faultlab.kernel.state.journal import jbd2_complete_transaction
 from faultlab.kernel.state.page import Page, clear_page, get_page, lock_page, page_mapping, put_page, unlock_page
@@ -90,8 +91,12 @@ def _unlocked(entry: Entry | None) -> Entry | None:
 
 
 def dax_wake_mapping_entry_waiter(k: Kernel, mapping: AddressSpace, index: int, wake_all: bool) -> None:
+    """A wake-up of the entry's waiters.  Wake-ups of one queue commute with each other (either
+    order wakes every non-exclusive sleeper and the same first exclusive ones, and no waker reads
+    what it woke), so the step is an UPDATE of the queue: it conflicts with a look-up that queues
+    a thread there and with the sleep, not with another wake-up."""
     wq = mapping.waitqueue(index)
-    k.sched.point(wq, WRITE, "wake all" if wake_all else "wake one")
+    k.sched.point(wq, UPDATE, "wake all" if wake_all else "wake one")
     k.sched.wake_up(wq, 0 if wake_all else 1)
 
 
@@ -103,9 +108,18 @@ def get_unlocked_mapping_entry(k: Kernel, mapping: AddressSpace, index: int) -> 
     # PMD entry's waiters by its aligned index).
     pmd_wq = mapping.waitqueue(index & ~(PMD_PAGES - 1)) if mapping.huge else wq
     while True:
-        # The look-up may go on to queue us on the entry's wait queue (prepare_to_wait_exclusive).
-        entry = mapping.lookup(k, index, "__radix_tree_lookup",
-                               more=((wq, WRITE),) if pmd_wq is wq else ((wq, WRITE), (pmd_wq, WRITE)))
+        # The look-up goes on to queue us on the entry's wait queue (prepare_to_wait_exclusive) when
+        # the entry is locked, and only then touches the queue.  An entry is locked, unlocked,
+        # inserted and deleted only under tree_lock, which we hold: what the slot holds now is what
+        # the look-up will see, so the step announces the queue only if it will wait.  (Checked
+        # below: a look-up that finds otherwise stops the run.)
+        peeked = mapping.peek(mapping.entry_index(index))
+        waits = isinstance(peeked, DaxEntry) and peeked.locked
+        queues = ((wq, WRITE),) if pmd_wq is wq else ((wq, WRITE), (pmd_wq, WRITE))
+        entry = mapping.lookup(k, index, "__radix_tree_lookup", more=queues if waits else ())
+        if (isinstance(entry, DaxEntry) and entry.locked) != waits:
+            raise AuditError(f"__radix_tree_lookup of {mapping.name}[{index}] found {entry!r} where {peeked!r} "
+                             "was announced: an entry changed without tree_lock held")
         if entry is None or isinstance(entry, Page) or not entry.locked:
             return entry
         wq = mapping.waitqueue(mapping.entry_index(index))
