@@ -41,9 +41,9 @@ since it).
   put it first and the race is dropped.  Reversed before the release, the branch only brought the
   thread up to the held lock, where it waited (the run then often ended sleep-set blocked), and
   reached the acquire from there: on ``hole-double-zero`` under ``v4.7`` 1,100 of 8,932 runs
-  were blocked; with the change, none of 7,832 were.  (In every run where the acquire goes first it also goes
-  before the holder's acquire, so the reversed runs are those a branch there starts.)  The audit
-  checks the lock log at every scheduling point.
+  were blocked; with the change, none of 7,832 were.  (In every run where the acquire goes first
+  it also goes before the holder's acquire, so the reversed runs are those a branch there
+  starts.)  The audit checks the lock log at every scheduling point.
 
 Sleep sets: after the branch for thread ``t`` at a node is done, ``t`` sleeps in the later branches
 until a step dependent with ``t``'s pending step runs; a run where every ready thread is asleep is
