@@ -109,8 +109,7 @@ class ExploreResult:
     def summary(self) -> str:
         """A deterministic, human-readable summary (no timings)."""
         lines = [
-            f"strategy {self.strategy}: {self.schedules} schedules ({self.sleep_blocked} sleep-set blocked"
-            + (f", {self.retry_cut} cut by the retry bound" if self.retry_cut else "") + "), "
+            f"strategy {self.strategy}: {self.schedules} schedules ({self.sleep_blocked} sleep-set blocked), "
             f"{self.steps} steps, {self.final_state_count} distinct final states",
             f"stopped: {self.stop_reason}; complete: {'yes' if self.complete else 'no'}"
             + (f"; preemption bound {self.bound}" if self.bound is not None else "")

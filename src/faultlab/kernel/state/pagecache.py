@@ -305,6 +305,8 @@ class AddressSpace:
 
     # -- for checks and reports, once a run is over or from an event --------------------------------
     def peek(self, index: int) -> Entry | None:
+        """The slot's entry, outside any step.  Model code may use it only to decide what its next
+        step announces, holding the lock that guards the slot (see get_unlocked_mapping_entry)."""
         return dict.get(self.pages, index)
 
     def peek_all(self) -> list[tuple[int, Entry]]:
