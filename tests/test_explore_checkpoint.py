@@ -19,17 +19,22 @@ from faultlab.explore import interrupt, toys
 from faultlab.explore.checkpoint import FORMAT, Checkpoint
 from faultlab.explore.explorer import explore
 from faultlab.explore.results import Stats
+from tests.test_explore_parallel import HandOffAfter
 
 ROOT = Path(__file__).resolve().parent.parent
 RACE = "scenarios/races/three-hole-readers.toml"
 
 
+@pytest.mark.parametrize("hand_off", [None, 2])
 @pytest.mark.parametrize("part", [0.0, 0.3, 0.6])
 @pytest.mark.parametrize("strategy", ["dpor", "dfs"])
 def test_interrupted_search_resumes_to_exactly_one_full_search(tmp_path: Path, part: float,
-                                                               strategy: str) -> None:
+                                                               strategy: str, hand_off: int | None) -> None:
+    """(``hand_off``: every task hands its rest back after that many runs, so the checkpoint holds
+    nodes the coordinator took from its tasks.)"""
     prog = toys.counter(3, padding=1) if strategy == "dpor" else toys.counter(3)  # plain: 10x the runs
     full = explore(prog, strategy, stop_on_first=False, minimise=False, keep_schedules=True)
+    executor = None if hand_off is None else HandOffAfter(prog, hand_off)
     stop_after = max(1, int(full.schedules * part))
     path = str(tmp_path / "cp")
 
@@ -39,14 +44,16 @@ def test_interrupted_search_resumes_to_exactly_one_full_search(tmp_path: Path, p
 
     try:
         first = explore(prog, strategy, stop_on_first=False, minimise=False, keep_schedules=True,
-                        progress=stop_at, checkpoint=Checkpoint(path, resume=False).for_search("k"))
+                        progress=stop_at, checkpoint=Checkpoint(path, resume=False).for_search("k"),
+                        executor=executor)
     finally:
         interrupt.clear()
     assert first.stop_reason == "interrupted" and not first.complete
     assert 0 < first.schedules < full.schedules
     assert first.schedules_list == full.schedules_list[: first.schedules]  # nothing counted twice
     rest = explore(prog, strategy, stop_on_first=False, minimise=False, keep_schedules=True,
-                   checkpoint=Checkpoint(path, resume=True).for_search("k"))
+                   checkpoint=Checkpoint(path, resume=True).for_search("k"),
+                   executor=None if hand_off is None else HandOffAfter(prog, hand_off))
     assert rest.complete and rest.stop_reason == "exhausted"
     assert rest.schedules_list == full.schedules_list  # nothing lost, nothing twice
     assert rest.summary() == full.summary()

@@ -16,6 +16,7 @@ from faultlab.explore.parallel import InlineExecutor
 from faultlab.explore.results import Stats
 from faultlab.exploring import SearchOptions, explore_design
 from faultlab.scenario import load_scenario
+from tests.test_explore_parallel import HandOffAfter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,9 +81,9 @@ def test_estimate_of_a_complete_search_at_10_percent_is_within_2x(spec: str) -> 
 
 def test_split_search_gives_an_estimate_never_below_what_was_done() -> None:
     prog = toys.counter(3, padding=1)
-    for top in (2, 5):
+    for top, executor in ((2, InlineExecutor(prog)), (5, InlineExecutor(prog)), (2, HandOffAfter(prog, 3))):
         seen: list[Stats] = []
-        result = explore(prog, "dpor", stop_on_first=False, executor=InlineExecutor(prog), split_top=top,
+        result = explore(prog, "dpor", stop_on_first=False, executor=executor, split_top=top,
                          progress=seen.append)
         assert len(seen) == result.schedules > 10
         for stats in seen:

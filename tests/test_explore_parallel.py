@@ -179,3 +179,68 @@ def test_a_search_stopped_at_the_last_run_of_the_tree_is_complete_with_any_split
             split = explore(prog, "dpor", stop_on_first=False, minimise=False, max_schedules=total,
                             executor=InlineExecutor(prog), split_top=top)
             assert ref.complete and split.summary() == ref.summary()
+
+
+class HandOffAfter(InlineExecutor):
+    """Has every task hand off its rest after ``runs`` runs, as a pool's task does when asked."""
+
+    def __init__(self, program: toys.ToyProgram, runs: int) -> None:
+        super().__init__(program)
+        self.runs = runs
+
+    def submit(self, task: Task) -> Future[TaskResult]:
+        return super().submit(Task(**{**task.__dict__, "hand_off_after": self.runs}))
+
+
+@settings(COMMON, max_examples=120)
+@given(programs(), st.sampled_from(["dpor", "dfs"]), st.sampled_from([None, None, 0, 1, 2]),
+       st.integers(min_value=1, max_value=9), st.integers(min_value=1, max_value=4), st.booleans())
+def test_a_task_that_hands_off_its_rest_changes_nothing(prog: toys.ToyProgram, strategy: str, bound: int | None,
+                                                        top: int, runs: int, stop_on_first: bool) -> None:
+    """A task asked to hand off stops after a run and gives its own nodes to the coordinator, which
+    explores the rest of its subtree as new tasks: the runs, in their order, are one process's."""
+    one = explore(prog, strategy, bound=bound, stop_on_first=stop_on_first, minimise=False, keep_schedules=True)
+    split = explore(prog, strategy, bound=bound, stop_on_first=stop_on_first, minimise=False, keep_schedules=True,
+                    executor=HandOffAfter(prog, runs), split_top=top)
+    _same(one, split)
+    assert split.coverage is not None and one.coverage is not None
+    assert split.coverage.counts() == one.coverage.counts()
+
+
+@pytest.mark.parametrize("runs", [1, 2, 5])
+def test_hand_offs_happen_and_keep_limits_and_the_estimate_sane(runs: int) -> None:
+    prog = toys.counter(3, padding=1)
+    one = Collector("dpor", stop_on_first=False, keep_schedules=True)
+    tree_search(prog, one, reduce=True)
+    for cap in (None, 7, 40):
+        ref = Collector("dpor", stop_on_first=False, keep_schedules=True, max_schedules=cap)
+        tree_search(prog, ref, reduce=True)
+        two = Collector("dpor", stop_on_first=False, keep_schedules=True, max_schedules=cap)
+        search = SplitSearch(prog, HandOffAfter(prog, runs), True, None, 2, stop_on_first=False,
+                             keep_schedules=True, max_schedules=cap)
+        search.search(two)
+        assert two.schedules_list == ref.schedules_list and two.final_states == ref.final_states
+        assert search.handed_off > 0
+        if cap is None:
+            assert two.schedules_list == one.schedules_list
+
+
+def test_a_pool_worker_hands_off_when_asked_and_the_pool_still_gives_one_process_result() -> None:
+    prog = toys.counter(3, padding=1)
+    pool = PoolExecutor(prog, 2)
+    try:
+        pool.hand_off(7)  # asked before it starts: it hands off after its first run
+        asked = pool.submit(Task((), 0, 2, True, None, False, False, ident=7)).result()
+        other = pool.submit(Task((), 0, 2, True, None, False, False, ident=8)).result()
+    finally:
+        pool.close()
+    assert asked.rest is not None and len(asked.runs) == 1 and not asked.exhausted
+    assert other.rest is None and other.exhausted and len(other.runs) > 1
+    one = Collector("dpor", stop_on_first=False, keep_schedules=True)
+    tree_search(prog, one, reduce=True)
+    for top in (1, 4):
+        two = Collector("dpor", stop_on_first=False, keep_schedules=True)
+        search = SplitSearch(prog, PoolExecutor(prog, 2), True, None, top, stop_on_first=False, keep_schedules=True)
+        assert search.search(two) == (True, "exhausted", False)
+        assert two.schedules_list == one.schedules_list and two.final_states == one.final_states
+        assert search.asked > 0  # (whether the task had two branches left then depends on timing)

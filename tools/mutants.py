@@ -49,6 +49,9 @@ class Mutation:
 
 
 M = Mutation
+_HAND_OFF = ("        if _asked_to_hand_off(task, len(runs)) and (rest := _own_nodes(ts)) is not None:\n"
+             "            break\n")
+_ADVANCE = "        if not ts.advance():\n            exhausted = True\n            break\n"
 MUTATIONS: list[Mutation] = [
     # -- the ten of issue 14 ---------------------------------------------------------------------------
     M("filemap-fault-no-isize-recheck", "kernel/filemap.py",
@@ -241,6 +244,14 @@ MUTATIONS: list[Mutation] = [
       "            node.pos = len(order) - 1",
       "a split search does not count the decision points of the coordinator's nodes",
       tests=("tests/test_explore_coverage.py",)),
+    M("hand-off-nodes-dropped", "explore/parallel.py",
+      "                self.path.append(node)\n        self.runs = collector.schedules",
+      "        self.runs = collector.schedules",
+      "a split search forgets the nodes a task handed off: the rest of its subtree is never run",
+      tests=("tests/test_explore_parallel.py",)),
+    M("hand-off-after-advance", "explore/parallel.py", _HAND_OFF + _ADVANCE, _ADVANCE + _HAND_OFF,
+      "a task hands off its nodes after moving to its next branch, which then counts as started",
+      tests=("tests/test_explore_parallel.py",)),
     M("coverage-bound-cut-unmarked", "explore/dfs.py",
       "            node.cut |= low\n", "",
       "the coverage counts what the preemption bound refused as left out by the reduction",

@@ -28,6 +28,16 @@ are those the commit settles, in the same order (the commit rebuilds the nodes f
 result and settles all its races again, which re-adds the same branches, with the same sleep sets,
 in the same order), so a branch started early is exactly the one the commit adds.
 
+When a worker is idle and no branch is known that it could start, the task committed next (which
+every later commit waits for) is asked to *hand off*: after its current run, if its own nodes (those
+below its top) have at least two branches added and not started, it stops and returns, besides the
+runs so far, those nodes as they stand.  The coordinator commits the runs as usual and then takes
+the nodes onto its path: they are exactly the nodes one process would backtrack through after that
+run, so it goes on from them (each branch a task) as one process would go on from there, and the
+result is again one process's.  No run is repeated: the first run of each new task is the next
+schedule one process would run.  (The pool's workers look at a shared number, the submission
+asked, after every run; Ray's tasks ask a small actor, at most every 0.1 s.)
+
 State kept across runs (lockdep) is split the same way: a program may define ``begin_task()``
 (called in the worker before a task), ``end_task()`` (its contribution, a list, returned with the
 result), ``task_mark()`` (the contribution's length so far, noted after every run, so that a
@@ -44,6 +54,7 @@ import os
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,6 +88,7 @@ class Task:
     deadline: float | None = None  # wall clock (time.time()), for a time budget
     give_back_at: float | None = None  # wall clock: past it, stop and return the task unexplored
     ident: int = 0  # which submission this is (a task's streamed messages name it)
+    hand_off_after: int | None = None  # (tests) hand the rest back after this many runs, as if asked
 
 
 @dataclass
@@ -101,6 +113,10 @@ class TaskResult:
     exhausted: bool = False  # its subtree has nothing left after its last run
     sizes: tuple[int, int] = (0, 0)  # its BranchSizes (first, later), for the estimate of the total
     coverage: tuple[int, int, int, int] = (0, 0, 0, 0)  # Coverage.counts() of the nodes it finished
+    # Handed off (asked by the coordinator while workers were idle): the task stopped after its last
+    # run and these are its own nodes, from its top down, with what the estimate keeps of each
+    # (start, bstart, nexp, first; in the task's runs): the coordinator explores the rest from them.
+    rest: list[tuple[NodeData, tuple[int, int, int, int]]] | None = None
 
 
 def run_task(program: Program, task: Task) -> TaskResult:
@@ -127,6 +143,7 @@ def _run_task(program: Program, task: Task) -> TaskResult:
     nodes: list[NodeData] | None = None
     stopped = False
     exhausted = False  # nothing of the subtree is left after the last run
+    rest: list[tuple[NodeData, tuple[int, int, int, int]]] | None = None
     stream = _STREAM
     streamed = 0
     told = 0.0  # when the runs done were last streamed (for the progress bar)
@@ -169,6 +186,8 @@ def _run_task(program: Program, task: Task) -> TaskResult:
             break
         if interrupt.requested():
             break
+        if _asked_to_hand_off(task, len(runs)) and (rest := _own_nodes(ts)) is not None:
+            break
         if not ts.advance():
             exhausted = True
             break
@@ -179,7 +198,43 @@ def _run_task(program: Program, task: Task) -> TaskResult:
         return TaskResult([], [], [], {}, None, [], [], False, None, True, True)
     return TaskResult(runs, marks, list(states), firsts, schedules, nodes or [], exported, ts.pruned,
                       end() if end is not None else None, stopped, sizes=(ts.sizes.first, ts.sizes.later),
-                      coverage=ts.coverage.counts(), exhausted=exhausted)
+                      coverage=ts.coverage.counts(), exhausted=exhausted, rest=rest)
+
+
+@contextmanager
+def asked_by(asked: Any) -> Iterator[None]:
+    """Run tasks here reading the submission asked to hand off from ``asked.value`` (a Ray task)."""
+    global _HAND_OFF
+    before, _HAND_OFF = _HAND_OFF, asked
+    try:
+        yield
+    finally:
+        _HAND_OFF = before
+
+
+def _asked_to_hand_off(task: Task, runs: int) -> bool:
+    if task.hand_off_after is not None and runs >= task.hand_off_after:
+        return True
+    return _HAND_OFF is not None and _HAND_OFF.value == task.ident
+
+
+def _own_nodes(ts: TreeSearch) -> list[tuple[NodeData, tuple[int, int, int, int]]] | None:
+    """The task's own nodes as they stand, to hand off; None if fewer than two branches are left."""
+    own = ts.path[ts.lim :]
+    if branches_left(own, ts.sleep_sets) < 2:
+        return None
+    return [((n.state(), n.sig), (n.start, n.bstart, n.nexp, n.first)) for n in own]
+
+
+def branches_left(nodes: Sequence[_Node], sleep_sets: bool) -> int:
+    """The branches added to ``nodes`` and not yet started (a task hands off only if it has two:
+    one alone would just move, and keep the other worker idle)."""
+    left = 0
+    for node in nodes:
+        for t in node.order[node.pos + 1 :]:
+            if not (sleep_sets and (node.sleep >> t) & 1):
+                left += 1
+    return left
 
 
 class Executor(Protocol):
@@ -198,6 +253,9 @@ class Executor(Protocol):
 
     def submit(self, task: Task) -> Future[TaskResult]: ...
 
+    def hand_off(self, ident: int) -> None:
+        """Ask the task of submission ``ident`` to hand back what it has not started (if it can)."""
+
     def close(self) -> None: ...
 
 
@@ -214,6 +272,9 @@ class InlineExecutor:
     def submit(self, task: Task) -> Future[TaskResult]:
         fut: _LazyFuture = _LazyFuture(lambda: run_task(self.program, task))
         return fut
+
+    def hand_off(self, ident: int) -> None:
+        pass  # (a task here runs to its end before the next is asked for)
 
     def close(self) -> None:
         pass
@@ -232,6 +293,7 @@ class _LazyFuture(Future):
 
 _WORKER_PROGRAM: Program | None = None
 _STREAM: Any = None  # in a pool worker: the queue its tasks' nodes and races go to as found
+_HAND_OFF: Any = None  # in a pool worker: the submission the coordinator asks to hand off (0: none)
 
 
 def _worker_run(task: Task) -> TaskResult:
@@ -239,9 +301,10 @@ def _worker_run(task: Task) -> TaskResult:
     return run_task(_WORKER_PROGRAM, task)
 
 
-def _init_worker(stream: Any) -> None:
-    global _STREAM
+def _init_worker(stream: Any, hand_off: Any) -> None:
+    global _STREAM, _HAND_OFF
     _STREAM = stream
+    _HAND_OFF = hand_off
     interrupt.ignore_in_worker()
     gc.freeze()  # what the fork inherited is never collected here: the collector would copy its pages
 
@@ -259,11 +322,15 @@ class PoolExecutor:
         self.lazy = False
         context = multiprocessing.get_context("fork")
         self.stream = context.SimpleQueue()
+        self.asked = context.RawValue("q", 0)  # read by every worker after each run: no lock needed
         self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                                        initargs=(self.stream,))
+                                        initargs=(self.stream, self.asked))
 
     def submit(self, task: Task) -> Future[TaskResult]:
         return self.pool.submit(_worker_run, task)
+
+    def hand_off(self, ident: int) -> None:
+        self.asked.value = ident
 
     def close(self) -> None:
         # Tasks run ahead of a search that stopped are not waited for.
@@ -309,6 +376,10 @@ class AdaptiveExecutor:
         if self.pool is not None:
             return self.pool.submit(task)
         return self.inline.submit(dataclasses.replace(task, give_back_at=self.give_back_at))
+
+    def hand_off(self, ident: int) -> None:
+        if self.pool is not None:
+            self.pool.hand_off(ident)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -363,6 +434,8 @@ class SplitSearch:
     streamed: int = 0  # streamed messages applied before their task's commit (to see it happen)
     inflight: dict[int, int] = field(default_factory=dict)  # submission -> runs it has done so far
     done_at_stop: bool = False  # the search stopped (a violation, a limit) at the tree's last run
+    asked: int = 0  # the submission last asked to hand off
+    handed_off: int = 0  # tasks that did
 
     @property
     def sleep_sets(self) -> bool:
@@ -452,6 +525,14 @@ class SplitSearch:
             if s.future is None:
                 s.future = self.executor.submit(self._task(s, committed))
                 running.add(s.future)
+
+    def _ask_hand_off(self, spec: _Spec) -> None:
+        """A worker is idle and no branch is known to start: ask the task committed next (which
+        every later commit waits for) to hand back the branches it has not started."""
+        if self.asked == spec.ident or sum(1 for f in self.running if not f.done()) >= self.executor.slots:
+            return
+        self.asked = spec.ident
+        self.executor.hand_off(spec.ident)
 
     def _advance(self) -> _Spec | None:
         path = self.path
@@ -546,6 +627,7 @@ class SplitSearch:
                             return self._stop(spec, collector, checkpoint, INTERRUPTED)
                         if self._drain(spec) or done:  # (new branches, or a free worker)
                             self._fill(spec, collector.schedules)
+                        self._ask_hand_off(spec)
                         self._show_running(collector)
                 assert spec.future is not None
                 res = spec.future.result()
@@ -618,6 +700,13 @@ class SplitSearch:
             self.pruned = True
         if merge is not None:
             merge(res.contribution)
+        if res.rest is not None:  # its own nodes are the coordinator's now: the rest starts from them
+            self.handed_off += 1
+            for (st, sig), (start, bstart, nexp, leaves) in res.rest:
+                node = _Node.from_state(st)
+                node.sig = sig
+                node.start, node.bstart, node.nexp, node.first = self.runs + start, self.runs + bstart, nexp, leaves
+                self.path.append(node)
         self.runs = collector.schedules
         return None
 

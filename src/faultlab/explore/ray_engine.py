@@ -8,10 +8,12 @@ a local Ray is started for the run (and stopped after it); otherwise faultlab jo
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future
 from typing import Any
 
 from faultlab.errors import UserError
+from faultlab.explore import parallel
 from faultlab.explore.parallel import Task, TaskResult, run_task
 from faultlab.explore.program import Program
 
@@ -24,8 +26,44 @@ def check_ray() -> None:
         raise UserError("--engine ray needs Ray: pip install 'faultlab[ray]'") from None
 
 
-def _run(program: Program, task: Task) -> TaskResult:
-    return run_task(program, task)
+class _Asked:
+    """Which submission the coordinator asks to hand off, as a pool worker reads it (``.value``),
+    here from a Ray actor, looked up at most every ``EVERY`` seconds (a remote call each)."""
+
+    EVERY = 0.1
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+        self.seen = 0
+        self.at = time.monotonic()
+
+    @property
+    def value(self) -> int:
+        now = time.monotonic()
+        if now - self.at >= self.EVERY:
+            import ray
+
+            self.seen = ray.get(self.actor.get.remote())
+            self.at = now
+        return self.seen
+
+
+class _AskedActor:
+    def __init__(self) -> None:
+        self.ident = 0
+
+    def set(self, ident: int) -> None:
+        self.ident = ident
+
+    def get(self) -> int:
+        return self.ident
+
+
+def _run(program: Program, task: Task, asked: Any = None) -> TaskResult:
+    if asked is None:
+        return run_task(program, task)
+    with parallel.asked_by(_Asked(asked)):
+        return run_task(program, task)
 
 
 class RayExecutor:
@@ -59,11 +97,15 @@ class RayExecutor:
         self.slots = max(1, min(jobs, cpus) if jobs is not None else cpus)
         self.program_ref = ray.put(program)
         self.remote = ray.remote(num_cpus=1, max_retries=2)(_run)
+        self.asked = ray.remote(num_cpus=0)(_AskedActor).remote()
 
     def submit(self, task: Task) -> Future[TaskResult]:
-        ref = self.remote.remote(self.program_ref, task)
+        ref = self.remote.remote(self.program_ref, task, self.asked)
         fut: Future[TaskResult] = ref.future()
         return fut
+
+    def hand_off(self, ident: int) -> None:
+        self.asked.set.remote(ident)
 
     def close(self) -> None:
         if self.started:
