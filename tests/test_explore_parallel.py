@@ -121,29 +121,42 @@ def test_races_streamed_while_a_task_runs_start_its_siblings_and_change_nothing(
 
 
 class _GiveBackFirst(InlineExecutor):
-    """Gives its first task back unexplored (as AdaptiveExecutor does when its workers start)."""
+    """Has its first task stop as AdaptiveExecutor's does when the workers start: it hands off if
+    it has two branches left of its own, else it is given back unexplored."""
 
     def __init__(self, program: toys.ToyProgram) -> None:
         super().__init__(program)
-        self.given = 0
+        self.first: TaskResult | None = None
 
     def submit(self, task: Task) -> Future[TaskResult]:
-        if self.given:
+        if self.first is not None:
             return super().submit(task)
-        self.given += 1
-        res = run_task(self.program, Task(**{**task.__dict__, "give_back_at": 0.0}))
-        assert res.given_back and not res.runs
+        res = self.first = run_task(self.program, Task(**{**task.__dict__, "give_back_at": 0.0}))
         fut: Future[TaskResult] = Future()
         fut.set_result(res)
         return fut
 
 
-def test_a_task_given_back_is_run_again_and_counts_once() -> None:
-    prog = toys.counter(3)
-    one = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True)
-    again = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True,
-                    executor=_GiveBackFirst(prog), split_top=1)
-    _same(one, again)
+def test_a_task_stopped_as_workers_start_hands_off_or_is_run_again_and_counts_once() -> None:
+    """With two branches of its own left it hands off (its runs count); with fewer it is given
+    back, run again, and its runs counted once; at every split depth the result is one process's."""
+    kinds = set()
+    for prog in (toys.counter(3), toys.ordering(), toys.counter(2, padding=2)):
+        one = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True)
+        for top in range(1, 12):
+            executor = _GiveBackFirst(prog)
+            again = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True,
+                            executor=executor, split_top=top)
+            _same(one, again)
+            first = executor.first
+            assert first is not None
+            if first.rest is not None:
+                assert len(first.runs) == 1 and not first.given_back
+                kinds.add("handed off")
+            elif first.given_back:
+                assert not first.runs
+                kinds.add("given back")
+    assert kinds == {"handed off", "given back"}
 
 
 def test_the_progress_bar_counts_the_runs_of_tasks_still_running() -> None:

@@ -213,7 +213,11 @@ def asked_by(asked: Any) -> Iterator[None]:
 
 
 def _asked_to_hand_off(task: Task, runs: int) -> bool:
+    """Asked by the coordinator, or (in the calling process) the workers have started: rather than
+    give its runs back, a task hands off if it can."""
     if task.hand_off_after is not None and runs >= task.hand_off_after:
+        return True
+    if task.give_back_at is not None and time.time() >= task.give_back_at:
         return True
     return _HAND_OFF is not None and _HAND_OFF.value == task.ident
 
@@ -346,9 +350,10 @@ class PoolExecutor:
 class AdaptiveExecutor:
     """Runs tasks in this process until the search has taken ``after`` seconds, then on a pool of
     ``jobs`` processes: a small search does not pay for starting workers.  A task still running in
-    this process then is given back (what it ran is dropped) and run again on the pool, so a large
-    first task does not keep the workers from starting.  (The result does not depend on where
-    tasks run, so switching part way changes nothing in it.)"""
+    this process then hands off (its runs count; the rest of its subtree goes to the pool) or, if
+    it has fewer than two branches left, is given back (what it ran is dropped) and run again on
+    the pool, so a large first task does not keep the workers from starting.  (The result does not
+    depend on where tasks run, so switching part way changes nothing in it.)"""
 
     def __init__(self, program: Program, jobs: int, after: float = 0.1) -> None:
         self.program = program

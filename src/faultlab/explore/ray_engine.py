@@ -97,7 +97,7 @@ class RayExecutor:
         self.slots = max(1, min(jobs, cpus) if jobs is not None else cpus)
         self.program_ref = ray.put(program)
         self.remote = ray.remote(num_cpus=1, max_retries=2)(_run)
-        self.asked = ray.remote(num_cpus=0)(_AskedActor).remote()
+        self.asked: Any = ray.remote(num_cpus=0)(_AskedActor).remote()
 
     def submit(self, task: Task) -> Future[TaskResult]:
         ref = self.remote.remote(self.program_ref, task, self.asked)
