@@ -29,6 +29,9 @@ def _free_port() -> int:
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> object:
     port = _free_port()
     temp = tmp_path_factory.mktemp("ray")
+    # A home of its own: Ray 2.60 keeps an auth token in ~/.ray, written when a local Ray is started
+    # (``--engine ray`` without ``--address``); a stale one there made this head refuse the client.
+    ENV["HOME"] = str(tmp_path_factory.mktemp("home"))
     start = subprocess.run(
         [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
          "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)],
