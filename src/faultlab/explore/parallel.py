@@ -86,7 +86,7 @@ class Task:
     keep_schedules: bool
     max_runs: int | None = None
     deadline: float | None = None  # wall clock (time.time()), for a time budget
-    give_back_at: float | None = None  # wall clock: past it, stop and return the task unexplored
+    give_back_at: float | None = None  # wall clock: past it, hand off, or if it cannot, stop unexplored
     ident: int = 0  # which submission this is (a task's streamed messages name it)
     hand_off_after: int | None = None  # (tests) hand the rest back after this many runs, as if asked
 
@@ -297,7 +297,7 @@ class _LazyFuture(Future):
 
 _WORKER_PROGRAM: Program | None = None
 _STREAM: Any = None  # in a pool worker: the queue its tasks' nodes and races go to as found
-_HAND_OFF: Any = None  # in a pool worker: the submission the coordinator asks to hand off (0: none)
+_HAND_OFF: Any = None  # in a worker: its ``.value`` is the submission asked to hand off (0: none)
 
 
 def _worker_run(task: Task) -> TaskResult:
