@@ -508,11 +508,7 @@ class SplitSearch:
         for nodes, races in messages:
             if nodes is not None:
                 del self.path[len(spec.prefix) :]
-                for st, sig in nodes:
-                    node = _Node.from_state(st)
-                    node.sig = sig
-                    node.start = node.bstart = self.runs
-                    self.path.append(node)
+                self._take(nodes)
             if races is not None:  # (whether the bound pruned is settled at the commit, which settles all again)
                 settle(self.path, races, 0, self.bound, self.sleep_sets, None)
         return True
@@ -530,6 +526,18 @@ class SplitSearch:
             if s.future is None:
                 s.future = self.executor.submit(self._task(s, committed))
                 running.add(s.future)
+
+    def _take(self, nodes: Sequence[NodeData]) -> list[_Node]:
+        """Put nodes made elsewhere (by a task, or saved in a checkpoint) at the end of the path, as
+        if made after the runs committed so far; returns them."""
+        taken = []
+        for st, sig in nodes:
+            node = _Node.from_state(st)
+            node.sig = sig
+            node.start = node.bstart = self.runs
+            self.path.append(node)
+            taken.append(node)
+        return taken
 
     def _ask_hand_off(self, spec: _Spec) -> None:
         """A worker is idle and no branch is known to start: ask the task committed next (which
@@ -588,12 +596,8 @@ class SplitSearch:
         # (the runs before the resume are counted once, in ``base``; the sizes of branches finished
         # before it are unknown)
         self.runs = self.base = collector.schedules
-        for node_state, sig in st["path"]:
-            node = _Node.from_state(node_state)
-            node.sig = sig
-            node.start = node.bstart = self.runs
+        for node in self._take(st["path"]):
             node.nexp = sum(1 for t in node.order[: node.pos] if not (self.sleep_sets and (node.sleep >> t) & 1))
-            self.path.append(node)
         self.pruned = st["pruned"]
         self.tasks_committed = st.get("tasks", 0)
         load = getattr(program, "load_state", None)
@@ -671,11 +675,7 @@ class SplitSearch:
     def _commit(self, spec: _Spec, res: TaskResult, collector: Collector,
                 merge: Callable[[Any], None] | None) -> str | None:
         del self.path[len(spec.prefix) :]
-        for st, sig in res.nodes:
-            node = _Node.from_state(st)
-            node.sig = sig
-            node.start = node.bstart = self.runs
-            self.path.append(node)
+        self._take(res.nodes)
         self.sizes.merge(*res.sizes)
         self.current = max(len(res.runs), 1)
         for i, (steps, fs, ids) in enumerate(res.runs):
@@ -707,11 +707,9 @@ class SplitSearch:
             merge(res.contribution)
         if res.rest is not None:  # its own nodes are the coordinator's now: the rest starts from them
             self.handed_off += 1
-            for (st, sig), (start, bstart, nexp, leaves) in res.rest:
-                node = _Node.from_state(st)
-                node.sig = sig
+            nodes = self._take([data for data, _ in res.rest])
+            for node, (start, bstart, nexp, leaves) in zip(nodes, (sizes for _, sizes in res.rest), strict=True):
                 node.start, node.bstart, node.nexp, node.first = self.runs + start, self.runs + bstart, nexp, leaves
-                self.path.append(node)
         self.runs = collector.schedules
         return None
 
