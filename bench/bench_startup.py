@@ -3,8 +3,8 @@ once with the bytecode caches warm and once with none for faultlab's own modules
 
     python bench/bench_startup.py [--runs 20] [--python PATH]
 
-The command is ``faultlab explore scenarios/seed/cow-vs-truncate.toml --design xip --quiet`` (a
-complete exploration, 16 schedules, and a counterexample printed: exit status 1). ``--python``
+The command is ``faultlab explore scenarios/seed/cow-vs-truncate.toml --design xip --quiet`` (it
+stops at the first counterexample, after 32 schedules, and prints it: exit status 1). ``--python``
 times the faultlab installed for another interpreter (another checkout's venv, to compare); by
 default the one running this script. "No .pyc" runs a fresh copy of the faultlab package, without
 ``__pycache__``, under ``PYTHONDONTWRITEBYTECODE=1``, so every run compiles faultlab's modules
