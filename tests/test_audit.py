@@ -99,7 +99,7 @@ def test_the_unchanged_designs_pass_the_audit_sequentially() -> None:
         run_audited(get_design(name))
 
 
-def test_run_and_explore_take_audit_and_report_a_failure_in_one_line(tmp_path: Path) -> None:
+def test_run_and_explore_audit_a_design_file_and_report_a_failure_in_one_line(tmp_path: Path) -> None:
     design = tmp_path / "peeks.py"
     design.write_text(
         "from faultlab.designs.v4_0 import DESIGN as V40\n"
@@ -110,15 +110,37 @@ def test_run_and_explore_take_audit_and_report_a_failure_in_one_line(tmp_path: P
         "    return original(k, vma, page_addr, off, n, data)\n"
         "DESIGN = V40.variant('peeks', 'peeks at the PTE', 'a test', {syscalls._access_once: _access_once})\n")
     try:
-        for cmd in (["run", SEED], ["explore", SEED, "--quiet"]):
-            faultlab.execution.AUDIT = False
-            plain = CliRunner().invoke(main, [*cmd, "--design", str(design)])
-            assert "audit" not in plain.output  # without --audit the peek goes unnoticed
-            res = CliRunner().invoke(main, [*cmd, "--design", str(design), "--audit"])
-            assert res.exit_code == 1, res.output
-            lines = res.output.strip().splitlines()
-            assert lines[-1].startswith(f"faultlab: audit: _access_once() ({design}:5) reads mm page table"), res.output
-            assert "Traceback" not in res.output
+        for cmd in (["run", SEED], ["explore", SEED, "--quiet"], ["explore", SEED, "--quiet", "--jobs", "2"]):
+            for flags in ([], ["--audit"]):  # a design file's code is audited with or without --audit
+                faultlab.execution.AUDIT = False
+                res = CliRunner().invoke(main, [*cmd, "--design", str(design), *flags])
+                assert res.exit_code == 1, res.output
+                lines = res.output.strip().splitlines()
+                assert lines[-1].startswith(f"faultlab: audit: _access_once() ({design}:5) reads mm page table"), \
+                    res.output
+                assert "Traceback" not in res.output
+    finally:
+        faultlab.execution.AUDIT = True
+
+
+def test_only_designs_with_code_from_outside_faultlab_are_audited_without_the_flag() -> None:
+    from faultlab.designs import ALL_DESIGNS
+    from faultlab.kernel.eras import v4_0
+
+    for design in ALL_DESIGNS.values():  # the shipped designs and known bugs: audited by the test suite
+        assert design.user_code == [], design.name
+
+    def release_fault_page(k: Kernel, vmf: object) -> None:
+        v4_0.release_fault_page(k, vmf)  # type: ignore[arg-type]
+
+    mine = get_design("v4.0").variant("mine", "", "", {v4_0.release_fault_page: release_fault_page})
+    assert mine.user_code == [__name__]
+    try:
+        faultlab.execution.AUDIT = False
+        scenario = load_scenario(SEED)
+        assert ModelExecution(scenario, mine).audit
+        assert not ModelExecution(scenario, get_design("v4.0")).audit
+        assert not ModelExecution(scenario, mine, audit=False).audit  # an explicit choice stands
     finally:
         faultlab.execution.AUDIT = True
 

@@ -108,7 +108,8 @@ def audit_option(fn: F) -> F:
         return value
 
     return click.option("--audit", is_flag=True, expose_value=False, callback=set_audit,
-                        help="fail at once on any access to shared state its step did not announce")(fn)
+                        help="fail at once on any access to shared state its step did not announce "
+                             "(always on for a design file)")(fn)
 
 
 def console() -> Console:

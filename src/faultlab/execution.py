@@ -31,7 +31,8 @@ from faultlab.sched.core import AuditError, StepLimitExceeded
 
 AUDIT = False
 """Run every execution in audit mode (the test suite sets this; ``--audit`` on the command line):
-an access to shared state that its step did not announce raises AuditError at once."""
+an access to shared state that its step did not announce raises AuditError at once.  Executions of
+a design with code from outside faultlab (``Design.user_code``) are audited whatever this says."""
 
 
 @dataclass
@@ -99,7 +100,9 @@ class ModelExecution:
         self.retry_bound = retry_bound
         self.record_steps = record_steps
         self.record_events = record_events
-        self.audit = AUDIT if audit is None else audit
+        # A design with code that is not faultlab's own is always audited: its accesses are checked
+        # nowhere else, and one it did not announce would be invisible to DPOR.
+        self.audit = (AUDIT or bool(design.user_code)) if audit is None else audit
         check_supported(scenario, design)
         data = sum(len(op.data) + (op.length if op.kind in ("load", "read") else 0)
                    for t in scenario.all_threads() for op in t.ops)

@@ -17,7 +17,7 @@ from typing import Any
 from faultlab.fs import ext4, shmem
 from faultlab.fs.ops import FileSystemType
 from faultlab.kernel import syscalls
-from faultlab.kernel.image import KernelImage, link
+from faultlab.kernel.image import KernelImage, link, record_functions
 
 PAGE_CACHE: dict[str, FileSystemType] = {"tmpfs": shmem.FS, "ext4": ext4.FS}
 """The page-cache file kinds of the 3.15-4.4 kernels."""
@@ -58,6 +58,18 @@ class Design:
             got = self._images[trace] = link(self.name, self.era, dict(self.filesystems), self.dax, [syscalls],
                                              dict(self.replaced), trace=trace)
         return got
+
+    @property
+    def user_code(self) -> list[str]:
+        """The modules of this design's code that are not faultlab's own (a design file, a variant a
+        test builds): every run of such a design is audited (see :class:`faultlab.execution.ModelExecution`),
+        since nothing else checks that its code announces what it touches."""
+        mods = {self.era.__name__, *(new.__module__ for _, new in self.replaced)}
+        if self.dax is not None:
+            mods.add(self.dax.__name__)
+        for fs in self.filesystems.values():
+            mods.update(fn.__module__ for fn in record_functions(fs))
+        return sorted(m for m in mods if m != "faultlab" and not m.startswith("faultlab."))
 
     @property
     def is_known_bug(self) -> bool:

@@ -155,7 +155,7 @@ def link(
     linker = _Linker(era, dax, trace)
     roots = [era, *entry, *([dax] if dax else [])]
     for fs in filesystems.values():  # (an era's or a DAX module's functions are reached through it)
-        roots += [sys.modules[fn.__module__] for fn in _record_functions(fs) if _role(fn.__module__) is None]
+        roots += [sys.modules[fn.__module__] for fn in record_functions(fs) if _role(fn.__module__) is None]
     mods = _reachable(roots)
     linker.copy(mods)
     for old, new in (replace or {}).items():
@@ -320,14 +320,15 @@ def _global_names(code: types.CodeType) -> set[str]:
     return names
 
 
-def _record_functions(record: Any) -> list[types.FunctionType]:
+def record_functions(record: Any) -> list[types.FunctionType]:
+    """The functions of an ops record, and of the records inside it."""
     out: list[types.FunctionType] = []
     for f in dataclasses.fields(record):
         value = getattr(record, f.name)
         if isinstance(value, types.FunctionType):
             out.append(value)
         elif isinstance(value, OPS_RECORDS):
-            out += _record_functions(value)
+            out += record_functions(value)
     return out
 
 
