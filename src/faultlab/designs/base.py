@@ -12,6 +12,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from faultlab.fs import ext4, shmem
@@ -59,7 +60,7 @@ class Design:
                                              dict(self.replaced), trace=trace)
         return got
 
-    @property
+    @cached_property  # (read by every execution)
     def user_code(self) -> list[str]:
         """The modules of this design's code that are not faultlab's own (a design file, a variant a
         test builds): every run of such a design is audited (see :class:`faultlab.execution.ModelExecution`),
