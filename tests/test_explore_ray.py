@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from design_examples import NO_RECHECK
 
 pytest.importorskip("ray")
 
@@ -67,3 +68,40 @@ def test_engine_options_are_checked() -> None:
                            "--address", "127.0.0.1:1"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "faultlab: --address applies to --engine ray only"
+
+
+def test_a_design_file_explored_on_ray_keeps_its_replacement(ray_head: str, tmp_path: Path) -> None:
+    # The design travels to the workers without its linked images (their modules would arrive as
+    # faultlab's own, unlinked, and the workers would explore plain v4.0: clean, 58 schedules).
+    design = tmp_path / "no_recheck.py"
+    design.write_text(NO_RECHECK)
+
+    def explore(*args: str) -> dict[str, object]:
+        proc = subprocess.run([sys.executable, "-m", "faultlab", "explore", "scenarios/seed/cow-vs-truncate.toml",
+                               "--design", str(design), "--json", "--quiet", *args],
+                              cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=300, check=False)
+        assert proc.returncode == 1, proc.stderr  # the race is found
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    on_ray = explore("--engine", "ray", "--address", ray_head)
+    assert on_ray["designs"] == explore("--jobs", "1")["designs"]
+    assert [d["verdict"] for d in on_ray["designs"]] == ["stale-pte-after-truncate"]  # type: ignore[index, union-attr]
+
+
+def test_a_design_is_sent_without_its_images_and_an_image_not_at_all(tmp_path: Path) -> None:
+    from ray import cloudpickle  # what Ray sends tasks' arguments with
+
+    from faultlab.designs import load_design_file
+    from faultlab.exploring import SearchOptions, explore_design
+    from faultlab.scenario import load_scenario
+
+    path = tmp_path / "no_recheck.py"
+    path.write_text(NO_RECHECK)
+    design = load_design_file(str(path))  # linked once on loading
+    assert design.image() is design.image()
+    with pytest.raises(TypeError, match="not sent between processes"):
+        cloudpickle.dumps(design.image())
+    sent = cloudpickle.loads(cloudpickle.dumps(design))
+    seed = load_scenario(str(ROOT / "scenarios/seed/cow-vs-truncate.toml"))
+    verdict = explore_design(seed, sent, options=SearchOptions(jobs=1))
+    assert verdict.violation_ids == ["stale-pte-after-truncate"]  # the replacement, not plain v4.0

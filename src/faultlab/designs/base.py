@@ -60,6 +60,14 @@ class Design:
                                              dict(self.replaced), trace=trace)
         return got
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a Ray worker) without its linked images: an image's modules would travel by
+        name and come back as faultlab's unlinked modules, losing every replacement.  The worker
+        links its own."""
+        state = dict(self.__dict__)
+        state["_images"] = {}
+        return state
+
     @cached_property  # (read by every execution)
     def user_code(self) -> list[str]:
         """The modules of this design's code that are not faultlab's own (a design file, a variant a

@@ -61,6 +61,11 @@ class KernelImage:
     traced: bool = False
     functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        # Its modules would be pickled by name and come back as faultlab's own, unlinked: a design
+        # travels without its images and is linked again where it runs (Design.__getstate__).
+        raise TypeError(f"a kernel image ({self.name}) is not sent between processes: send its design")
+
     def module(self, name: str) -> types.ModuleType:
         """The image's copy of a model module, by the module's name."""
         return self.modules[name]
