@@ -145,3 +145,57 @@ def test_a_design_that_exits_during_a_run_is_a_violation_not_an_exit_status(tmp_
         line = path.read_text().splitlines().index(f"    raise {raised}") + 1
         assert f"design-error: {raised.split('(')[0]}" in res.output, res.output
         assert f"raised in dax_cow_fault() at {path}:{line} (thread faulter, step " in res.output, res.output
+
+
+# -- a function an era takes over from an earlier one (v6.1's do_cow_fault is 4.10's) -----------------
+ADOPTED = '''
+"""v6.1 whose COW fault gives up at once: do_cow_fault is the one v6.1 takes over from 4.10."""
+from faultlab.designs.v6_1 import DESIGN as V61
+from faultlab.kernel.eras import v6_1
+from faultlab.kernel.flags import VM_FAULT_SIGBUS
+
+
+def do_cow_fault(k, vmf):
+    return VM_FAULT_SIGBUS
+
+
+DESIGN = V61.variant("cow-sigbus", "v6.1, COW faults SIGBUS", "a test", {v6_1.do_cow_fault: do_cow_fault})
+'''
+PRIVATE_STORE = ("[files.data]\nsize = \"1p\"\nfill = \"A\"\n\n[threads.t]\n"
+                 "ops = [\"m = mmap data 0 1p private rw\", \"store m 0 B\"]\n")
+
+
+def test_a_function_the_era_adopts_is_replaced_in_that_design_only(tmp_path: Path) -> None:
+    from faultlab.designs import get_design, load_design_file
+    from faultlab.execution import ModelExecution
+    from faultlab.kernel.eras import v4_10, v6_1
+    from faultlab.scenario import parse_scenario
+    from faultlab.scenario.model import Outcome
+    from faultlab.sched import SequentialChooser
+
+    assert v6_1.do_cow_fault is v4_10.do_cow_fault  # the premise: v6.1 adopts 4.10's
+    (tmp_path / "d.py").write_text(ADOPTED)
+    mine = load_design_file(str(tmp_path / "d.py"))
+    scenario = parse_scenario('title = "t"\nfs = "tmpfs"\n' + PRIVATE_STORE, "s.toml")
+
+    def store_outcome(design_name: str) -> Outcome:
+        design = mine if design_name == "mine" else get_design(design_name)
+        return ModelExecution(scenario, design).run(SequentialChooser()).record.ops[1].outcome
+
+    assert store_outcome("mine") == Outcome.signal("SIGBUS")
+    for name in ("v6.1", "v4.10"):  # neither the base design nor the era it adopts from is touched
+        assert store_outcome(name) == Outcome.ok(), name
+
+
+def test_replacing_a_function_the_design_does_not_run_is_one_located_line(tmp_path: Path) -> None:
+    (tmp_path / "d.py").write_text("from faultlab.designs.v4_0 import DESIGN as V40\n"
+                                   "from faultlab.kernel.eras import v6_1\n\n"
+                                   "DESIGN = V40.variant('d', 's', 'src', {v6_1.finish_fault: len})\n")
+    line = _one_line_error(CliRunner().invoke(main, ["run", SEED, "--design", str(tmp_path / "d.py")]))
+    assert "cannot replace 'finish_fault' with <built-in function len>: expected a function" in line
+    (tmp_path / "d.py").write_text("from faultlab.designs.v4_0 import DESIGN as V40\n"
+                                   "from faultlab.kernel.eras import v6_1\n\n"
+                                   "DESIGN = V40.variant('d', 's', 'src', {v6_1.finish_fault: lambda k, vmf: 0})\n")
+    line = _one_line_error(CliRunner().invoke(main, ["run", SEED, "--design", str(tmp_path / "d.py")]))
+    assert line.endswith(":4: cannot replace 'finish_fault' (faultlab.kernel.eras.v6_1): this design's kernel "
+                         "does not run it"), line

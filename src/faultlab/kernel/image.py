@@ -166,6 +166,7 @@ def link(
     for old, new in (replace or {}).items():
         linker.replace(old, new)
     linker.resolve_all()
+    linker.check_replaced()
     linked_fs: dict[str, FileSystemType] = {}
     for kind, fs in filesystems.items():
         where = _defined_at(fs, mods)
@@ -193,6 +194,9 @@ class _Linker:
         self.home: dict[int, Callable[..., Any]] = {}  # id(original) -> the image's function
         self.adopted: dict[tuple[str, int], Callable[..., Any]] = {}  # (module, id(original)) -> its adoption
         self.pending: list[tuple[types.FunctionType, str]] = []  # replacements, and where they run
+        # id(original) -> (original, replacement), for a function of a module the image does not
+        # copy that it adopts: the replacement is adopted in its place.
+        self.adopted_replaced: dict[int, tuple[types.FunctionType, types.FunctionType]] = {}
 
     def copy(self, mods: list[types.ModuleType]) -> None:
         for m in mods:
@@ -207,12 +211,24 @@ class _Linker:
 
     def replace(self, old: Callable[..., Any], new: Callable[..., Any]) -> None:
         mod = getattr(old, "__module__", "")
-        if mod not in self.spaces or not isinstance(new, types.FunctionType):
-            raise UserError(f"cannot replace {getattr(old, '__qualname__', old)!r}: it is not a function of the "
-                            "model this design runs")
-        ns = self.spaces[mod].__dict__
-        ns[old.__name__] = self.home[id(old)] = self._wrap(_checked(_clone(new, ns), old))
-        self.pending.append((new, mod))
+        what = shown(getattr(old, "__qualname__", old))
+        if not isinstance(old, types.FunctionType) or not (mod in self.spaces or is_model_module(mod)):
+            raise UserError(f"cannot replace {what}: it is not a function of the model")
+        if not isinstance(new, types.FunctionType):
+            raise UserError(f"cannot replace {what} with {shown(new)}: expected a function to run instead")
+        if mod in self.spaces:
+            ns = self.spaces[mod].__dict__
+            ns[old.__name__] = self.home[id(old)] = self._wrap(_checked(_clone(new, ns), old))
+            self.pending.append((new, mod))
+        else:  # an earlier era's function this design's era adopts (see _adopt)
+            self.adopted_replaced[id(old)] = (old, new)
+
+    def check_replaced(self) -> None:
+        """After :meth:`resolve_all`: every adopted function replaced was found in the image."""
+        for key, (old, _) in self.adopted_replaced.items():
+            if not any(k == key for _, k in self.adopted):
+                raise UserError(f"cannot replace {old.__qualname__!r} ({old.__module__}): this design's kernel "
+                                "does not run it")
 
     def resolve_all(self) -> None:
         # A replacement runs in the original's module: the names it uses are looked up there, and
@@ -246,14 +262,20 @@ class _Linker:
     def _adopt(self, fn: types.FunctionType, mod: str) -> Callable[..., Any]:
         """``fn`` (from an era the image does not run) rebound into module ``mod``: its calls reach
         ``mod``'s functions, and the globals it needs that ``mod`` lacks come from its own module,
-        adopted in turn."""
+        adopted in turn.  A replaced ``fn`` is adopted as its replacement, which then runs in
+        ``mod`` as ``fn`` would."""
         key = (mod, id(fn))
         got = self.adopted.get(key)
         if got is not None:
             return got
         ns = self.spaces[mod].__dict__
-        got = self.adopted[key] = self._wrap(_clone(fn, ns))
-        self._bring_globals(fn, mod)
+        replaced = self.adopted_replaced.get(id(fn))
+        if replaced is None:
+            got = self.adopted[key] = self._wrap(_clone(fn, ns))
+            self._bring_globals(fn, mod)
+        else:
+            got = self.adopted[key] = self._wrap(_checked(_clone(replaced[1], ns), fn))
+            self._bring_globals(replaced[1], mod)
         return got
 
     def _bring_globals(self, fn: types.FunctionType, mod: str) -> None:
