@@ -255,5 +255,6 @@ def test_a_pool_worker_hands_off_when_asked_and_the_pool_still_gives_one_process
         two = Collector("dpor", stop_on_first=False, keep_schedules=True)
         search = SplitSearch(prog, PoolExecutor(prog, 2), True, None, top, stop_on_first=False, keep_schedules=True)
         assert search.search(two) == (True, "exhausted", False)
+        # (Whether the coordinator asked a task to hand off here depends on timing: the first half
+        # of this test asks one deterministically.)
         assert two.schedules_list == one.schedules_list and two.final_states == one.final_states
-        assert search.asked > 0  # (whether the task had two branches left then depends on timing)

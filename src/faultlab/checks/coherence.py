@@ -206,17 +206,27 @@ class CoherenceChecker:
 
     def on_fork(self, copies: dict[Vma, Vma], now: int) -> None:
         """The child's VMAs start with their parent's private pages (a store under way in the
-        parent may or may not be in the child's copy)."""
+        parent may or may not be in the child's copy).  A drop under way in the parent either
+        reaches the copy too (truncate: it drops the copies of every VMA of the file) or happened
+        before the copy was made, or only to the parent's page after it (madvise of the parent's
+        VMA): the stores it would remove may or may not be in the child's copy."""
         for (vma, index), page in list(self.private.items()):
             child = copies.get(vma)
             if child is None:
                 continue
             writers = [Writer(w.start, w.lo, w.hi, w.data, w.end) for w in page.writers]
-            copy = self.private[(child, index)] = PrivatePage(writers, list(page.drops))
+            copy = self.private[(child, index)] = PrivatePage(writers, [(s, e) for s, e in page.drops if e is not None])
             dropping = {s for s, e in page.drops if e is None}
-            for _op, _vma, acc in self.open.values():
-                if acc.start in dropping:  # the drop under way ends for the copy too
+            for _op, dropper, acc in self.open.values():
+                if acc.start not in dropping:
+                    continue
+                if dropper is None:  # truncate: the drop under way ends for the copy too
+                    copy.drops.append((acc.start, None))
                     acc.pages.append(copy)
+                    continue
+                for w in copy.writers:  # madvise of the parent's VMA: maybe
+                    if w.end is not None and w.end < acc.start:
+                        w.end = None
 
     # -- the check -------------------------------------------------------------------------------------------
     def check(self, op: Any, inode: Inode, offset: int, data: bytes, acc: Access, now: int, vma: Vma | None) -> None:
