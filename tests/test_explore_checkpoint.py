@@ -3,6 +3,7 @@ two parts are exactly the runs of one uninterrupted search; Ctrl-C and SIGTERM s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -16,9 +17,10 @@ import pytest
 
 from faultlab.errors import UserError
 from faultlab.explore import interrupt, toys
-from faultlab.explore.checkpoint import FORMAT, Checkpoint
+from faultlab.explore.checkpoint import FORMAT, Checkpoint, load_entries
 from faultlab.explore.explorer import explore
 from faultlab.explore.results import Stats
+from tests.design_examples import NO_RECHECK
 from tests.test_explore_parallel import HandOffAfter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +85,47 @@ def test_bad_checkpoint_files_are_user_errors(tmp_path: Path) -> None:
         Checkpoint(str(tmp_path / "no" / "such" / "dir"), resume=False)
 
 
+@pytest.mark.parametrize("cap", [5, 17])
+def test_a_search_stopped_by_max_schedules_saves_where_it_stopped(tmp_path: Path, cap: int) -> None:
+    """Stopped part way through a task by --max-schedules (or the time budget, the same path), the
+    search saves the state before that task: resumed, it runs the rest, nothing twice."""
+    prog = toys.counter(3, padding=1)
+    full = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True)
+    path = str(tmp_path / "cp")
+    first = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True, max_schedules=cap,
+                    checkpoint=Checkpoint(path, resume=False, interval=3600).for_search("k"))
+    assert first.stop_reason == "max-schedules" and first.schedules == cap
+    assert 0 < _saved_schedules(Path(path)) <= cap  # saved at the last task boundary before the stop
+    rest = explore(prog, "dpor", stop_on_first=False, minimise=False, keep_schedules=True,
+                   checkpoint=Checkpoint(path, resume=True).for_search("k"))
+    assert rest.complete and rest.schedules_list == full.schedules_list
+    assert rest.summary() == full.summary()
+
+
+def test_a_damaged_or_hand_made_checkpoint_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    prog = toys.counter(3, padding=1)
+    path = tmp_path / "cp"
+    explore(prog, "dpor", stop_on_first=False, minimise=False,
+            checkpoint=Checkpoint(str(path), resume=False).for_search("k"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of the saved state
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="is damaged"):
+        Checkpoint(str(path), resume=True)
+
+    def hand_made(entry: object) -> Checkpoint:
+        payload = pickle.dumps({"k": entry})
+        path.write_bytes(pickle.dumps({"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
+                                       "entries": payload}))
+        return Checkpoint(str(path), resume=True).for_search("k")
+
+    with pytest.raises(UserError, match="its entries are not searches"):
+        hand_made("garbage")
+    for entry in ({}, {"top": -5}, {"top": 1}, {"top": 1, "path": [(1, 2)], "collector": {}}):
+        with pytest.raises(UserError, match="is damaged"):
+            explore(prog, "dpor", stop_on_first=False, minimise=False, checkpoint=hand_made(entry))
+
+
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "faultlab", "explore", *args], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -97,11 +140,10 @@ def _designs(out: str) -> list[dict[str, object]]:
 
 def _saved_schedules(path: Path) -> int:
     try:
-        with open(path, "rb") as f:
-            doc = pickle.load(f)
-    except (OSError, EOFError, pickle.UnpicklingError):
+        entries = load_entries(path)
+    except UserError:  # (not written yet)
         return 0
-    return sum(e["collector"]["schedules"] for e in doc["entries"].values())
+    return sum(e["collector"]["schedules"] for e in entries.values())
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
@@ -147,3 +189,29 @@ def test_ctrl_c_without_a_checkpoint_exits_130_with_a_hint() -> None:
     assert lines[0].startswith("faultlab: interrupted (SIGINT) while exploring v4.7: ")
     assert "schedules" in lines[0] and "--checkpoint FILE" in lines[0]
     assert "v4.7" in out and "not complete (stopped: interrupted)" in out
+
+
+def test_resuming_another_search_or_an_edited_design_file_is_refused(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from faultlab.cli import main
+
+    design = tmp_path / "mine.py"
+    source = NO_RECHECK.replace('"my-no-recheck"', '"mine"')
+    design.write_text(source)
+    cp = str(tmp_path / "cp")
+    seed = str(ROOT / "scenarios/seed/cow-vs-truncate.toml")
+    args = ["explore", seed, "--quiet", "--jobs", "1"]
+    first = CliRunner().invoke(main, [*args, "--design", str(design), "--max-schedules", "3", "--checkpoint", cp])
+    assert first.exit_code == 0, first.output
+    resumed = CliRunner().invoke(main, [*args, "--design", str(design), "--resume", cp])
+    assert resumed.exit_code == 1 and "mine                    VIOLATION stale-pte-after-truncate  after 7 " \
+        "schedules" in resumed.output, resumed.output
+    for change in (["--design", "v4.0"], ["--design", str(design), "--bound", "1"], ["--design", str(design)]):
+        if change == ["--design", str(design)]:
+            design.write_text(source.replace("    vmf.page = page", "    vmf.page = page  # edited"))
+        res = CliRunner().invoke(main, [*args, *change, "--resume", cp])
+        assert res.exit_code == 2, (change, res.output)
+        assert res.stderr.startswith(f"faultlab: checkpoint {cp} holds no progress of this command's searches "
+                                     "(it holds: mine (dpor, retry bound 2, code digest "), res.stderr
+        assert len(res.stderr.splitlines()) == 1

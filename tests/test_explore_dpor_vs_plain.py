@@ -1,6 +1,7 @@
 """DPOR checked against plain search on the model itself: generated scenarios with mmap, loads and
-stores, read/write, truncate, msync, fsync, madvise and crash, on every file kind, with 2 and 3 threads, under
-every design and known bug.
+stores, read/write, truncate, msync, fsync, madvise, crash and fork (a child process using its copy
+of a map), maps made in [setup] or by the threads, on every file kind, with 2 and 3 threads (and a
+forked child), under every design and known bug.
 
 Plain search tries every interleaving up to a preemption bound (small enough that it completes
 within the bound); DPOR searches them all, with its reduction.  Every end state and every
@@ -39,10 +40,16 @@ def scenarios(draw: st.DrawFn) -> tuple[Scenario, str]:
     fill = draw(st.sampled_from(["A", "hole"]))
     b = ScenarioBuilder("generated", fs=fs).file("f", size=f"{pages}p", fill=fill)
     nthreads = draw(st.sampled_from([2, 2, 2, 3]))
+    premapped = nthreads == 2 and draw(st.sampled_from([False, False, True]))
+    if premapped:  # a map of the threads' process made in [setup], maybe with a private copy already
+        share = draw(st.sampled_from(["shared", "private"]))
+        b = b.setup(f"m = mmap f 0 {pages}p {share} rw", *draw(st.sampled_from([[], ["store m 0 S"]])))
     budget = 2 if nthreads == 3 else 3  # ops per thread, mmap included
+    forks = nthreads == 2 and draw(st.sampled_from([False, False, True]))  # t0 forks a child process
+    forked = False
     for t in range(nthreads):
         ops: list[str] = []
-        mapped = False
+        mapped = premapped
         for _ in range(draw(st.integers(min_value=1, max_value=budget))):
             off = f"{draw(st.integers(min_value=0, max_value=pages - 1))}p+{draw(st.sampled_from([0, 8]))}"
             kind = draw(st.sampled_from(["mmap", "access", "access", "read", "write", "truncate", "msync",
@@ -69,7 +76,14 @@ def scenarios(draw: st.DrawFn) -> tuple[Scenario, str]:
                 ops.append("crash")
             else:
                 ops.append("madvise m dontneed")
+        if t == 0 and forks and mapped:  # (after its own mmap, if it made one)
+            ops.insert(draw(st.integers(min_value=0, max_value=len(ops))) if premapped else len(ops), "fork c")
+            forked = True
         b = b.thread(f"t{t}", *(ops or ["read f 0 1"]))
+    if forked:
+        off = f"{draw(st.integers(min_value=0, max_value=pages - 1))}p"
+        b = b.thread("c", draw(st.sampled_from([f"load m {off} 1", f"store m {off} Z"])),
+                     *draw(st.sampled_from([[], ["load m 0 1"], ["madvise m dontneed"]])))
     return b.build(), draw(st.sampled_from(DESIGN_NAMES))
 
 

@@ -313,7 +313,7 @@ def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool
 
     Exit status: 0 no violation, 1 a violation, 2 bad input, 130 interrupted (SIGINT/SIGTERM)."""
     from faultlab.explore.interrupt import handle_signals
-    from faultlab.exploring import explore_design, search_options
+    from faultlab.exploring import explore_design, inner_strategy, search_key, search_options
     from faultlab.exploring_cli import interrupted_message, make_search_options, timing_json
     from faultlab.scenario import load_scenario
 
@@ -325,9 +325,16 @@ def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool
         check_html_path(html_path)
     options = make_search_options(jobs, engine, address, checkpoint_path, resume_path)
     scenario = load_scenario(scenario_path)
+    designs = list(design_args(design_spec))
+    if options.checkpoint is not None:
+        if strategy != "dfs":
+            raise UserError("--checkpoint and --resume apply to --strategy dfs only")
+        inner = inner_strategy(strategy, plain)
+        keys = [search_key(scenario, d, inner, bound, retry_bound, crash) for d, _ in designs]
+        options.checkpoint.check_resumes(keys, scenario.digest())
     verdicts = []
     with handle_signals(), search_options(options):
-        for design, arg in design_args(design_spec):
+        for design, arg in designs:
             with progress_bar(design.name, budget, enabled=not quiet and not as_json) as progress:
                 verdicts.append(explore_design(
                     scenario, design, strategy=strategy, plain=plain, bound=bound, retry_bound=retry_bound,

@@ -191,6 +191,20 @@ class ScenarioProgram:
             self.lockdep.add(a, b, where)
 
 
+def search_key(scenario: Scenario, design: Design, inner: str, bound: int | None, retry_bound: int | None,
+               crash: bool) -> str:
+    """What names one exhaustive search in a checkpoint: the scenario (its digest), the design (its
+    name, and the digest of a design's own code), the strategy and the options that change the
+    search."""
+    key = f"{scenario.digest()}:{design.name}:{inner}:{bound}:{retry_bound}" + (":crash" if crash else "")
+    return key + (f":code={design.code_digest}" if design.code_digest else "")
+
+
+def inner_strategy(strategy: str, plain: bool) -> str:
+    """The search ``strategy`` (and ``plain``) run: ``dfs`` (plain), ``dpor``, ``pct`` or ``random``."""
+    return "dfs" if (strategy == "dfs" and plain) else STRATEGY_NAMES[strategy]
+
+
 def explore_design(
     scenario: Scenario,
     design: Design,
@@ -222,13 +236,12 @@ def explore_design(
     opts = options or _OPTIONS.get() or SearchOptions()
     program = ScenarioProgram(scenario, design, retry_bound, crash)
 
-    inner = "dfs" if (strategy == "dfs" and plain) else STRATEGY_NAMES[strategy]
+    inner = inner_strategy(strategy, plain)
     exhaustive = inner in ("dpor", "dfs")
     factory = opts.executor_factory() if exhaustive else None
     checkpoint = None
     if opts.checkpoint is not None and exhaustive:
-        checkpoint = opts.checkpoint.for_search(f"{scenario.digest()}:{design.name}:{inner}:{bound}:{retry_bound}"
-                                                 + (":crash" if crash else ""))
+        checkpoint = opts.checkpoint.for_search(search_key(scenario, design, inner, bound, retry_bound, crash))
     # The replays below come under the budget too: a step stuck past it is stopped (sched.watchdog).
     with watchdog.deadline(budget_seconds):
         return _explore_design(scenario, design, program, inner, exhaustive, factory, checkpoint, opts, bound=bound,

@@ -30,6 +30,7 @@ def make_search_options(jobs: int | None, engine: str, address: str | None, chec
             saved = cp.entries
             cp = Checkpoint(checkpoint, resume=False)
             cp.entries = saved
+            cp.resuming = True
     elif checkpoint is not None:
         cp = Checkpoint(checkpoint, resume=False)
     if jobs is None:  # every core here, or (0) every CPU of the Ray cluster

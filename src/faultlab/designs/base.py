@@ -9,10 +9,13 @@ never changes what another design runs (see :mod:`faultlab.kernel.image`).
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from faultlab.fs import ext4, shmem
@@ -79,6 +82,34 @@ class Design:
         for fs in self.filesystems.values():
             mods.update(fn.__module__ for fn in record_functions(fs))
         return sorted(m for m in mods if m != "faultlab" and not m.startswith("faultlab."))
+
+    @cached_property
+    def code_digest(self) -> str:
+        """A digest of :attr:`user_code` ('' for none): its replacements' code and the source
+        files of its code, so that a checkpoint is resumed only by the code that wrote it."""
+        if not self.user_code:
+            return ""
+        h = hashlib.sha256()
+        files: set[str] = set()
+        user = set(self.user_code)
+        functions = [new for _, new in self.replaced]
+        for fs in self.filesystems.values():
+            functions += record_functions(fs)
+        for fn in functions:
+            code = getattr(fn, "__code__", None)
+            if code is not None and getattr(fn, "__module__", None) in user:
+                h.update(marshal.dumps(code))
+                files.add(code.co_filename)
+        for mod in (self.era, self.dax):
+            source = getattr(mod, "__file__", None)
+            if mod is not None and mod.__name__ in user and source:
+                files.add(source)
+        for name in sorted(files):
+            try:
+                h.update(Path(name).read_bytes())
+            except OSError:  # (code with no file: its code objects are in the digest)
+                h.update(name.encode())
+        return h.hexdigest()[:16]
 
     @property
     def is_known_bug(self) -> bool:

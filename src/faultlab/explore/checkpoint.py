@@ -15,6 +15,7 @@ a Python pickle: resume only files you wrote."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import time
@@ -23,7 +24,7 @@ from typing import Any
 
 from faultlab.errors import UserError
 
-FORMAT = "faultlab-checkpoint-2"  # 2: nodes keep the threads the bound cut; the coverage counts
+FORMAT = "faultlab-checkpoint-3"  # 2: nodes keep the threads the bound cut; the coverage counts. 3: a digest
 DEFAULT_INTERVAL = 10.0  # seconds between saves while a search runs (FAULTLAB_CHECKPOINT_INTERVAL)
 
 
@@ -41,12 +42,22 @@ class Checkpoint:
         self.key = ""
         self.entries: dict[str, Any] = {}
         self.last_save = time.monotonic()
+        self.resuming = resume
         if resume:
             self.entries = load_entries(self.path)
         else:
             parent = self.path.parent if str(self.path.parent) else Path(".")
             if not parent.is_dir():
                 raise UserError(f"checkpoint {path}: directory {parent} does not exist")
+
+    def check_resumes(self, keys: list[str], scenario_digest: str) -> None:
+        """Resuming: UserError unless the file has progress for one of ``keys`` (the searches the
+        command runs), rather than silently starting them all again."""
+        if not self.resuming or any(k in self.entries for k in keys):
+            return
+        held = "; ".join(sorted({describe_key(k, scenario_digest) for k in self.entries})) or "nothing"
+        raise UserError(f"checkpoint {self.path} holds no progress of this command's searches (it holds: {held}): "
+                        "resume with the options that wrote it, or start again with --checkpoint")
 
     def for_search(self, key: str) -> Checkpoint:
         self.key = key
@@ -56,14 +67,20 @@ class Checkpoint:
         """The saved state of the current search, or None."""
         return self.entries.get(self.key)
 
+    def damaged(self, why: str) -> UserError:
+        """The error for a saved state that cannot be resumed (a file made or changed by hand)."""
+        return UserError(f"checkpoint {self.path} is damaged ({why})")
+
     def due(self) -> bool:
         return time.monotonic() - self.last_save >= self.interval
 
     def save(self, state: Any) -> None:
         self.entries[self.key] = state
         tmp = self.path.with_name(self.path.name + ".tmp")
+        payload = pickle.dumps(self.entries, protocol=pickle.HIGHEST_PROTOCOL)
         with open(tmp, "wb") as f:
-            pickle.dump({"format": FORMAT, "entries": self.entries}, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump({"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "entries": payload}, f,
+                        protocol=pickle.HIGHEST_PROTOCOL)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
@@ -84,7 +101,24 @@ def load_entries(path: Path) -> dict[str, Any]:
                         f"{FORMAT}): run the search again with --checkpoint")
     if fmt != FORMAT:
         raise UserError(f"checkpoint {path} is not a {FORMAT} file")
-    entries = doc.get("entries")
-    if not isinstance(entries, dict):
-        raise UserError(f"checkpoint {path} is damaged (no entries)")
+    payload = doc.get("entries")
+    if not isinstance(payload, bytes) or doc.get("sha256") != hashlib.sha256(payload).hexdigest():
+        raise UserError(f"checkpoint {path} is damaged (its contents do not match their digest)")
+    try:
+        entries = pickle.loads(payload)
+    except Exception as e:  # noqa: BLE001 - whatever the damage, one line
+        raise UserError(f"checkpoint {path} is damaged: {e}") from None
+    if not isinstance(entries, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in entries.items()):
+        raise UserError(f"checkpoint {path} is damaged (its entries are not searches)")
     return entries
+
+
+def describe_key(key: str, scenario_digest: str) -> str:
+    """A search's key (faultlab.exploring.search_key) as a user reads it."""
+    digest, design, strategy, bound, retry, *rest = key.split(":") + ["", "", "", ""]
+    what = f"{design} ({strategy}"
+    what += f", bound {bound}" if bound not in ("None", "") else ""
+    what += f", retry bound {retry}" if retry not in ("None", "") else ""
+    what += ", crash" if "crash" in rest else ""
+    what += "".join(f", code digest {r[5:]}" for r in rest if r.startswith("code="))
+    return what + (")" if digest == scenario_digest else ", another scenario)")

@@ -648,6 +648,10 @@ class SplitSearch:
                 if res.interrupted:  # the task stopped part way: it is run again on resume
                     spec.future = None
                     return self._stop(spec, collector, checkpoint, INTERRUPTED)
+                if checkpoint is not None and self._limit_reached_by(res, collector):
+                    # The search stops part way through this task: what is saved is the state
+                    # before it (as on a signal), and a resumed search runs it again.
+                    checkpoint.save(self.state(spec, collector, self.program))
                 del self.specs[spec.prefix]
                 self.idents.pop(spec.ident, None)
                 self.inflight.pop(spec.ident, None)
@@ -665,6 +669,12 @@ class SplitSearch:
                 if s.future is not None:
                     s.future.cancel()
             self.executor.close()
+
+    def _limit_reached_by(self, res: TaskResult, collector: Collector) -> bool:
+        """Whether committing ``res`` may stop the search at ``--max-schedules`` or the time budget."""
+        if res.stopped or (self.deadline is not None and time.time() >= self.deadline):
+            return True
+        return self.max_schedules is not None and collector.schedules + len(res.runs) >= self.max_schedules
 
     def _stop(self, spec: _Spec, collector: Collector, checkpoint: Checkpoint | None,
               reason: str) -> tuple[bool, str, bool]:
@@ -747,7 +757,10 @@ def parallel_search(program: Program, collector: Collector, *, reduce: bool, bou
     from the checkpoint's state for this search if it has one, and saves its own."""
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
-        top = saved["top"]
+        assert checkpoint is not None
+        top = saved.get("top")
+        if not isinstance(top, int) or top < 0:
+            raise checkpoint.damaged(f"its split depth is {top!r}")
     if top is None:
         top = split_depth(first_run_steps(program), workers=not isinstance(executor, InlineExecutor))
     deadline = time.time() + budget_seconds if budget_seconds is not None else None
@@ -755,7 +768,12 @@ def parallel_search(program: Program, collector: Collector, *, reduce: bool, bou
                          deadline)
     merge = getattr(program, "merge_task", None)
     if saved is not None:
-        start = search.restore(saved, collector, program)
+        assert checkpoint is not None
+        try:
+            start = search.restore(saved, collector, program)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # a file made or changed by hand
+            search.executor.close()
+            raise checkpoint.damaged(f"{type(e).__name__}: {e}") from None
         if start is None:  # finished before: nothing to run
             search.executor.close()
             return not search.pruned, EXHAUSTED, search.pruned, search.tasks_committed
