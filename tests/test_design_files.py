@@ -84,6 +84,8 @@ BAD_DESIGNS = [
     ("name-empty", HEAD + "DESIGN = V40.variant('', 's', 'src', {})\n", 3, ["empty name"]),
     ("replaces-a-foreign-function", HEAD + "import os\n\nDESIGN = V40.variant('d', 's', 'src', {os.getcwd: len})\n",
      5, ["cannot replace", "getcwd", "not a function of the model"]),
+    ("a-shipped-name", HEAD + "DESIGN = V40.variant('v4.7', 's', 'src', {})\n", 3,
+     ["DESIGN's name 'v4.7' is a shipped design's: expected a name of its own"]),
     ("replacement-not-a-function", HEAD + "DESIGN = V40.variant('d', 's', 'src', {dax.dax_cow_fault: 5})\n", 3,
      ["cannot replace", "dax_cow_fault"]),
 ]
@@ -199,3 +201,13 @@ def test_replacing_a_function_the_design_does_not_run_is_one_located_line(tmp_pa
     line = _one_line_error(CliRunner().invoke(main, ["run", SEED, "--design", str(tmp_path / "d.py")]))
     assert line.endswith(":4: cannot replace 'finish_fault' (faultlab.kernel.eras.v6_1): this design's kernel "
                          "does not run it"), line
+
+
+def test_two_designs_of_one_name_in_a_list_are_refused(tmp_path: Path) -> None:
+    for i in (1, 2):
+        (tmp_path / f"d{i}.py").write_text(NO_RECHECK)
+    both = f"{tmp_path}/d1.py,{tmp_path}/d2.py"
+    line = _one_line_error(CliRunner().invoke(main, ["explore", SEED, "--design", both]))
+    assert f"--design names the design 'my-no-recheck' twice ({tmp_path}/d1.py and {tmp_path}/d2.py)" in line
+    line = _one_line_error(CliRunner().invoke(main, ["explore", SEED, "--design", "v4.0,v4.7,v4.0"]))
+    assert "names the design 'v4.0' twice" in line

@@ -34,10 +34,14 @@ def resolve_design_args(spec: str) -> list[tuple[Design, str]]:
     registered design by its name."""
     if spec == "all":
         return [(d, d.name) for d in DESIGNS.values()]
-    out = []
+    out: list[tuple[Design, str]] = []
     for part in (p.strip() for p in spec.split(",")):
         if part:
             design = get_design(part)
+            same = next((arg for d, arg in out if d.name == design.name), None)
+            if same is not None:  # one name, two rows of the report and one of the JSON timing
+                raise UserError(f"--design names the design {design.name!r} twice ({same} and {part}): expected "
+                                "designs of different names")
             out.append((design, part if part.endswith(".py") or "/" in part else design.name))
     if not out:
         raise UserError(f"--design {spec!r} names no design: expected a design name, 'all', a comma-separated "

@@ -63,6 +63,12 @@ def _check_design(design: Design, where: str) -> None:
         raise UserError("DESIGN has an empty name: expected e.g. \"my-design\"", where=where)
     if not _NAME.fullmatch(name):
         raise UserError(f"DESIGN's name is {shown(name)}: expected no spaces or ':'", where=where)
+    from faultlab.designs import ALL_DESIGNS  # (the registry imports this module)
+
+    shipped = ALL_DESIGNS.get(name)
+    if shipped is not None and shipped is not design:  # its schedules would replay the shipped one
+        raise UserError(f"DESIGN's name {shown(name)} is a shipped design's: expected a name of its own "
+                        "(schedules and reports name designs by name)", where=where)
     try:
         design.image()
     except UserError as e:
