@@ -4,7 +4,7 @@ NO_RECHECK = '''
 """my-no-recheck: v4.0 without the i_size re-check in the COW branch."""
 from faultlab.designs.v4_0 import DESIGN as V40
 from faultlab.fs.dax import v4_0 as dax
-from faultlab.kernel.flags import VM_FAULT_LOCKED
+from faultlab.kernel.flags import PAGE_SIZE, VM_FAULT_LOCKED
 from faultlab.kernel.memory import i_mmap_lock_read
 from faultlab.kernel.state.page import clear_page
 
@@ -13,8 +13,10 @@ def dax_cow_fault(k, vmf, ext, page):
     """4.0's COW branch, without "Check we didn't race with truncate"."""
     if dax.buffer_written(ext):
         k.pmem.copy_to_page(k, ext.block, vmf.cow_page, "copy_user_bh")
+        k.count("bytes_copied", PAGE_SIZE)
     else:
         clear_page(k, vmf.cow_page)
+        k.count("pages_zeroed")
     vmf.page = page
     if page is None:
         i_mmap_lock_read(k, vmf.vma.file.mapping)
