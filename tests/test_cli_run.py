@@ -243,3 +243,20 @@ def test_schedule_string_replays_the_recorded_order() -> None:
     assert res.exit_code == 0, res.output
     by_op = {o["op"]: o for o in as_json(res)["ops"]}
     assert by_op["store m 1p B"]["outcome"]["value"] == "SIGBUS"
+
+
+@pytest.mark.parametrize("args", [["designs"], ["explore", "scenarios/seed/cow-vs-truncate.toml", "--design", "v4.7",
+                                                "--quiet", "--jobs", "1"]])
+def test_output_to_a_reader_that_went_away_exits_141_not_a_violations_1(args: list[str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # (as `| head` does once it has read enough: every write now fails with EPIPE)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "faultlab", *args], stdout=w, stderr=subprocess.PIPE,
+                              cwd=Path(__file__).resolve().parent.parent, timeout=120, check=False)
+    finally:
+        os.close(w)
+    assert (proc.returncode, proc.stderr) == (141, b"")

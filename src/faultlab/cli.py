@@ -9,6 +9,7 @@ and rich's progress bar only when it is shown. Every usage error and every bad i
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -33,6 +34,9 @@ _NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
     e for e in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if e is not None)  # click >= 8.2
 
 LAZY_COMMANDS = {"oracle": ("faultlab.oracle.cli_oracle", "oracle_cmd")}
+PIPE_CLOSED = 141
+"""The exit status when the output's reader went away (128 + SIGPIPE, as a shell reports a command
+SIGPIPE killed): not 1, which says a violation was found."""
 """Commands whose module is imported only when they are asked for (by name, or by --help)."""
 
 
@@ -58,6 +62,13 @@ def _usage_message(e: click.UsageError) -> str:
     return f"{message} (see '{' '.join(['faultlab', *names])} --help')"
 
 
+def pipe_closed() -> NoReturn:
+    """Exit with PIPE_CLOSED, the output thrown away (the exit's own flush must not fail again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(PIPE_CLOSED)
+
+
 class FaultlabGroup(click.Group):
     """The ``faultlab`` group: lazy subcommands, and one line on stderr for every usage error,
     bad parameter or bad input (exit status 2), never click's usage block or a traceback."""
@@ -74,10 +85,26 @@ class FaultlabGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # the reader went away (``| head``) while a command printed
+            pipe_closed()
+
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            self._main(args, prog_name, complete_var, **extra)
+        finally:  # (what is still buffered is written here: the reader may have gone away since)
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                pipe_closed()
+
+    def _main(self, args: Sequence[str] | None, prog_name: str | None, complete_var: str | None,
+              **extra: Any) -> NoReturn:
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except _NO_ARGS_IS_HELP:
@@ -119,6 +146,7 @@ def console() -> Console:
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=140, color_system=None)
+    out.on_broken_pipe = pipe_closed  # type: ignore[method-assign]  # (rich exits 1: a violation's status)
     return out
 
 
@@ -311,7 +339,8 @@ def explore_cmd(scenario_path: str, design_spec: str, strategy: str, plain: bool
     """Explore the interleavings of SCENARIO's threads under each design: a proof by exhaustion that
     no invariant breaks, or a minimal counterexample with the command that replays it.
 
-    Exit status: 0 no violation, 1 a violation, 2 bad input, 130 interrupted (SIGINT/SIGTERM)."""
+    Exit status: 0 no violation, 1 a violation, 2 bad input, 130 interrupted (SIGINT/SIGTERM), 141 the
+    output's reader went away (as with `| head`)."""
     from faultlab.explore.interrupt import handle_signals
     from faultlab.exploring import explore_design, inner_strategy, search_key, search_options
     from faultlab.exploring_cli import interrupted_message, make_search_options, timing_json

@@ -244,6 +244,8 @@ def print_comparison(out: Console, c: Comparison) -> None:
     # terminal wraps its lines) rather than dropping numbers.
     natural = Measurement.get(out, out.options.update_width(1000), table).maximum
     if natural > out.width:
-        out = Console(file=out.file, width=natural, color_system=out.color_system,  # type: ignore[arg-type]
-                      force_terminal=out.is_terminal, highlight=False)
+        wide = Console(file=out.file, width=natural, color_system=out.color_system,  # type: ignore[arg-type]
+                       force_terminal=out.is_terminal, highlight=False)
+        wide.on_broken_pipe = out.on_broken_pipe  # type: ignore[method-assign]
+        out = wide
     out.print(table)

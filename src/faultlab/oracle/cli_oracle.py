@@ -41,9 +41,12 @@ UNCLAIMED = "dim"
 
 
 def _console() -> Console:
+    from faultlab.cli import pipe_closed
+
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=160, color_system=None)
+    out.on_broken_pipe = pipe_closed  # type: ignore[method-assign]  # (rich exits 1: a violation's status)
     return out
 
 
