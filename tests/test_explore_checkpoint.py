@@ -215,3 +215,20 @@ def test_resuming_another_search_or_an_edited_design_file_is_refused(tmp_path: P
         assert res.stderr.startswith(f"faultlab: checkpoint {cp} holds no progress of this command's searches "
                                      "(it holds: mine (dpor, retry bound 2, code digest "), res.stderr
         assert len(res.stderr.splitlines()) == 1
+
+
+def test_a_resumed_search_reports_the_rates_of_its_own_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from faultlab.cli import main
+
+    cp = str(tmp_path / "cp")
+    args = ["explore", str(ROOT / "scenarios/seed/cow-vs-truncate.toml"), "--design", "v4.7", "--quiet", "--jobs",
+            "1", "--json"]
+    first = CliRunner().invoke(main, [*args, "--max-schedules", "20", "--checkpoint", cp])
+    assert json.loads(first.stdout)["timing"]["v4.7"]["resumed_at_schedule"] == 0
+    rest = json.loads(CliRunner().invoke(main, [*args, "--resume", cp]).stdout)
+    timing, schedules = rest["timing"]["v4.7"], rest["designs"][0]["schedules"]
+    assert 0 < timing["resumed_at_schedule"] <= 20 < schedules
+    ran = schedules - timing["resumed_at_schedule"]  # (the rate and the time are both rounded)
+    assert abs(timing["schedules_per_second"] * timing["elapsed_seconds"] - ran) <= 0.1 * ran + 1

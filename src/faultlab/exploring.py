@@ -254,6 +254,10 @@ def _explore_design(scenario: Scenario, design: Design, program: ScenarioProgram
                     opts: SearchOptions, *, bound: int | None, depth: int, seed: int, max_schedules: int | None,
                     budget_seconds: float | None, design_arg: str | None, progress: Callable[[Stats], None] | None,
                     retry_bound: int | None, crash: bool) -> DesignVerdict:
+    saved = checkpoint.load() if checkpoint is not None else None
+    # (the rates are of this run: a resumed search's counts include those before the checkpoint)
+    before = saved.get("collector", {}) if isinstance(saved, dict) else {}
+    steps0, schedules0 = before.get("steps", 0), before.get("schedules", 0)
     started = time.perf_counter()
     cpu0 = os.times()
     result = explore(
@@ -277,10 +281,11 @@ def _explore_design(scenario: Scenario, design: Design, program: ScenarioProgram
     verdict.timing = {
         "elapsed_seconds": round(elapsed, 3),
         "cpu_seconds": round(cpu, 3),
-        "steps_per_second": round(result.steps / elapsed) if elapsed > 0 else None,
-        "schedules_per_second": round(result.schedules / elapsed) if elapsed > 0 else None,
+        "steps_per_second": round((result.steps - steps0) / elapsed) if elapsed > 0 else None,
+        "schedules_per_second": round((result.schedules - schedules0) / elapsed) if elapsed > 0 else None,
+        "resumed_at_schedule": schedules0,
         "estimated_schedules": result.estimate,
-        "seconds_to_go": _seconds_to_go(result, elapsed),
+        "seconds_to_go": _seconds_to_go(result, elapsed, schedules0),
         "jobs": opts.jobs if exhaustive else 1,
         "engine": opts.engine if exhaustive else "process",
     }
@@ -305,12 +310,13 @@ def _explore_design(scenario: Scenario, design: Design, program: ScenarioProgram
     return verdict
 
 
-def _seconds_to_go(result: ExploreResult, elapsed: float) -> float | None:
+def _seconds_to_go(result: ExploreResult, elapsed: float, resumed_at: int = 0) -> float | None:
     """What the rest of the search would take at the rate it ran (0 once complete; None for a
-    sample, or before any schedule)."""
-    if result.estimate is None or not result.schedules or elapsed <= 0:
+    sample, or before any schedule of this run)."""
+    done = result.schedules - resumed_at
+    if result.estimate is None or done <= 0 or elapsed <= 0:
         return None
-    return round((result.estimate - result.schedules) * elapsed / result.schedules, 3)
+    return round((result.estimate - result.schedules) * elapsed / done, 3)
 
 
 def replay_design(scenario: Scenario, design: Design, schedule: str, crash: bool = False) -> ModelRunResult:
