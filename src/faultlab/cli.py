@@ -34,10 +34,10 @@ _NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
     e for e in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if e is not None)  # click >= 8.2
 
 LAZY_COMMANDS = {"oracle": ("faultlab.oracle.cli_oracle", "oracle_cmd")}
+"""Commands whose module is imported only when they are asked for (by name, or by --help)."""
 PIPE_CLOSED = 141
 """The exit status when the output's reader went away (128 + SIGPIPE, as a shell reports a command
 SIGPIPE killed): not 1, which says a violation was found."""
-"""Commands whose module is imported only when they are asked for (by name, or by --help)."""
 
 
 def fail(message: str, status: int = 2) -> NoReturn:

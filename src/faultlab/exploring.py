@@ -256,8 +256,8 @@ def _explore_design(scenario: Scenario, design: Design, program: ScenarioProgram
                     retry_bound: int | None, crash: bool) -> DesignVerdict:
     saved = checkpoint.load() if checkpoint is not None else None
     # (the rates are of this run: a resumed search's counts include those before the checkpoint)
-    before = saved.get("collector", {}) if isinstance(saved, dict) else {}
-    steps0, schedules0 = before.get("steps", 0), before.get("schedules", 0)
+    before = saved.get("collector") if isinstance(saved, dict) else None
+    steps0, schedules0 = (before.get("steps", 0), before.get("schedules", 0)) if isinstance(before, dict) else (0, 0)
     started = time.perf_counter()
     cpu0 = os.times()
     result = explore(
