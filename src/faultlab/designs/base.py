@@ -76,12 +76,17 @@ class Design:
         """The modules of this design's code that are not faultlab's own (a design file, a variant a
         test builds): every run of such a design is audited (see :class:`faultlab.execution.ModelExecution`),
         since nothing else checks that its code announces what it touches."""
-        mods = {self.era.__name__, *(new.__module__ for _, new in self.replaced)}
+        mods = {self.era.__name__, *(fn.__module__ for fn in self._functions())}
         if self.dax is not None:
             mods.add(self.dax.__name__)
-        for fs in self.filesystems.values():
-            mods.update(fn.__module__ for fn in record_functions(fs))
         return sorted(m for m in mods if m != "faultlab" and not m.startswith("faultlab."))
+
+    def _functions(self) -> list[Any]:
+        """Its replacements and its file systems' ops (the functions it names besides its modules)."""
+        out: list[Any] = [new for _, new in self.replaced]
+        for fs in self.filesystems.values():
+            out += record_functions(fs)
+        return out
 
     @cached_property
     def code_digest(self) -> str:
@@ -92,10 +97,7 @@ class Design:
         h = hashlib.sha256()
         files: set[str] = set()
         user = set(self.user_code)
-        functions = [new for _, new in self.replaced]
-        for fs in self.filesystems.values():
-            functions += record_functions(fs)
-        for fn in functions:
+        for fn in self._functions():
             code = getattr(fn, "__code__", None)
             if code is not None and getattr(fn, "__module__", None) in user:
                 h.update(marshal.dumps(code))
